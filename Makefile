@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## make run: start the bot (Slack when credentials are set, otherwise the local sandbox)
+run: $(STAMP)
+	$(BIN)/sla-bot run
+
+## make test: lint, type-check and the whole test suite
+test: lint unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot matrix_engine storage tests benchmarks
+	$(BIN)/ruff format --check bot matrix_engine storage tests benchmarks
+	$(BIN)/mypy bot matrix_engine storage
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## make bench: benchmark scripts (figures go in README and notes)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Pinned, tested set of runtime + dev dependencies. Regenerate with `make lock`.' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Slack bot, CLI and scheduler wiring: the imperative shell."""

@@ -1,0 +1,1 @@
+"""Pure domain core of the SLA Escalation Bot: no clock, network, disk or environment."""

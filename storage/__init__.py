@@ -1,0 +1,1 @@
+"""SQLite persistence (sqlite-utils): the only package that speaks SQL."""
