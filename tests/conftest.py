@@ -1,0 +1,23 @@
+"""Shared fixtures: cheap real things (a loopback fake Slack, a real WebClient), never mocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from slack_sdk import WebClient
+
+from tests.fakeslack import FakeSlack
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """A running fake Slack Web API with an empty workspace (only the bot user exists)."""
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack_client(fake_slack: FakeSlack) -> WebClient:
+    """The real ``slack_sdk.WebClient`` talking to ``fake_slack`` with a short timeout."""
+    return WebClient(token=fake_slack.token, base_url=fake_slack.url, timeout=5)
