@@ -45,7 +45,15 @@ class IncidentType:
 
 
 def _type(
-    ident: str, title: str, *, aliases: str, owners: str, sev: str, clocks: str, updates: str
+    ident: str,
+    title: str,
+    *,
+    aliases: str,
+    owners: str,
+    sev: str,
+    clocks: str,
+    updates: str,
+    regulatory: bool = False,
 ) -> IncidentType:
     first, escalate = (parse_duration(part) for part in clocks.split("/"))
     return IncidentType(
@@ -57,7 +65,7 @@ def _type(
         first_response=first,
         escalate_after=escalate,
         customer_updates=parse_policy(updates),
-        regulatory=ident == "pii-leakage",
+        regulatory=regulatory,
     )
 
 
@@ -115,6 +123,7 @@ INCIDENT_TYPES: tuple[IncidentType, ...] = (
         sev="SEV-1",
         clocks="10 min/15 min",
         updates="Initial update within 30 min",
+        regulatory=True,
     ),
 )
 

@@ -55,4 +55,4 @@ def scope_items(profile: Profile) -> tuple[str, ...]:
 def one_line(text: str) -> str:
     """The text on one line: whitespace runs (newlines included) become one space and control
     characters are dropped, so a cell, title or YAML comment stays on its line and readable."""
-    return " ".join("".join(char for char in word if char.isprintable()) for word in text.split())
+    return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
