@@ -1,0 +1,136 @@
+"""Answering a parsed slash command: use-case in, Block Kit messages out. No Slack I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from bot import commands as c
+from bot.blocks import Message, escape, render_help, render_matrix, render_notice, render_row, render_who
+from bot.blocks import section, to_message, when
+from bot.matrix_source import MatrixSource
+from bot.service import Actor, AlreadyOpen, IncidentService, NotAllowed, WhichIncident
+from matrix_engine.business_time import add_duration
+from matrix_engine.errors import LookupFailed
+from matrix_engine.incidents import Action, Incident, TransitionRefused
+from matrix_engine.lookup import find_row
+from storage.incidents import IncidentNotFound
+
+DECLARE_ANYWAY = "declare_anyway"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send back: the first message rides on the ack, the rest follow via response_url."""
+
+    messages: list[Message]
+    in_channel: bool = False
+    extra: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str
+    user_id: str
+    channel_id: str
+    trigger_id: str | None
+
+
+class Answers:
+    def __init__(self, *, matrix: MatrixSource, service: IncidentService, command_name: str) -> None:
+        self._matrix = matrix
+        self._service = service
+        self._command = command_name
+
+    def answer(self, request: Request, *, now: datetime) -> Answer:
+        """The reply to one slash command. User mistakes become friendly messages, not errors."""
+        parsed = c.parse_command(request.text)
+        try:
+            return self._answer(parsed, request, now)
+        except LookupFailed as exc:
+            return Answer([render_notice(f":grey_question: {escape(str(exc))}")])
+        except (NotAllowed, WhichIncident, IncidentNotFound, TransitionRefused) as exc:
+            return Answer([render_notice(f":no_entry_sign: {escape(str(exc))}")])
+
+    def _answer(self, parsed: c.Command, request: Request, now: datetime) -> Answer:
+        active = self._matrix.active()
+        actor = Actor(request.user_id, request.channel_id)
+        match parsed:
+            case c.Help():
+                return Answer([render_help(self._command)])
+            case c.ListAll():
+                return Answer(render_matrix(active.matrix, version=str(active.version)))
+            case c.Lookup(query):
+                return Answer([render_row(active.matrix, find_row(active.matrix, query), at=now)])
+            case c.Who(query):
+                return Answer([render_who(active.matrix, find_row(active.matrix, query), at=now)])
+            case c.Declare(query, summary):
+                return self.declare(query=query, summary=summary, actor=actor, trigger_id=request.trigger_id)
+            case c.Transition(action, ref):
+                incident = self._service.act(Action(action.value), ref=ref, actor=actor)
+                return Answer([render_notice(f"{incident.ref} is now *{incident.status.value}*.")])
+            case c.Update(ref, text):
+                incident = self._service.log_update(ref=ref, text=text, actor=actor)
+                return Answer([render_notice(f"Customer update logged for {incident.ref}.")])
+            case c.Status(ref):
+                return Answer([self._status(ref, request.channel_id, now)])
+            case c.Invalid(message):
+                return Answer([render_notice(f":grey_question: {message} Try `{self._command} help`.")])
+        raise AssertionError(f"unhandled command {parsed!r}")
+
+    def declare(
+        self, *, query: str, summary: str, actor: Actor, trigger_id: str | None, force: bool = False
+    ) -> Answer:
+        result = self._service.declare(
+            query=query, summary=summary, actor=actor, trigger_id=trigger_id, force=force
+        )
+        if isinstance(result, AlreadyOpen):
+            return Answer([render_already_open(result, summary=summary)])
+        incident = result.incident
+        if not result.created:
+            return Answer([render_notice(f"Already declared as {incident.ref}; nothing new was opened.")])
+        return Answer(
+            [render_notice(
+                f":rotating_light: Declared {incident.ref} ({incident.row.severity} · "
+                f"{escape(incident.row.title)}) in <#{incident.channel}>. The SLA clock is running."
+            )]
+        )
+
+    def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
+        if ref is not None:
+            incidents = [self._service.find(ref, channel_id=channel_id)]
+        else:
+            incidents = self._service.open_incidents()
+        if not incidents:
+            return render_notice("No open incidents. :sunny:")
+        calendar = self._matrix.active().matrix.calendar
+        lines = [_status_line(i, calendar=calendar, now=now) for i in incidents[:40]]
+        more = f"\n…and {len(incidents) - 40} more" if len(incidents) > 40 else ""
+        return render_notice("\n".join(lines) + more)
+
+
+def _status_line(incident: Incident, *, calendar: object, now: datetime) -> str:
+    from matrix_engine.models import Calendar
+
+    assert isinstance(calendar, Calendar)
+    row = incident.row
+    line = f"*{incident.ref}* {row.severity} `{row.id}` — {incident.status.value}"
+    if incident.acknowledged_at is None:
+        line += f" · first response due {when(add_duration(incident.declared_at, row.first_response, calendar))}"
+    if incident.mitigated_at is None:
+        line += f" · escalates {when(add_duration(incident.declared_at, row.escalate_after, calendar))}"
+    return line
+
+
+def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:
+    refs = ", ".join(f"*{i.ref}* (declared {when(i.declared_at)} by <@{i.declared_by}>)" for i in result.open_here)
+    import json
+
+    value = json.dumps({"type": result.row.id, "summary": summary[:1500]})
+    blocks: list[Block] = [
+        section(f":warning: `{result.row.id}` is already open here: {refs}. Open another one anyway?"),
+        ActionsBlock(elements=[ButtonElement(text="Open another incident", action_id=DECLARE_ANYWAY, value=value)]),
+    ]
+    return to_message(f"{result.row.id} is already open here: {result.open_here[0].ref}", blocks)

@@ -1,0 +1,190 @@
+"""The composition root: settings → storage → matrix → Slack clients → dispatcher → Bolt app.
+
+Everything the bot is made of is built here and nowhere else, so tests and the sandbox build the
+very same object graph with a different Slack URL or clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.answers import Answers
+from bot.clock import Clock, SimClock, SystemClock
+from bot.dispatcher import Dispatcher
+from bot.gateway import SlackGateway
+from bot.http import SlackHttpApp
+from bot.listeners import register
+from bot.matrix_source import MatrixSource
+from bot.scheduler import SingletonLock, Ticker
+from bot.service import IncidentService
+from bot.settings import Settings
+from storage.db import Store
+from storage.incidents import Incidents
+from storage.outbox import Outbox
+from storage.requests import SeenRequests
+from storage.versions import Versions
+
+log = logging.getLogger(__name__)
+
+SLACK_TIMEOUT_S = 10
+
+
+@dataclass
+class Identity:
+    team_id: str | None = None
+    bot_user_id: str | None = None
+    bot_id: str | None = None
+
+
+def make_clock(settings: Settings) -> Clock:
+    if settings.SLA_BOT_SIM_START is None and settings.SLA_BOT_TIME_SCALE == 1.0:
+        return SystemClock()
+    start = settings.SLA_BOT_SIM_START or datetime.now().astimezone()
+    return SimClock(start, scale=settings.SLA_BOT_TIME_SCALE, anchor=settings.SLA_BOT_SIM_ANCHOR)
+
+
+def interactive_client(settings: Settings) -> WebClient:
+    """For listeners: slack_sdk retries connection errors, 429 (Retry-After) and 5xx itself."""
+    return WebClient(
+        token=_secret(settings.SLACK_BOT_TOKEN),
+        base_url=settings.SLACK_API_URL,
+        timeout=SLACK_TIMEOUT_S,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def delivery_client(settings: Settings) -> WebClient:
+    """For the dispatcher: no retry handlers — the outbox retries, reconciling ambiguous sends."""
+    client = WebClient(token=_secret(settings.SLACK_BOT_TOKEN), base_url=settings.SLACK_API_URL, timeout=5)
+    client.retry_handlers = []
+    return client
+
+
+def _secret(value: object) -> str | None:
+    return None if value is None else value.get_secret_value()  # type: ignore[attr-defined]
+
+
+class Runtime:
+    """The running bot: one of these per process."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, singleton: bool = True) -> None:
+        self.settings = settings
+        self.clock = clock or make_clock(settings)
+        self.store = Store(settings.SLA_BOT_DB)
+        self.incidents = Incidents(self.store)
+        self.outbox = Outbox(self.store)
+        self.seen = SeenRequests(self.store)
+        self.matrix = MatrixSource(versions=Versions(self.store), path=settings.SLA_BOT_MATRIX, clock=self.clock)
+        self.matrix.load()
+        self.identity = Identity()
+        self.client = interactive_client(settings)
+        self.gateway = SlackGateway(delivery_client(settings))
+        self.background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-bg")
+        self.dispatcher = Dispatcher(
+            outbox=self.outbox,
+            incidents=self.incidents,
+            gateway=self.gateway,
+            clock=self.clock,
+            matrix=lambda: self.matrix.active().matrix,
+            admins=settings.SLA_BOT_ADMINS,
+        )
+        self.ticker = Ticker(tick=self.dispatcher.tick, next_due=self.outbox.next_wake, clock=self.clock)
+        self._lock = SingletonLock(settings.SLA_BOT_DB.with_suffix(settings.SLA_BOT_DB.suffix + ".lock"))
+        self._singleton = singleton
+        self.service = IncidentService(
+            incidents=self.incidents,
+            outbox=self.outbox,
+            clock=self.clock,
+            matrix=self.matrix,
+            admins=frozenset(settings.SLA_BOT_ADMINS),
+            wake=self.ticker.wake,
+        )
+        self.answers = Answers(matrix=self.matrix, service=self.service, command_name=settings.SLA_BOT_COMMAND)
+        self.app = self._bolt_app()
+        self.http = SlackHttpApp(
+            app=self.app,
+            signing_secret=_secret(settings.SLACK_SIGNING_SECRET) or "",
+            health=self.health,
+            first_delivery=lambda key: self.seen.first_time(key, at=self.clock.now()),
+        )
+
+    def _bolt_app(self) -> App:
+        def authorize() -> AuthorizeResult:  # Bolt passes arguments by the names declared here
+            return self._authorize()
+
+        app = App(
+            client=self.client,
+            authorize=authorize,
+            process_before_response=True,
+            request_verification_enabled=False,  # verified in bot.http before Bolt sees the request
+            ignoring_self_events_enabled=True,
+            name="sla-escalation-bot",
+        )
+        register(
+            app,
+            command=self.settings.SLA_BOT_COMMAND,
+            answers=self.answers,
+            service=self.service,
+            matrix=self.matrix,
+            clock=self.clock,
+            background=self.background,
+        )
+        return app
+
+    def _authorize(self) -> AuthorizeResult:
+        return AuthorizeResult(
+            enterprise_id=None,
+            team_id=self.identity.team_id,
+            bot_user_id=self.identity.bot_user_id,
+            bot_id=self.identity.bot_id,
+            bot_token=_secret(self.settings.SLACK_BOT_TOKEN),
+        )
+
+    def identify(self) -> None:
+        """Ask Slack who we are (auth.test); a failure is logged, not fatal, and retried later."""
+        try:
+            response = self.client.auth_test()
+        except SlackApiError as exc:
+            log.error("auth.test failed: %s (check SLACK_BOT_TOKEN)", exc.response.get("error"))
+            return
+        except OSError as exc:
+            log.warning("auth.test could not reach Slack: %s", exc)
+            return
+        self.identity = Identity(response.get("team_id"), response.get("user_id"), response.get("bot_id"))
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        ok, detail = self.ticker.healthy()
+        detail["outbox"] = self.outbox.counts()
+        return ok, detail
+
+    def start(self) -> None:
+        """Take the scheduler lock and start delivering."""
+        if self._singleton:
+            self._lock.acquire()
+        self.identify()
+        self.ticker.start()
+
+    def stop(self) -> None:
+        self.ticker.shutdown()
+        self.background.shutdown(wait=True, cancel_futures=False)
+        self._lock.release()
+        self.store.close()
+
+

@@ -1,0 +1,193 @@
+"""Block Kit rendering: pure functions from domain data to Slack messages. Nothing here posts.
+
+Blocks are built with `slack_sdk.models.blocks`, whose `to_dict()` checks Slack's limits; text is
+truncated to those limits first and user-supplied text is escaped so it cannot mention anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.commands import SUBCOMMANDS
+from matrix_engine.models import IncidentRow, Matrix
+from matrix_engine.oncall import OnCallNow, mentions, on_call_for_row
+
+MAX_BLOCKS = 50
+HEADER_MAX = 150
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+TEXT_MAX = 40000
+SHARE_ACTION = "share_row"
+
+SEVERITY_EMOJI = {"SEV-1": ":red_circle:", "SEV-2": ":large_orange_circle:"}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One Slack message: a plain-text fallback and its blocks (already validated dicts)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def escape(text: str) -> str:
+    """Neutralise Slack control sequences in user text: `<!channel>` becomes `&lt;!channel&gt;`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def to_message(text: str, blocks: Sequence[Block]) -> Message:
+    """Validate blocks against Slack's limits and pair them with a fallback text."""
+    if len(blocks) > MAX_BLOCKS:
+        raise ValueError(f"{len(blocks)} blocks exceed Slack's {MAX_BLOCKS}-block limit")
+    return Message(text=truncate(text, TEXT_MAX), blocks=[b.to_dict() for b in blocks])
+
+
+def header(text: str) -> HeaderBlock:
+    return HeaderBlock(text=PlainTextObject(text=truncate(text, HEADER_MAX), emoji=True))
+
+
+def section(text: str, *, fields: Sequence[str] = ()) -> SectionBlock:
+    return SectionBlock(
+        text=MarkdownTextObject(text=truncate(text, SECTION_MAX)) if text else None,
+        fields=[MarkdownTextObject(text=truncate(f, FIELD_MAX)) for f in fields] or None,
+    )
+
+
+def context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, SECTION_MAX))])
+
+
+def row_fields(matrix: Matrix, row: IncidentRow) -> list[str]:
+    """The six promises of a row as Block Kit fields."""
+    return [
+        f"*Severity*\n{SEVERITY_EMOJI.get(row.severity.value, ':white_circle:')} {row.severity}",
+        f"*First response*\n{row.first_response}",
+        f"*Escalate after*\n{row.escalate_after}",
+        f"*Owner*\n{escape(matrix.owner_names(row))}",
+        f"*Executive notify*\n{'Yes' if row.executive_notify else 'No'}",
+        f"*Customer update window*\n{row.customer_updates.render()}",
+    ]
+
+
+def render_row(matrix: Matrix, row: IncidentRow, *, at: datetime, shareable: bool = True) -> Message:
+    """`/escalate <type>`: the row, who is on call now, and a button to share it."""
+    on_call = on_call_for_row(matrix, row, at)
+    blocks: list[Block] = [
+        header(row.title),
+        section("", fields=row_fields(matrix, row)),
+        section(_on_call_summary(on_call)),
+        context(f"`{row.id}`" + (f" · aliases: {', '.join(row.aliases)}" if row.aliases else "")),
+    ]
+    if shareable:
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(text="Share in channel", action_id=SHARE_ACTION, value=row.id)
+                ]
+            )
+        )
+    return to_message(_row_text(matrix, row), blocks)
+
+
+def _row_text(matrix: Matrix, row: IncidentRow) -> str:
+    return (
+        f"{row.title}: {row.severity}, first response {row.first_response}, escalate after "
+        f"{row.escalate_after}, owner {matrix.owner_names(row)}, executive notify "
+        f"{'yes' if row.executive_notify else 'no'}, customer updates: "
+        f"{row.customer_updates.render()}"
+    )
+
+
+def _on_call_summary(on_call: Sequence[OnCallNow]) -> str:
+    lines = [f"*On call now* ({', '.join(o.role_name for o in on_call)})"]
+    for who in on_call:
+        lines.append(f"• {escape(who.role_name)}: {_who_line(who)}")
+    return "\n".join(lines)
+
+
+def _who_line(who: OnCallNow) -> str:
+    if who.gap:
+        contacts = mentions_of(who.escalation) or "no escalation contacts configured"
+        return f":warning: nobody on call — escalation contacts: {contacts}"
+    line = mentions(who) or "nobody bound in Slack"
+    if who.region:
+        line += f" ({who.region} shift"
+        line += f", hands off {when(who.hands_off_at)})" if who.hands_off_at else ")"
+    return line
+
+
+def mentions_of(user_ids: Sequence[str]) -> str:
+    return " ".join(f"<@{u}>" for u in dict.fromkeys(user_ids))
+
+
+def when(at: datetime) -> str:
+    """A Slack date token: every reader sees it in their own time zone."""
+    epoch = int(at.timestamp())
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def render_who(matrix: Matrix, row: IncidentRow, *, at: datetime) -> Message:
+    """`/escalate who <type>`: on-call members, their shift and hand-off, escalation contacts."""
+    blocks: list[Block] = [header(f"Who owns: {row.title}")]
+    for who in on_call_for_row(matrix, row, at):
+        lines = [f"*{escape(who.role_name)}*", f"On call now: {_who_line(who)}"]
+        if who.usergroup:
+            lines.append(f"User group: <!subteam^{who.usergroup}>")
+        contacts = mentions_of(who.escalation)
+        lines.append(f"Escalation contacts: {contacts or '_none configured_'}")
+        blocks.append(section("\n".join(lines)))
+    blocks.append(context(f"As of {when(at)}"))
+    return to_message(f"Owners of {row.id}: " + matrix.owner_names(row), blocks)
+
+
+def render_matrix(matrix: Matrix, *, version: str | None = None) -> list[Message]:
+    """`/escalate list`: the whole matrix, split so no message exceeds Slack's block limit."""
+    title = f"AI SLA Escalation Matrix - {matrix.profile.use_case}"
+    rows: list[Block] = []
+    for number, row in enumerate(matrix.incidents, start=1):
+        rows.append(section(f"*{number}. {escape(row.title)}* `{row.id}`", fields=row_fields(matrix, row)))
+    per_message = MAX_BLOCKS - 2
+    chunks = [rows[i : i + per_message] for i in range(0, len(rows), per_message)] or [[]]
+    messages = []
+    for index, chunk in enumerate(chunks):
+        part = f" ({index + 1}/{len(chunks)})" if len(chunks) > 1 else ""
+        suffix = f" · version {version}" if version else ""
+        blocks: list[Block] = [header(title + part), *chunk, context(f"{len(matrix.incidents)} incident types{suffix}")]
+        messages.append(to_message(f"{title}{part}", blocks))
+    return messages
+
+
+def render_help(command: str) -> Message:
+    """`/escalate help`: every subcommand with its one-line purpose."""
+    lines = [f"`{command} {usage}` — {purpose}" for usage, purpose in SUBCOMMANDS.items()]
+    blocks: list[Block] = [header("SLA Escalation Bot"), section("\n".join(lines))]
+    return to_message(f"{command} help: " + ", ".join(SUBCOMMANDS), blocks)
+
+
+def render_notice(text: str) -> Message:
+    """A short ephemeral answer (already-escaped markdown)."""
+    return to_message(text, [section(text)])
+
+
+def render_divider_list(items: Sequence[str]) -> list[Block]:
+    return [DividerBlock(), *(section(item) for item in items)]

@@ -1,0 +1,207 @@
+"""The `sla-bot` command line. Errors become one clear line and a non-zero exit, never a traceback
+(set SLA_BOT_LOG_LEVEL=DEBUG to see it in the log)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from bot.settings import SettingsError, load_settings
+from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
+from matrix_engine.generator import generate_matrix
+from matrix_engine.loading import validate_matrix_text
+from matrix_engine.lookup import find_row
+from matrix_engine.models import (
+    SEED_PROFILE,
+    Impact,
+    Interactions,
+    Matrix,
+    OnCall,
+    Profile,
+    Review,
+    Tier,
+)
+from matrix_engine.render import render_csv, render_json, render_markdown, render_yaml
+from matrix_engine.render.cells import TABLE_HEADER, row_cells
+
+log = logging.getLogger("sla-bot")
+
+app = typer.Typer(
+    name="sla-bot",
+    help="SLA Escalation Bot: an AI SLA escalation matrix, live in Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_MATRIX = Path("manifests/matrix.yaml")
+
+
+class Format(StrEnum):
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+    yaml = "yaml"
+
+
+RENDERERS = {
+    Format.markdown: render_markdown,
+    Format.csv: render_csv,
+    Format.json: render_json,
+    Format.yaml: render_yaml,
+}
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def read_text(path: Path) -> str:
+    from bot.matrix_source import MAX_FILE_BYTES
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror}")
+    if len(raw) > MAX_FILE_BYTES:
+        fail(f"{path}: error: the file is {len(raw):,} bytes; a matrix file is at most {MAX_FILE_BYTES:,}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{path}: error: the file is not UTF-8 text")
+
+
+def load_matrix(path: Path) -> Matrix:
+    matrix, problems = validate_matrix_text(read_text(path), source=str(path))
+    if matrix is None:
+        fail("\n".join(p.format(str(path)) for p in problems))
+    return matrix
+
+
+@app.command()
+def generate(
+    use_case: Annotated[str, typer.Option(help="What the AI feature does.")] = SEED_PROFILE.use_case,
+    interactions: Annotated[Interactions, typer.Option(help="Monthly interactions.")] = SEED_PROFILE.interactions,
+    impact: Annotated[Impact, typer.Option(help="Customer impact profile.")] = SEED_PROFILE.impact,
+    on_call: Annotated[OnCall, typer.Option(help="On-call model.")] = SEED_PROFILE.on_call,
+    review: Annotated[Review, typer.Option(help="Review cadence.")] = SEED_PROFILE.review,
+    tier: Annotated[Tier, typer.Option(help="Escalation readiness tier.")] = SEED_PROFILE.tier,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")] = None,
+) -> None:
+    """Generate a matrix from a profile (no options: the seed's Customer support assistant)."""
+    profile = Profile(
+        use_case=use_case, interactions=interactions, impact=impact, on_call=on_call, review=review, tier=tier
+    )
+    text = RENDERERS[fmt](generate_matrix(profile))
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({fmt.value})", err=True)
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="The matrix YAML file.")]) -> None:
+    """Check a matrix file: exit 0 if valid (warnings shown), 1 with every problem if not."""
+    matrix, problems = validate_matrix_text(read_text(file), source=str(file))
+    for problem in problems:
+        typer.echo(problem.format(str(file)), err=problem.severity == "error")
+    if matrix is None:
+        errors = sum(p.severity == "error" for p in problems)
+        fail(f"{file}: invalid ({errors} error{'s' if errors != 1 else ''})")
+    warnings = len(problems)
+    typer.echo(
+        f"{file}: valid — {len(matrix.incidents)} incident types, {len(matrix.owners)} owner roles, "
+        f"{warnings} warning{'s' if warnings != 1 else ''}"
+    )
+
+
+@app.command()
+def show(
+    incident_type: Annotated[str | None, typer.Argument(metavar="[TYPE]", help="Id, alias or prefix.")] = None,
+    matrix_file: Annotated[Path, typer.Option("--matrix", help="Matrix file.")] = DEFAULT_MATRIX,
+) -> None:
+    """Show one row of the matrix (by id, alias or prefix), or the whole matrix."""
+    matrix = load_matrix(matrix_file)
+    if incident_type is None:
+        typer.echo(render_markdown(matrix), nl=False)
+        return
+    try:
+        row = find_row(matrix, incident_type)
+    except LookupFailed as exc:
+        fail(str(exc))
+    cells = row_cells(matrix, number=matrix.incidents.index(row) + 1, row=row)
+    typer.echo(f"{row.title}  ({row.id})")
+    width = max(len(h) for h in TABLE_HEADER[2:]) + 1
+    for label, value in zip(TABLE_HEADER[2:], cells[2:], strict=True):
+        typer.echo(f"  {label + ':':<{width}} {value}")
+    if row.aliases:
+        typer.echo(f"  {'Aliases:':<{width}} {', '.join(row.aliases)}")
+
+
+@app.command()
+def serve() -> None:
+    """Run the bot against Slack: Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT."""
+    from bot.server import serve as run_server
+
+    settings = _settings()
+    try:
+        settings.require_slack()
+    except SettingsError as exc:
+        fail(str(exc))
+    run_server(settings)
+
+
+@app.command()
+def sandbox() -> None:
+    """A local terminal chat with the bot: no Slack needed (type `/escalate latency-spike`)."""
+    from bot.sandbox import run_sandbox
+
+    run_sandbox(_settings())
+
+
+@app.command()
+def run() -> None:
+    """What `make run` starts: `serve` when Slack credentials are configured, else `sandbox`."""
+    settings = _settings()
+    if settings.has_slack_credentials:
+        serve()
+    else:
+        typer.echo("No Slack credentials configured: starting the local sandbox.", err=True)
+        sandbox()
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail("sla-bot cannot start:\n" + "\n".join(f"  {line}" for line in exc.problems))
+
+
+def main() -> None:
+    """Entry point: the single place CLI errors become words."""
+    try:
+        app()
+    except MatrixInvalid as exc:
+        typer.echo(str(exc), err=True)
+        sys.exit(1)
+    except (MatrixError, SettingsError) as exc:
+        typer.echo(f"sla-bot: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # the one place: words for the user, the traceback for the log
+        log.debug("unexpected error", exc_info=True)
+        typer.echo(f"sla-bot: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

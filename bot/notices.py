@@ -1,0 +1,165 @@
+"""Block Kit for a live incident: its card and each timeline message (pure; nothing posts here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from bot.blocks import Message, context, escape, header, mentions_of, section, to_message
+from bot.blocks import when as slack_when
+from matrix_engine.business_time import add_duration
+from matrix_engine.incidents import Incident, Status
+from matrix_engine.models import Matrix
+from matrix_engine.oncall import OnCallNow, mentions
+from matrix_engine.timeline import MessageKind
+
+ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION, UPDATE_ACTION = (
+    "incident_ack",
+    "incident_mitigate",
+    "incident_resolve",
+    "incident_update",
+)
+STATUS_EMOJI = {
+    Status.OPEN: ":rotating_light:",
+    Status.ACKNOWLEDGED: ":eyes:",
+    Status.MITIGATED: ":adhesive_bandage:",
+    Status.RESOLVED: ":white_check_mark:",
+}
+
+
+def drill_prefix(incident: Incident) -> str:
+    return "[DRILL] " if incident.drill else ""
+
+
+def render_card(incident: Incident, matrix: Matrix) -> Message:
+    """The incident card: state, clocks and the buttons people press."""
+    row = incident.row
+    title = f"{drill_prefix(incident)}{incident.ref} · {row.severity} · {row.title}"
+    due_first = add_duration(incident.declared_at, row.first_response, matrix.calendar)
+    due_escalate = add_duration(incident.declared_at, row.escalate_after, matrix.calendar)
+    fields = [
+        f"*Status*\n{STATUS_EMOJI[incident.status]} {incident.status.value.capitalize()}",
+        f"*Declared by*\n<@{incident.declared_by}> {slack_when(incident.declared_at)}",
+        f"*First response due*\n{row.first_response} · {slack_when(due_first)}",
+        f"*Escalates*\n{row.escalate_after} · {slack_when(due_escalate)}",
+        f"*Owner*\n{escape(matrix.owner_names(row))}",
+        f"*Customer updates*\n{row.customer_updates.render()}",
+    ]
+    blocks: list[Block] = [header(title)]
+    if incident.summary:
+        blocks.append(section(escape(incident.summary)))
+    blocks.append(section("", fields=fields))
+    blocks.append(context(_progress(incident)))
+    if incident.status is not Status.RESOLVED:
+        blocks.append(_buttons(incident))
+    return to_message(f"{title} — {incident.status.value}", blocks)
+
+
+def _progress(incident: Incident) -> str:
+    steps = []
+    for label, at, who in (
+        ("Acknowledged", incident.acknowledged_at, incident.acknowledged_by),
+        ("Mitigated", incident.mitigated_at, incident.mitigated_by),
+        ("Resolved", incident.resolved_at, incident.resolved_by),
+    ):
+        if at is not None:
+            steps.append(f"{label} by <@{who}> {slack_when(at)}")
+    return " · ".join(steps) or f"`{incident.row.id}` · matrix v{incident.matrix_version}"
+
+
+def _buttons(incident: Incident) -> ActionsBlock:
+    value = str(incident.id)
+    buttons = []
+    if incident.status is Status.OPEN:
+        buttons.append(ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary"))
+    if incident.status in (Status.OPEN, Status.ACKNOWLEDGED):
+        buttons.append(ButtonElement(text="Mitigated", action_id=MITIGATE_ACTION, value=value))
+    buttons.append(ButtonElement(text="Resolved", action_id=RESOLVE_ACTION, value=value, style="danger"))
+    buttons.append(ButtonElement(text="Customer update posted", action_id=UPDATE_ACTION, value=value))
+    return ActionsBlock(elements=buttons)
+
+
+def render_timeline_message(
+    kind: MessageKind,
+    incident: Incident,
+    matrix: Matrix,
+    *,
+    on_call: Sequence[OnCallNow],
+    card_link: str | None,
+    at: datetime,
+) -> Message:
+    """The text of one planned message, addressed to whoever is on call at send time."""
+    row, tag = incident.row, drill_prefix(incident)
+    owners = _audience(on_call)
+    contacts = mentions_of([c for who in on_call for c in who.escalation])
+    link = f" <{card_link}|{incident.ref}>" if card_link else f" {incident.ref}"
+    texts = {
+        MessageKind.OWNER_PING: (
+            f"{tag}:rotating_light: {owners} you own{link}: *{escape(row.title)}* ({row.severity}). "
+            f"First response within {row.first_response}."
+        ),
+        MessageKind.EXECUTIVE_NOTIFY: (
+            f"{tag}:briefcase: Executive notice: {row.severity}{link} — *{escape(row.title)}* declared "
+            f"{slack_when(incident.declared_at)}."
+            + (f"\n> {escape(incident.summary)}" if incident.summary else "")
+        ),
+        MessageKind.FIRST_RESPONSE_MISSED: (
+            f"{tag}:alarm_clock: First response target of {row.first_response} missed for{link}. "
+            f"{owners} please acknowledge. Escalation contacts: {contacts or 'none configured'}."
+        ),
+        MessageKind.ESCALATION: (
+            f"{tag}:arrow_double_up: Escalation:{link} not mitigated after {row.escalate_after}. "
+            f"{contacts or owners} — please engage."
+        ),
+        MessageKind.CUSTOMER_UPDATE_DUE: (
+            f"{tag}:mega: Customer update due for{link} ({row.customer_updates.render()}). "
+            f"{owners} post it, then press *Customer update posted*."
+        ),
+        MessageKind.CUSTOMER_UPDATE_OVERDUE: (
+            f"{tag}:warning: Customer update overdue for{link} ({row.customer_updates.render()}). "
+            f"{owners} {contacts}".rstrip()
+        ),
+    }
+    texts |= _state_notes(incident, tag)
+    text = texts.get(kind) or f"{tag}{incident.ref}: {kind.value}"
+    blocks: list[Block] = [section(text)]
+    gap = [who for who in on_call if who.gap]
+    if gap and kind in (MessageKind.OWNER_PING, MessageKind.FIRST_RESPONSE_MISSED):
+        names = ", ".join(escape(who.role_name) for who in gap)
+        blocks.append(context(f":warning: Coverage gap: nobody on call for {names}; paged escalation contacts."))
+    return to_message(text, blocks)
+
+
+def _state_notes(incident: Incident, tag: str) -> dict[MessageKind, str]:
+    def by(who: str | None, at: datetime | None) -> str:
+        return f"<@{who}> {slack_when(at)}" if who and at else "someone"
+
+    return {
+        MessageKind.INCIDENT_ACKNOWLEDGED: (
+            f"{tag}:eyes: Acknowledged by {by(incident.acknowledged_by, incident.acknowledged_at)}. "
+            "First-response reminders stop."
+        ),
+        MessageKind.INCIDENT_MITIGATED: (
+            f"{tag}:adhesive_bandage: Mitigated by {by(incident.mitigated_by, incident.mitigated_at)}. "
+            "Escalation and customer-update reminders stop."
+        ),
+        MessageKind.INCIDENT_RESOLVED: (
+            f"{tag}:white_check_mark: Resolved by {by(incident.resolved_by, incident.resolved_at)}. "
+            "All reminders stop."
+        ),
+        MessageKind.CUSTOMER_UPDATE_LOGGED: (
+            f"{tag}:speech_balloon: Customer update logged {slack_when(incident.last_update_at)}."
+            if incident.last_update_at
+            else f"{tag}:speech_balloon: Customer update logged."
+        ),
+    }
+
+
+def _audience(on_call: Sequence[OnCallNow]) -> str:
+    """Mentions of the people on call; escalation contacts where a role has a coverage gap."""
+    parts = []
+    for who in on_call:
+        parts.append(mentions_of(who.escalation) if who.gap else mentions(who))
+    return " ".join(p for p in parts if p) or "Owners"

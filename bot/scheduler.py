@@ -1,0 +1,113 @@
+"""The process's one APScheduler 3.x BackgroundScheduler: it wakes the dispatcher at the next due
+time and on a short safety interval. The jobs hold no state of their own — the outbox in SQLite
+is the schedule — so nothing is lost when the process dies, and a renamed function deletes nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot.clock import Clock
+
+log = logging.getLogger(__name__)
+
+SAFETY_INTERVAL = timedelta(seconds=1)
+STALL_AFTER = timedelta(seconds=60)
+
+
+class LockHeld(Exception):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(f"another sla-bot process owns the scheduler (lock held: {path})")
+
+
+class SingletonLock:
+    """An advisory file lock: only one process per database runs the dispatcher."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the life of the process
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise LockHeld(self.path) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class Ticker:
+    """Runs `tick` at `next_due()` (converted from simulated to real time) and every second."""
+
+    def __init__(
+        self,
+        *,
+        tick: Callable[[], object],
+        next_due: Callable[[], datetime | None],
+        clock: Clock,
+        safety_interval: timedelta = SAFETY_INTERVAL,
+    ) -> None:
+        self._tick = tick
+        self._next_due = next_due
+        self._clock = clock
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
+        self._interval = safety_interval
+        self.last_tick_real: datetime | None = None
+
+    def start(self) -> None:
+        self._scheduler.add_job(
+            self._run, "interval", seconds=self._interval.total_seconds(), id="safety", next_run_time=datetime.now(UTC)
+        )
+        self._scheduler.start()
+
+    def wake(self) -> None:
+        """Run a tick now (e.g. right after an incident is declared)."""
+        self._schedule_at(datetime.now(UTC))
+
+    def _run(self) -> None:
+        try:
+            self._tick()
+        except Exception:  # the scheduler thread must survive; the traceback goes to the log
+            log.exception("dispatcher tick failed")
+        self.last_tick_real = datetime.now(UTC)
+        due = self._next_due()
+        if due is not None:
+            wait = max(0.0, self._clock.real_seconds(due - self._clock.now()))
+            if wait < self._interval.total_seconds():
+                self._schedule_at(datetime.now(UTC) + timedelta(seconds=wait))
+
+    def _schedule_at(self, when: datetime) -> None:
+        if self._scheduler.running:
+            self._scheduler.add_job(self._run, "date", run_date=when, id="wake", replace_existing=True)
+
+    def healthy(self) -> tuple[bool, dict[str, object]]:
+        last = self.last_tick_real
+        age = None if last is None else (datetime.now(UTC) - last).total_seconds()
+        ok = self._scheduler.running and age is not None and age < STALL_AFTER.total_seconds()
+        return ok, {"scheduler_running": self._scheduler.running, "last_tick_age_s": age}
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

@@ -1,0 +1,182 @@
+"""Incident use-cases: declare, act, log customer updates, status. Shell code: it reads the clock
+and storage and wakes the dispatcher; the rules themselves live in matrix_engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.clock import Clock
+from bot.matrix_source import MatrixSource
+from matrix_engine.incidents import Action, Incident, Status, may_act
+from matrix_engine.lookup import find_row
+from matrix_engine.models import IncidentRow
+from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
+from storage.incidents import Declared, IncidentNotFound, Incidents
+from storage.outbox import Outbox
+
+STATE_KINDS = {
+    Status.ACKNOWLEDGED: MessageKind.INCIDENT_ACKNOWLEDGED,
+    Status.MITIGATED: MessageKind.INCIDENT_MITIGATED,
+    Status.RESOLVED: MessageKind.INCIDENT_RESOLVED,
+}
+
+
+class NotAllowed(Exception):
+    def __init__(self, incident: Incident, user_id: str, action: str) -> None:
+        self.incident = incident
+        self.user_id = user_id
+        self.action = action
+        super().__init__(
+            f"Only {incident.ref}'s owners, its declarer, escalation contacts and admins may "
+            f"{action} it."
+        )
+
+
+class WhichIncident(Exception):
+    """No incident id was given and the channel has none or several open ones."""
+
+    def __init__(self, open_here: list[Incident]) -> None:
+        self.open_here = open_here
+        if open_here:
+            refs = ", ".join(f"{i.ref} ({i.row.id})" for i in open_here)
+            message = f"Several incidents are open here: {refs}. Name one, e.g. `ack {open_here[0].ref}`."
+        else:
+            message = "No open incident in this channel. Name one, e.g. `ack INC-12`."
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class AlreadyOpen:
+    """Declaring a type that is already open in the channel: point to it and ask first."""
+
+    row: IncidentRow
+    open_here: list[Incident]
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: str
+    channel_id: str
+
+
+class IncidentService:
+    def __init__(
+        self,
+        *,
+        incidents: Incidents,
+        outbox: Outbox,
+        clock: Clock,
+        matrix: MatrixSource,
+        admins: frozenset[str],
+        wake: Callable[[], None],
+        usergroup_members: Callable[[str], frozenset[str]] = lambda _group: frozenset(),
+    ) -> None:
+        self._incidents = incidents
+        self._outbox = outbox
+        self._clock = clock
+        self._matrix = matrix
+        self._admins = admins
+        self._wake = wake
+        self._usergroup_members = usergroup_members
+
+    def declare(
+        self,
+        *,
+        query: str,
+        summary: str,
+        actor: Actor,
+        trigger_id: str | None,
+        force: bool = False,
+        drill: bool = False,
+    ) -> Declared | AlreadyOpen:
+        """Open an incident of the type `query` names and plan its whole timeline."""
+        active = self._matrix.active()
+        row = find_row(active.matrix, query)
+        channel = self._declare_channel(actor.channel_id, drill=drill)
+        if not force and not drill:
+            open_here = self._incidents.open_incidents(channel=channel, type_id=row.id)
+            if open_here and not self._is_replay(trigger_id, open_here):
+                return AlreadyOpen(row, open_here)
+        calendar = active.matrix.calendar
+        declared = self._incidents.declare(
+            row=row,
+            matrix_version=active.version,
+            channel=channel,
+            declared_by=actor.user_id,
+            declared_at=self._clock.now(),
+            summary=summary,
+            trigger_id=trigger_id,
+            drill=drill,
+            plan=lambda t0: plan_timeline(row, declared_at=t0, calendar=calendar),
+        )
+        if declared.created:
+            self._wake()
+        return declared
+
+    def _is_replay(self, trigger_id: str | None, open_here: list[Incident]) -> bool:
+        return False if trigger_id is None else self._incidents.by_trigger(trigger_id) is not None
+
+    def _declare_channel(self, channel_id: str, *, drill: bool) -> str:
+        channels = self._matrix.active().matrix.channels
+        if drill:
+            return channels.drills
+        return channel_id if channel_id[:1] in ("C", "G") else channels.incidents
+
+    def find(self, ref: str | None, *, channel_id: str) -> Incident:
+        """The incident `ref` names, or the only open one in the channel."""
+        if ref is not None:
+            number = ref.upper().removeprefix("INC-")
+            if not number.isdigit():
+                raise IncidentNotFound(ref)
+            return self._incidents.get(int(number))
+        open_here = self._incidents.open_incidents(channel=channel_id)
+        if len(open_here) != 1:
+            raise WhichIncident(open_here)
+        return open_here[0]
+
+    def act(self, action: Action, *, ref: str | None, actor: Actor) -> Incident:
+        """Acknowledge, mitigate or resolve, if `actor` may; the card and thread follow."""
+        incident = self.find(ref, channel_id=actor.channel_id)
+        self._authorise(incident, actor, action.value)
+        after = self._incidents.act(incident.id, action, actor=actor.user_id, at=self._clock.now())
+        self._announce(after, STATE_KINDS[after.status], note_key=f"state:{after.status.value}")
+        return after
+
+    def log_update(self, *, ref: str | None, text: str, actor: Actor) -> Incident:
+        """Record that a customer update went out; deadline reminders for it stop."""
+        incident = self.find(ref, channel_id=actor.channel_id)
+        self._authorise(incident, actor, "log a customer update for")
+        at = self._clock.now()
+        after = self._incidents.log_update(incident.id, text=text, actor=actor.user_id, at=at)
+        self._announce(after, MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}")
+        return after
+
+    def open_incidents(self, *, channel_id: str | None = None) -> list[Incident]:
+        return self._incidents.open_incidents(channel=channel_id)
+
+    def _authorise(self, incident: Incident, actor: Actor, action: str) -> None:
+        matrix = self._matrix.active().matrix
+        if may_act(matrix=matrix, incident=incident, user_id=actor.user_id, admins=self._admins):
+            return
+        groups = [matrix.owners[r].usergroup for r in incident.row.owners if r in matrix.owners]
+        members = frozenset().union(*(self._usergroup_members(g) for g in groups if g))
+        if actor.user_id in members:
+            return
+        self._incidents.audit(at=self._clock.now(), actor=actor.user_id, action="refused",
+                              incident_id=incident.id, detail={"action": action})
+        raise NotAllowed(incident, actor.user_id, action)
+
+    def _announce(self, incident: Incident, kind: MessageKind, *, note_key: str) -> None:
+        now = self._clock.now()
+        self._outbox.add(
+            PlannedMessage(f"card_refresh:{note_key}", MessageKind.INCIDENT_UPDATED, now, Route.CARD_UPDATE),
+            incident_id=incident.id,
+        )
+        self._outbox.add(PlannedMessage(note_key, kind, now, Route.THREAD), incident_id=incident.id)
+        self._wake()
+
+
+def now_of(clock: Clock) -> datetime:
+    return clock.now()

@@ -1,0 +1,144 @@
+"""Settings from the environment and `.env` (pydantic-settings), checked once at start-up.
+
+A missing, malformed or invalid setting stops start-up with one clear line per problem; secrets are
+`SecretStr` so they print as `**********` in logs and reprs.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """Start-up settings that cannot be used; `problems` holds one line per setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    SLACK_BOT_TOKEN: SecretStr | None = None
+    SLACK_SIGNING_SECRET: SecretStr | None = None
+    SLACK_APP_TOKEN: SecretStr | None = None
+    SLACK_API_URL: str = DEFAULT_SLACK_API_URL
+    SLA_BOT_MATRIX: Path = Path("manifests/matrix.yaml")
+    SLA_BOT_DB: Path = Path("sla-bot.db")
+    SLA_BOT_COMMAND: str = "/escalate"
+    SLA_BOT_ADMINS: Annotated[tuple[str, ...], NoDecode] = ()
+    SLA_BOT_LOG_LEVEL: str = "INFO"
+    SLA_BOT_LOG_FORMAT: str = "text"
+    PORT: int = Field(default=3000, ge=1, le=65535)
+    # Simulated time, for drills rehearsed fast and for durability tests (see README "Sim-time").
+    SLA_BOT_SIM_START: datetime | None = None
+    SLA_BOT_SIM_ANCHOR: float | None = None
+    SLA_BOT_TIME_SCALE: float = Field(default=1.0, gt=0, le=10_000)
+
+    @field_validator("SLACK_BOT_TOKEN")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with 'xoxb-'")
+        return value
+
+    @field_validator("SLACK_APP_TOKEN")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with 'xapp-'")
+        return value
+
+    @field_validator("SLACK_API_URL")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("SLA_BOT_COMMAND")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError("must be a slash command like /escalate (lowercase, max 32 chars)")
+        return value
+
+    @field_validator("SLA_BOT_ADMINS", mode="before")
+    @classmethod
+    def _admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            ids = tuple(part.strip() for part in value.split(",") if part.strip())
+            bad = [i for i in ids if not re.fullmatch(r"[UW][A-Z0-9]{2,20}", i)]
+            if bad:
+                raise ValueError(f"must be comma-separated Slack user IDs (U…); bad: {bad}")
+            return ids
+        return value
+
+    @field_validator("SLA_BOT_LOG_FORMAT")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in ("text", "json"):
+            raise ValueError("must be 'text' or 'json'")
+        return value
+
+    @field_validator("SLA_BOT_LOG_LEVEL")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @field_validator("SLA_BOT_SIM_START")
+    @classmethod
+    def _sim_start(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must include a UTC offset, e.g. 2026-12-01T03:00:00Z")
+        return value
+
+    @property
+    def has_slack_credentials(self) -> bool:
+        return self.SLACK_BOT_TOKEN is not None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.SLACK_APP_TOKEN is not None
+
+    def require_slack(self) -> None:
+        """Raise SettingsError unless what `serve` needs for the chosen mode is present."""
+        problems = []
+        if self.SLACK_BOT_TOKEN is None:
+            problems.append("SLACK_BOT_TOKEN: missing (the bot token, xoxb-…, from OAuth & Permissions)")
+        if not self.socket_mode and self.SLACK_SIGNING_SECRET is None:
+            problems.append(
+                "SLACK_SIGNING_SECRET: missing (needed in HTTP mode; or set SLACK_APP_TOKEN for "
+                "Socket Mode)"
+            )
+        if problems:
+            raise SettingsError(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's errors into one line per bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(
+            [f"{'.'.join(str(p) for p in err['loc'])}: {_clean(err['msg'])}" for err in exc.errors()]
+        ) from None
+
+
+def _clean(message: str) -> str:
+    return message.removeprefix("Value error, ")

@@ -1,0 +1,139 @@
+"""A declared incident and the rules for changing its state (§6).
+
+    open ──ack──▶ acknowledged ──mitigate──▶ mitigated ──resolve──▶ resolved
+      └───────────mitigate / resolve skip ahead, stamping the steps they imply────┘
+
+Who may act: members of the owning roles (users, shift members), the declarer, escalation
+contacts and admins. Everyone may declare and look up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from matrix_engine.models import IncidentRow, Matrix
+from matrix_engine.timeline import IncidentState
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+
+    @property
+    def rank(self) -> int:
+        return list(Status).index(self)
+
+
+class Action(StrEnum):
+    ACK = "ack"
+    MITIGATE = "mitigate"
+    RESOLVE = "resolve"
+
+    @property
+    def target(self) -> Status:
+        return {
+            Action.ACK: Status.ACKNOWLEDGED,
+            Action.MITIGATE: Status.MITIGATED,
+            Action.RESOLVE: Status.RESOLVED,
+        }[self]
+
+
+@dataclass(frozen=True)
+class Incident:
+    """An incident as stored: the row it was declared under is frozen on it."""
+
+    id: int
+    row: IncidentRow
+    matrix_version: int
+    channel: str
+    declared_by: str
+    declared_at: datetime
+    summary: str = ""
+    status: Status = Status.OPEN
+    card_ts: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    mitigated_at: datetime | None = None
+    mitigated_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    last_update_at: datetime | None = None
+    drill: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not Status.RESOLVED
+
+    def state(self) -> IncidentState:
+        return IncidentState(
+            declared_at=self.declared_at,
+            acknowledged_at=self.acknowledged_at,
+            mitigated_at=self.mitigated_at,
+            resolved_at=self.resolved_at,
+            last_update_at=self.last_update_at,
+        )
+
+
+class TransitionRefused(Exception):
+    """An action that does not apply to the incident's current state."""
+
+    def __init__(self, incident: Incident, action: Action) -> None:
+        self.incident = incident
+        self.action = action
+        super().__init__(
+            f"{incident.ref} is already {incident.status.value}; nothing to {action.value}."
+        )
+
+
+def apply_action(incident: Incident, action: Action, *, actor: str, at: datetime) -> Incident:
+    """The incident after `action` by `actor` at `at`; later steps stamp the earlier ones they imply
+    (resolving an unacknowledged incident acknowledges and mitigates it at the same instant)."""
+    if incident.status.rank >= action.target.rank:
+        raise TransitionRefused(incident, action)
+    changes: dict[str, object] = {"status": action.target}
+    if incident.acknowledged_at is None:
+        changes |= {"acknowledged_at": at, "acknowledged_by": actor}
+    if action.target.rank >= Status.MITIGATED.rank and incident.mitigated_at is None:
+        changes |= {"mitigated_at": at, "mitigated_by": actor}
+    if action is Action.RESOLVE:
+        changes |= {"resolved_at": at, "resolved_by": actor}
+    return replace(incident, **changes)  # type: ignore[arg-type]
+
+
+def responders(matrix: Matrix, row: IncidentRow) -> frozenset[str]:
+    """Slack user IDs allowed to act on incidents of `row`, besides the declarer and admins."""
+    people: set[str] = set()
+    for role_id in row.owners:
+        role = matrix.owners.get(role_id)
+        if role is None:
+            continue
+        people.update(role.users, role.escalation)
+        for shift in role.shifts:
+            people.update(shift.members)
+    return frozenset(people)
+
+
+def may_act(
+    *,
+    matrix: Matrix,
+    incident: Incident,
+    user_id: str,
+    admins: frozenset[str],
+    usergroup_members: frozenset[str] = frozenset(),
+) -> bool:
+    """Owning-role members (incl. current user-group members), the declarer, escalation contacts
+    and admins may acknowledge, mitigate or resolve."""
+    return (
+        user_id == incident.declared_by
+        or user_id in admins
+        or user_id in responders(matrix, incident.row)
+        or user_id in usergroup_members
+    )

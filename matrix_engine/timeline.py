@@ -1,0 +1,233 @@
+"""The incident timeline (§6): what the bot will post after a declaration, and when.
+
+`plan_timeline` turns a row and a declaration instant into planned messages (data, not posts);
+`decide` says, for one planned message and the incident's state at `now`, whether to send it,
+skip it (the humans already acted) or wait. Minute and hour targets are elapsed real time; business
+durations count working time in the matrix calendar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from matrix_engine.business_time import add_duration
+from matrix_engine.durations import Duration
+from matrix_engine.models import Calendar, IncidentRow
+from matrix_engine.policies import (
+    ConditionalDeadline,
+    Deadline,
+    EveryUntilMitigation,
+    InitialDeadline,
+)
+
+
+class MessageKind(StrEnum):
+    """The Slack message metadata `event_type` of each planned post."""
+
+    INCIDENT_DECLARED = "incident_declared"
+    OWNER_PING = "owner_ping"
+    EXECUTIVE_NOTIFY = "executive_notify"
+    FIRST_RESPONSE_MISSED = "first_response_missed"
+    ESCALATION = "escalation"
+    CUSTOMER_UPDATE_DUE = "customer_update_due"
+    CUSTOMER_UPDATE_OVERDUE = "customer_update_overdue"
+    # Not planned at declaration: written when people act on the incident.
+    INCIDENT_UPDATED = "incident_updated"
+    INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
+    INCIDENT_MITIGATED = "incident_mitigated"
+    INCIDENT_RESOLVED = "incident_resolved"
+    CUSTOMER_UPDATE_LOGGED = "customer_update_logged"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class Route(StrEnum):
+    """Where a message goes: the incident card itself, its thread, or the executive channel."""
+
+    CARD = "card"
+    CARD_UPDATE = "card_update"
+    THREAD = "thread"
+    EXECUTIVE = "executive"
+    DIRECT = "direct"
+
+
+class StopWhen(StrEnum):
+    """A human action that cancels a planned message. Resolution cancels every message."""
+
+    ACKNOWLEDGED = "acknowledged"
+    MITIGATED = "mitigated"
+    UPDATE_LOGGED = "update_logged"
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One post the timeline promises: `key` is unique within the incident."""
+
+    key: str
+    kind: MessageKind
+    due_at: datetime
+    route: Route
+    stop_when: frozenset[StopWhen] = frozenset()
+    repeat_every: Duration | None = None
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class IncidentState:
+    """What the humans have done so far; `None` means not (yet)."""
+
+    declared_at: datetime
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_update_at: datetime | None = None
+
+
+class Verdict(StrEnum):
+    SEND = "send"
+    SKIP = "skip"
+    WAIT = "wait"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str = ""
+
+
+NUDGE_LEAD = timedelta(minutes=10)
+# The record of what happened is posted even after resolution; only reminders stop.
+ALWAYS_SENT = frozenset(
+    {
+        MessageKind.INCIDENT_DECLARED,
+        MessageKind.INCIDENT_UPDATED,
+        MessageKind.INCIDENT_ACKNOWLEDGED,
+        MessageKind.INCIDENT_MITIGATED,
+        MessageKind.INCIDENT_RESOLVED,
+        MessageKind.CUSTOMER_UPDATE_LOGGED,
+        MessageKind.DELIVERY_FAILED,
+    }
+)
+
+
+def plan_timeline(
+    row: IncidentRow, *, declared_at: datetime, calendar: Calendar
+) -> tuple[PlannedMessage, ...]:
+    """Every message of §6 for an incident declared at `declared_at` under `row`, in due order.
+    Recurring customer updates are planned one occurrence at a time (see `next_occurrence`)."""
+    if declared_at.tzinfo is None:
+        raise ValueError("declared_at must be timezone-aware")
+    t0 = declared_at
+
+    def at(duration: Duration) -> datetime:
+        return add_duration(t0, duration, calendar)
+
+    plan = [
+        PlannedMessage("card", MessageKind.INCIDENT_DECLARED, t0, Route.CARD),
+        PlannedMessage("owner_ping", MessageKind.OWNER_PING, t0, Route.THREAD),
+    ]
+    if row.executive_notify:
+        plan.append(
+            PlannedMessage("executive_notify", MessageKind.EXECUTIVE_NOTIFY, t0, Route.EXECUTIVE)
+        )
+    plan.append(
+        PlannedMessage(
+            "first_response_missed",
+            MessageKind.FIRST_RESPONSE_MISSED,
+            at(row.first_response),
+            Route.THREAD,
+            frozenset({StopWhen.ACKNOWLEDGED, StopWhen.MITIGATED}),
+        )
+    )
+    escalate = frozenset({StopWhen.MITIGATED})
+    plan.append(
+        PlannedMessage(
+            "escalation", MessageKind.ESCALATION, at(row.escalate_after), Route.THREAD, escalate
+        )
+    )
+    if row.executive_notify:
+        plan.append(
+            PlannedMessage(
+                "escalation_executive",
+                MessageKind.ESCALATION,
+                at(row.escalate_after),
+                Route.EXECUTIVE,
+                escalate,
+            )
+        )
+    plan.extend(_customer_updates(row, t0=t0, calendar=calendar))
+    return tuple(sorted(plan, key=lambda m: m.due_at))
+
+
+def _customer_updates(
+    row: IncidentRow, *, t0: datetime, calendar: Calendar
+) -> list[PlannedMessage]:
+    policy = row.customer_updates
+    if isinstance(policy, EveryUntilMitigation):
+        first = add_duration(t0, policy.interval, calendar)
+        return [
+            PlannedMessage(
+                "customer_update_due#1",
+                MessageKind.CUSTOMER_UPDATE_DUE,
+                first,
+                Route.THREAD,
+                frozenset({StopWhen.MITIGATED}),
+                repeat_every=policy.interval,
+                seq=1,
+            )
+        ]
+    if isinstance(policy, ConditionalDeadline):
+        due = add_duration(t0, policy.within, calendar)
+        stop = frozenset({StopWhen.MITIGATED, StopWhen.UPDATE_LOGGED})
+        return [
+            PlannedMessage(
+                "customer_update_due", MessageKind.CUSTOMER_UPDATE_DUE, due, Route.THREAD, stop
+            )
+        ]
+    if isinstance(policy, Deadline | InitialDeadline):
+        deadline = add_duration(t0, policy.within, calendar)
+        lead = min(NUDGE_LEAD, (deadline - t0) / 3)
+        stop = frozenset({StopWhen.UPDATE_LOGGED})
+        return [
+            PlannedMessage(
+                "customer_update_due",
+                MessageKind.CUSTOMER_UPDATE_DUE,
+                deadline - lead,
+                Route.THREAD,
+                stop,
+            ),
+            PlannedMessage(
+                "customer_update_overdue",
+                MessageKind.CUSTOMER_UPDATE_OVERDUE,
+                deadline,
+                Route.THREAD,
+                stop,
+            ),
+        ]
+    return []  # Not required / on a trigger: nothing is timed.
+
+
+def next_occurrence(message: PlannedMessage, *, calendar: Calendar) -> PlannedMessage | None:
+    """The following occurrence of a recurring message (`Every N until mitigation`), else None."""
+    if message.repeat_every is None:
+        return None
+    seq = message.seq + 1
+    base = message.key.split("#", 1)[0]
+    due = add_duration(message.due_at, message.repeat_every, calendar)
+    return replace(message, key=f"{base}#{seq}", due_at=due, seq=seq)
+
+
+def decide(message: PlannedMessage, state: IncidentState, *, now: datetime) -> Decision:
+    """Send a due message unless a human action that cancels it happened; wait if not yet due."""
+    if state.resolved_at is not None and message.kind not in ALWAYS_SENT:
+        return Decision(Verdict.SKIP, "resolved")
+    if StopWhen.ACKNOWLEDGED in message.stop_when and state.acknowledged_at is not None:
+        return Decision(Verdict.SKIP, "acknowledged")
+    if StopWhen.MITIGATED in message.stop_when and state.mitigated_at is not None:
+        return Decision(Verdict.SKIP, "mitigated")
+    if StopWhen.UPDATE_LOGGED in message.stop_when and state.last_update_at is not None:
+        return Decision(Verdict.SKIP, "customer update logged")
+    if now < message.due_at:
+        return Decision(Verdict.WAIT, "not yet due")
+    return Decision(Verdict.SEND)

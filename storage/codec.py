@@ -1,0 +1,95 @@
+"""Mapping between SQLite rows and domain objects, in one place."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from matrix_engine.durations import parse_duration
+from matrix_engine.incidents import Incident, Status
+from matrix_engine.models import IncidentRow
+from matrix_engine.timeline import MessageKind, PlannedMessage, Route, StopWhen
+
+
+def to_epoch(at: datetime) -> float:
+    if at.tzinfo is None:
+        raise ValueError("naive datetime reached storage")
+    return at.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def incident_from_row(row: dict[str, Any]) -> Incident:
+    declared_at = from_epoch(row["declared_at"])
+    assert declared_at is not None
+    return Incident(
+        id=row["id"],
+        row=IncidentRow.model_validate_json(row["row_json"]),
+        matrix_version=row["matrix_version"] or 0,
+        channel=row["channel"],
+        declared_by=row["declared_by"] or "",
+        declared_at=declared_at,
+        summary=row["summary"] or "",
+        status=Status(row["state"]),
+        card_ts=row["card_ts"],
+        acknowledged_at=from_epoch(row["acknowledged_at"]),
+        acknowledged_by=row["acknowledged_by"],
+        mitigated_at=from_epoch(row["mitigated_at"]),
+        mitigated_by=row["mitigated_by"],
+        resolved_at=from_epoch(row["resolved_at"]),
+        resolved_by=row["resolved_by"],
+        last_update_at=from_epoch(row["last_update_at"]),
+        drill=bool(row["drill"]),
+    )
+
+
+def incident_state_columns(incident: Incident) -> dict[str, Any]:
+    """The columns a state change writes."""
+    return {
+        "state": incident.status.value,
+        "acknowledged_at": _maybe_epoch(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "mitigated_at": _maybe_epoch(incident.mitigated_at),
+        "mitigated_by": incident.mitigated_by,
+        "resolved_at": _maybe_epoch(incident.resolved_at),
+        "resolved_by": incident.resolved_by,
+        "last_update_at": _maybe_epoch(incident.last_update_at),
+    }
+
+
+def _maybe_epoch(at: datetime | None) -> float | None:
+    return None if at is None else to_epoch(at)
+
+
+def message_columns(message: PlannedMessage) -> dict[str, Any]:
+    return {
+        "kind": message.kind.value,
+        "route": message.route.value,
+        "due_at": to_epoch(message.due_at),
+        "next_attempt_at": to_epoch(message.due_at),
+        "stop_when": ",".join(sorted(s.value for s in message.stop_when)),
+        "repeat_every": str(message.repeat_every) if message.repeat_every else None,
+        "seq": message.seq,
+    }
+
+
+def message_from_row(row: dict[str, Any], *, local_key: str) -> PlannedMessage:
+    due_at = from_epoch(row["due_at"])
+    assert due_at is not None
+    stop = frozenset(StopWhen(s) for s in (row["stop_when"] or "").split(",") if s)
+    return PlannedMessage(
+        key=local_key,
+        kind=MessageKind(row["kind"]),
+        due_at=due_at,
+        route=Route(row["route"]),
+        stop_when=stop,
+        repeat_every=parse_duration(row["repeat_every"]) if row["repeat_every"] else None,
+        seq=row["seq"] or 0,
+    )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,0 +1,27 @@
+"""Requests already seen, so Slack's redeliveries never run a command twice."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from storage.codec import to_epoch
+from storage.db import Store
+
+KEEP = timedelta(hours=24)
+
+
+class SeenRequests:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def first_time(self, key: str, *, at: datetime) -> bool:
+        """Record `key`; True only the first time it is seen (INSERT OR IGNORE)."""
+        with self._store.immediate() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO seen_requests (key, seen_at) VALUES (?, ?)", [key, to_epoch(at)]
+            )
+            return cursor.rowcount == 1
+
+    def forget_before(self, at: datetime) -> int:
+        with self._store.immediate() as db:
+            return db.execute("DELETE FROM seen_requests WHERE seen_at < ?", [to_epoch(at - KEEP)]).rowcount

@@ -1,0 +1,116 @@
+"""The database schema, as sqlite-utils migrations applied in order at start-up.
+
+Times are stored as Unix seconds (REAL, UTC); the mapping to aware datetimes happens in the
+repositories. Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("sla-bot")
+
+
+def _table(db: Database, name: str) -> Table:
+    table = db[name]
+    assert isinstance(table, Table)
+    return table
+
+
+@MIGRATIONS()
+def m001_core(db: Database) -> None:
+    _table(db, "matrix_versions").create(
+        {
+            "version": int,
+            "text": str,
+            "digest": str,
+            "adopted_at": float,
+            "adopted_by": str,
+            "reason": str,
+            "source": str,
+        },
+        pk="version",
+    )
+    _table(db, "incidents").create(
+        {
+            "id": int,
+            "type": str,
+            "title": str,
+            "severity": str,
+            "row_json": str,
+            "matrix_version": int,
+            "channel": str,
+            "card_ts": str,
+            "summary": str,
+            "state": str,
+            "declared_by": str,
+            "declared_at": float,
+            "acknowledged_at": float,
+            "acknowledged_by": str,
+            "mitigated_at": float,
+            "mitigated_by": str,
+            "resolved_at": float,
+            "resolved_by": str,
+            "last_update_at": float,
+            "trigger_id": str,
+            "drill": int,
+        },
+        pk="id",
+        not_null={"type", "row_json", "channel", "state", "declared_at", "drill"},
+        defaults={"drill": 0, "state": "open"},
+    )
+    _table(db, "incidents").create_index(["trigger_id"], unique=True)
+    _table(db, "incidents").create_index(["state"])
+    _table(db, "outbox").create(
+        {
+            "id": int,
+            "key": str,
+            "incident_id": int,
+            "kind": str,
+            "route": str,
+            "due_at": float,
+            "stop_when": str,
+            "repeat_every": str,
+            "seq": int,
+            "payload": str,
+            "status": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "claim_token": str,
+            "claimed_at": float,
+            "channel": str,
+            "slack_ts": str,
+            "sent_at": float,
+            "lateness_s": float,
+            "last_error": str,
+        },
+        pk="id",
+        not_null={"key", "kind", "route", "due_at", "status", "attempts", "next_attempt_at"},
+        defaults={"status": "pending", "attempts": 0, "seq": 0, "stop_when": "", "payload": "{}"},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    _table(db, "outbox").create_index(["key"], unique=True)
+    _table(db, "outbox").create_index(["status", "next_attempt_at"])
+    _table(db, "outbox").create_index(["incident_id"])
+    _table(db, "customer_updates").create(
+        {"id": int, "incident_id": int, "text": str, "posted_by": str, "posted_at": float},
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    _table(db, "audit").create(
+        {
+            "id": int,
+            "at": float,
+            "incident_id": int,
+            "actor": str,
+            "action": str,
+            "detail": str,
+            "slack_ts": str,
+        },
+        pk="id",
+    )
+    _table(db, "audit").create_index(["incident_id"])
+    _table(db, "seen_requests").create({"key": str, "seen_at": float}, pk="key")
+    _table(db, "meta").create({"key": str, "value": str}, pk="key")
