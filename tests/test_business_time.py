@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -294,6 +295,8 @@ def test_calendar_without_working_days_is_an_error():
 
 
 # ---------------------------------------------------------------- properties (R8, R9)
+# STRESS=20 multiplies the example counts (RELIABILITY R8/R9 ask for 10,000 cases).
+SCALE = int(os.environ.get("STRESS", "1"))
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 instants = st.integers(0, 2 * 365 * 86400).map(lambda s: EPOCH + timedelta(seconds=s))
 calendars = st.sampled_from(sorted(CALENDARS))
@@ -328,7 +331,7 @@ def independent_working_seconds(start: datetime, end: datetime, name: str) -> fl
     return total
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500 * SCALE, deadline=None)
 @given(start=instants, duration=business_durations, name=calendars)
 def test_business_results_are_inside_working_time(start, duration, name):
     calendar = CALENDARS[name]
@@ -341,7 +344,7 @@ def test_business_results_are_inside_working_time(start, duration, name):
     assert due > start
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400 * SCALE, deadline=None)
 @given(start=instants, amount=st.integers(1, 2000), name=calendars)
 def test_business_minutes_consume_exactly_that_much_working_time(start, amount, name):
     duration = Duration(amount=amount, unit=Unit.MINUTES, business=True)
@@ -349,7 +352,7 @@ def test_business_minutes_consume_exactly_that_much_working_time(start, amount, 
     assert independent_working_seconds(start, due, name) == amount * 60
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400 * SCALE, deadline=None)
 @given(start=instants, days=st.integers(1, 7), name=calendars)
 def test_business_days_keep_local_time_n_working_days_later(start, days, name):
     calendar = CALENDARS[name]
@@ -364,7 +367,7 @@ def test_business_days_keep_local_time_n_working_days_later(start, days, name):
     assert independent_working_day(wall.date(), name)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400 * SCALE, deadline=None)
 @given(first=instants, second=instants, duration=business_durations, name=calendars)
 def test_business_time_is_monotone_in_the_start(first, second, duration, name):
     early, late = sorted((first, second))
@@ -373,7 +376,7 @@ def test_business_time_is_monotone_in_the_start(first, second, duration, name):
     assert due_early <= add_business_time(late, duration, calendar)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400 * SCALE, deadline=None)
 @given(
     start=instants,
     amounts=st.lists(st.integers(1, 168), min_size=2, max_size=2).map(sorted),
@@ -387,7 +390,7 @@ def test_business_time_is_monotone_in_the_duration(start, amounts, unit, name):
     assert due_shorter <= add_business_time(start, longer, calendar)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 * SCALE, deadline=None)
 @given(start=instants, hours=st.integers(1, 168), name=calendars)
 def test_business_hours_equal_sixty_business_minutes_each(start, hours, name):
     calendar = CALENDARS[name]
@@ -412,7 +415,7 @@ elapsed_durations = st.sampled_from(["30 s", "10 min", "20 min", "45 min", "2 h"
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=1000 * SCALE, deadline=None)
 @given(
     transition=st.sampled_from(TRANSITIONS),
     offset=st.integers(-90 * 60, 90 * 60),
