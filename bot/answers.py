@@ -8,8 +8,18 @@ from datetime import datetime
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot import commands as c
-from bot.blocks import Message, escape, render_help, render_matrix, render_notice, render_row, render_who
-from bot.blocks import section, to_message, when
+from bot.blocks import (
+    Message,
+    escape,
+    render_help,
+    render_matrix,
+    render_notice,
+    render_row,
+    render_who,
+    section,
+    to_message,
+    when,
+)
 from bot.matrix_source import MatrixSource
 from bot.service import Actor, AlreadyOpen, IncidentService, NotAllowed, WhichIncident
 from matrix_engine.business_time import add_duration
@@ -39,7 +49,9 @@ class Request:
 
 
 class Answers:
-    def __init__(self, *, matrix: MatrixSource, service: IncidentService, command_name: str) -> None:
+    def __init__(
+        self, *, matrix: MatrixSource, service: IncidentService, command_name: str
+    ) -> None:
         self._matrix = matrix
         self._service = service
         self._command = command_name
@@ -67,7 +79,9 @@ class Answers:
             case c.Who(query):
                 return Answer([render_who(active.matrix, find_row(active.matrix, query), at=now)])
             case c.Declare(query, summary):
-                return self.declare(query=query, summary=summary, actor=actor, trigger_id=request.trigger_id)
+                return self.declare(
+                    query=query, summary=summary, actor=actor, trigger_id=request.trigger_id
+                )
             case c.Transition(action, ref):
                 incident = self._service.act(Action(action.value), ref=ref, actor=actor)
                 return Answer([render_notice(f"{incident.ref} is now *{incident.status.value}*.")])
@@ -77,7 +91,9 @@ class Answers:
             case c.Status(ref):
                 return Answer([self._status(ref, request.channel_id, now)])
             case c.Invalid(message):
-                return Answer([render_notice(f":grey_question: {message} Try `{self._command} help`.")])
+                return Answer(
+                    [render_notice(f":grey_question: {message} Try `{self._command} help`.")]
+                )
         raise AssertionError(f"unhandled command {parsed!r}")
 
     def declare(
@@ -90,12 +106,16 @@ class Answers:
             return Answer([render_already_open(result, summary=summary)])
         incident = result.incident
         if not result.created:
-            return Answer([render_notice(f"Already declared as {incident.ref}; nothing new was opened.")])
+            return Answer(
+                [render_notice(f"Already declared as {incident.ref}; nothing new was opened.")]
+            )
         return Answer(
-            [render_notice(
-                f":rotating_light: Declared {incident.ref} ({incident.row.severity} · "
-                f"{escape(incident.row.title)}) in <#{incident.channel}>. The SLA clock is running."
-            )]
+            [
+                render_notice(
+                    f":rotating_light: Declared {incident.ref} ({incident.row.severity} · "
+                    f"{escape(incident.row.title)}) in <#{incident.channel}>. The SLA clock is running."
+                )
+            ]
         )
 
     def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
@@ -120,17 +140,28 @@ def _status_line(incident: Incident, *, calendar: object, now: datetime) -> str:
     if incident.acknowledged_at is None:
         line += f" · first response due {when(add_duration(incident.declared_at, row.first_response, calendar))}"
     if incident.mitigated_at is None:
-        line += f" · escalates {when(add_duration(incident.declared_at, row.escalate_after, calendar))}"
+        line += (
+            f" · escalates {when(add_duration(incident.declared_at, row.escalate_after, calendar))}"
+        )
     return line
 
 
 def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:
-    refs = ", ".join(f"*{i.ref}* (declared {when(i.declared_at)} by <@{i.declared_by}>)" for i in result.open_here)
+    refs = ", ".join(
+        f"*{i.ref}* (declared {when(i.declared_at)} by <@{i.declared_by}>)"
+        for i in result.open_here
+    )
     import json
 
     value = json.dumps({"type": result.row.id, "summary": summary[:1500]})
     blocks: list[Block] = [
-        section(f":warning: `{result.row.id}` is already open here: {refs}. Open another one anyway?"),
-        ActionsBlock(elements=[ButtonElement(text="Open another incident", action_id=DECLARE_ANYWAY, value=value)]),
+        section(
+            f":warning: `{result.row.id}` is already open here: {refs}. Open another one anyway?"
+        ),
+        ActionsBlock(
+            elements=[
+                ButtonElement(text="Open another incident", action_id=DECLARE_ANYWAY, value=value)
+            ]
+        ),
     ]
     return to_message(f"{result.row.id} is already open here: {result.open_here[0].ref}", blocks)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -72,7 +72,9 @@ def interactive_client(settings: Settings) -> WebClient:
 
 def delivery_client(settings: Settings) -> WebClient:
     """For the dispatcher: no retry handlers — the outbox retries, reconciling ambiguous sends."""
-    client = WebClient(token=_secret(settings.SLACK_BOT_TOKEN), base_url=settings.SLACK_API_URL, timeout=5)
+    client = WebClient(
+        token=_secret(settings.SLACK_BOT_TOKEN), base_url=settings.SLACK_API_URL, timeout=5
+    )
     client.retry_handlers = []
     return client
 
@@ -84,14 +86,18 @@ def _secret(value: object) -> str | None:
 class Runtime:
     """The running bot: one of these per process."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, singleton: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, singleton: bool = True
+    ) -> None:
         self.settings = settings
         self.clock = clock or make_clock(settings)
         self.store = Store(settings.SLA_BOT_DB)
         self.incidents = Incidents(self.store)
         self.outbox = Outbox(self.store)
         self.seen = SeenRequests(self.store)
-        self.matrix = MatrixSource(versions=Versions(self.store), path=settings.SLA_BOT_MATRIX, clock=self.clock)
+        self.matrix = MatrixSource(
+            versions=Versions(self.store), path=settings.SLA_BOT_MATRIX, clock=self.clock
+        )
         self.matrix.load()
         self.identity = Identity()
         self.client = interactive_client(settings)
@@ -105,8 +111,12 @@ class Runtime:
             matrix=lambda: self.matrix.active().matrix,
             admins=settings.SLA_BOT_ADMINS,
         )
-        self.ticker = Ticker(tick=self.dispatcher.tick, next_due=self.outbox.next_wake, clock=self.clock)
-        self._lock = SingletonLock(settings.SLA_BOT_DB.with_suffix(settings.SLA_BOT_DB.suffix + ".lock"))
+        self.ticker = Ticker(
+            tick=self.dispatcher.tick, next_due=self.outbox.next_wake, clock=self.clock
+        )
+        self._lock = SingletonLock(
+            settings.SLA_BOT_DB.with_suffix(settings.SLA_BOT_DB.suffix + ".lock")
+        )
         self._singleton = singleton
         self.service = IncidentService(
             incidents=self.incidents,
@@ -116,7 +126,9 @@ class Runtime:
             admins=frozenset(settings.SLA_BOT_ADMINS),
             wake=self.ticker.wake,
         )
-        self.answers = Answers(matrix=self.matrix, service=self.service, command_name=settings.SLA_BOT_COMMAND)
+        self.answers = Answers(
+            matrix=self.matrix, service=self.service, command_name=settings.SLA_BOT_COMMAND
+        )
         self.app = self._bolt_app()
         self.http = SlackHttpApp(
             app=self.app,
@@ -167,7 +179,9 @@ class Runtime:
         except OSError as exc:
             log.warning("auth.test could not reach Slack: %s", exc)
             return
-        self.identity = Identity(response.get("team_id"), response.get("user_id"), response.get("bot_id"))
+        self.identity = Identity(
+            response.get("team_id"), response.get("user_id"), response.get("bot_id")
+        )
 
     def health(self) -> tuple[bool, dict[str, object]]:
         ok, detail = self.ticker.healthy()
@@ -186,5 +200,3 @@ class Runtime:
         self.background.shutdown(wait=True, cancel_futures=False)
         self._lock.release()
         self.store.close()
-
-

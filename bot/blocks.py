@@ -88,7 +88,9 @@ def row_fields(matrix: Matrix, row: IncidentRow) -> list[str]:
     ]
 
 
-def render_row(matrix: Matrix, row: IncidentRow, *, at: datetime, shareable: bool = True) -> Message:
+def render_row(
+    matrix: Matrix, row: IncidentRow, *, at: datetime, shareable: bool = True
+) -> Message:
     """`/escalate <type>`: the row, who is on call now, and a button to share it."""
     on_call = on_call_for_row(matrix, row, at)
     blocks: list[Block] = [
@@ -165,14 +167,20 @@ def render_matrix(matrix: Matrix, *, version: str | None = None) -> list[Message
     title = f"AI SLA Escalation Matrix - {matrix.profile.use_case}"
     rows: list[Block] = []
     for number, row in enumerate(matrix.incidents, start=1):
-        rows.append(section(f"*{number}. {escape(row.title)}* `{row.id}`", fields=row_fields(matrix, row)))
+        rows.append(
+            section(f"*{number}. {escape(row.title)}* `{row.id}`", fields=row_fields(matrix, row))
+        )
     per_message = MAX_BLOCKS - 2
     chunks = [rows[i : i + per_message] for i in range(0, len(rows), per_message)] or [[]]
     messages = []
     for index, chunk in enumerate(chunks):
         part = f" ({index + 1}/{len(chunks)})" if len(chunks) > 1 else ""
         suffix = f" · version {version}" if version else ""
-        blocks: list[Block] = [header(title + part), *chunk, context(f"{len(matrix.incidents)} incident types{suffix}")]
+        blocks: list[Block] = [
+            header(title + part),
+            *chunk,
+            context(f"{len(matrix.incidents)} incident types{suffix}"),
+        ]
         messages.append(to_message(f"{title}{part}", blocks))
     return messages
 

@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
 from matrix_engine.generator import generate_matrix
 from matrix_engine.loading import validate_matrix_text
@@ -70,7 +70,9 @@ def read_text(path: Path) -> str:
     except OSError as exc:
         fail(f"{path}: cannot read: {exc.strerror}")
     if len(raw) > MAX_FILE_BYTES:
-        fail(f"{path}: error: the file is {len(raw):,} bytes; a matrix file is at most {MAX_FILE_BYTES:,}")
+        fail(
+            f"{path}: error: the file is {len(raw):,} bytes; a matrix file is at most {MAX_FILE_BYTES:,}"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -86,18 +88,29 @@ def load_matrix(path: Path) -> Matrix:
 
 @app.command()
 def generate(
-    use_case: Annotated[str, typer.Option(help="What the AI feature does.")] = SEED_PROFILE.use_case,
-    interactions: Annotated[Interactions, typer.Option(help="Monthly interactions.")] = SEED_PROFILE.interactions,
+    use_case: Annotated[
+        str, typer.Option(help="What the AI feature does.")
+    ] = SEED_PROFILE.use_case,
+    interactions: Annotated[
+        Interactions, typer.Option(help="Monthly interactions.")
+    ] = SEED_PROFILE.interactions,
     impact: Annotated[Impact, typer.Option(help="Customer impact profile.")] = SEED_PROFILE.impact,
     on_call: Annotated[OnCall, typer.Option(help="On-call model.")] = SEED_PROFILE.on_call,
     review: Annotated[Review, typer.Option(help="Review cadence.")] = SEED_PROFILE.review,
     tier: Annotated[Tier, typer.Option(help="Escalation readiness tier.")] = SEED_PROFILE.tier,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")
+    ] = None,
 ) -> None:
     """Generate a matrix from a profile (no options: the seed's Customer support assistant)."""
     profile = Profile(
-        use_case=use_case, interactions=interactions, impact=impact, on_call=on_call, review=review, tier=tier
+        use_case=use_case,
+        interactions=interactions,
+        impact=impact,
+        on_call=on_call,
+        review=review,
+        tier=tier,
     )
     text = RENDERERS[fmt](generate_matrix(profile))
     if output is None:
@@ -125,7 +138,9 @@ def validate(file: Annotated[Path, typer.Argument(help="The matrix YAML file.")]
 
 @app.command()
 def show(
-    incident_type: Annotated[str | None, typer.Argument(metavar="[TYPE]", help="Id, alias or prefix.")] = None,
+    incident_type: Annotated[
+        str | None, typer.Argument(metavar="[TYPE]", help="Id, alias or prefix.")
+    ] = None,
     matrix_file: Annotated[Path, typer.Option("--matrix", help="Matrix file.")] = DEFAULT_MATRIX,
 ) -> None:
     """Show one row of the matrix (by id, alias or prefix), or the whole matrix."""
@@ -178,7 +193,7 @@ def run() -> None:
         sandbox()
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:

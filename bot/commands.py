@@ -1,13 +1,13 @@
 """Parsing what follows the slash command (`/escalate <text>`), independent of the command's name.
 
-    latency-spike                 Lookup      the row, who is on call, share button
-    list                          ListAll     the whole matrix
-    who <type>                    Who         owner lookup: on call now, hand-off, escalation
-    help | (empty)                Help
-    declare <type> [summary]      Declare     open an incident (§6)
-    ack|mitigate|resolve [id]     Transition
-    update [id] <text>            Update      log a customer update
-    status [id]                   Status
+latency-spike                 Lookup      the row, who is on call, share button
+list                          ListAll     the whole matrix
+who <type>                    Who         owner lookup: on call now, hand-off, escalation
+help | (empty)                Help
+declare <type> [summary]      Declare     open an incident (§6)
+ack|mitigate|resolve [id]     Transition
+update [id] <text>            Update      log a customer update
+status [id]                   Status
 """
 
 from __future__ import annotations
@@ -106,7 +106,11 @@ def parse_command(text: str) -> Command:
     if head == "list":
         return ListAll()
     if head == "who":
-        return Who(" ".join(rest)) if rest else Invalid("Which incident type? e.g. `who latency-spike`")
+        return (
+            Who(" ".join(rest))
+            if rest
+            else Invalid("Which incident type? e.g. `who latency-spike`")
+        )
     if head == "declare":
         if not rest:
             return Invalid("Which incident type? e.g. `declare latency-spike p95 above 2 s`")
@@ -116,7 +120,9 @@ def parse_command(text: str) -> Command:
     if head == "update":
         ref = _incident_ref(rest[:1])
         body = _after_words(text, 2 if ref else 1)
-        return Update(ref, body) if body else Invalid("What did you tell customers? `update <text>`")
+        return (
+            Update(ref, body) if body else Invalid("What did you tell customers? `update <text>`")
+        )
     if head == "status":
         return Status(_incident_ref(rest))
     return Lookup(" ".join(words))

@@ -143,27 +143,48 @@ class Dispatcher:
         self._last_post[target.channel] = now
         sent_at = self._clock.now()
         follow_up = next_occurrence(row.message, calendar=matrix.calendar)
-        if self._outbox.mark_sent(row, channel=target.channel, ts=ts, at=sent_at, follow_up=follow_up,
-                                  reconciled=reconciled):
+        if self._outbox.mark_sent(
+            row,
+            channel=target.channel,
+            ts=ts,
+            at=sent_at,
+            follow_up=follow_up,
+            reconciled=reconciled,
+        ):
             if row.message.kind is MessageKind.INCIDENT_DECLARED:
                 self._incidents.set_card(incident.id, ts=ts)
-            self._on_event("sent", {"key": row.key, "kind": row.message.kind.value,
-                                    "late_s": (sent_at - row.message.due_at).total_seconds()})
+            self._on_event(
+                "sent",
+                {
+                    "key": row.key,
+                    "kind": row.message.kind.value,
+                    "late_s": (sent_at - row.message.due_at).total_seconds(),
+                },
+            )
 
-    def _refresh_card(self, row: Claimed, incident: Incident, matrix: Matrix, target: Target, now: datetime) -> None:
+    def _refresh_card(
+        self, row: Claimed, incident: Incident, matrix: Matrix, target: Target, now: datetime
+    ) -> None:
         """chat.update is idempotent: the card always shows the incident's current state."""
         assert target.thread_ts is not None
         try:
-            self._gateway.update(channel=target.channel, ts=target.thread_ts, message=render_card(incident, matrix))
+            self._gateway.update(
+                channel=target.channel, ts=target.thread_ts, message=render_card(incident, matrix)
+            )
         except SendFailed as exc:
             self._failed(row, exc, now)
             return
         self._last_post[target.channel] = now
-        self._outbox.mark_sent(row, channel=target.channel, ts=target.thread_ts, at=self._clock.now())
+        self._outbox.mark_sent(
+            row, channel=target.channel, ts=target.thread_ts, at=self._clock.now()
+        )
 
     def _reconciled(self, row: Claimed, target: Target, incident: Incident) -> str | None:
         found = self._gateway.find_posted(
-            channel=target.channel, key=row.key, oldest=incident.declared_at, thread_ts=target.thread_ts
+            channel=target.channel,
+            key=row.key,
+            oldest=incident.declared_at,
+            thread_ts=target.thread_ts,
         )
         if found:
             log.info("reconciled %s: already in Slack as %s", row.key, found)
@@ -193,14 +214,20 @@ class Dispatcher:
     def _failed(self, row: Claimed, exc: SendFailed, now: datetime) -> None:
         self._on_event("failed", {"key": row.key, "method": exc.method, "reason": exc.reason})
         if isinstance(exc, RateLimited):
-            self._outbox.retry_later(row, at=now + timedelta(seconds=exc.retry_after), error=exc.reason)
+            self._outbox.retry_later(
+                row, at=now + timedelta(seconds=exc.retry_after), error=exc.reason
+            )
             return
         if isinstance(exc, Transient) and row.attempts < MAX_ATTEMPTS:
             backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
             error = (AMBIGUOUS if exc.ambiguous else "") + exc.reason
             self._outbox.retry_later(row, at=now + backoff, error=error)
             return
-        reason = exc.reason if isinstance(exc, Permanent) else f"gave up after {row.attempts} attempts: {exc.reason}"
+        reason = (
+            exc.reason
+            if isinstance(exc, Permanent)
+            else f"gave up after {row.attempts} attempts: {exc.reason}"
+        )
         log.error("delivery of %s failed for good: %s", row.key, reason)
         if self._outbox.mark_dead(row, error=reason, at=now):
             self._on_event("dead", {"key": row.key, "reason": reason})

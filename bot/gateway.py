@@ -12,7 +12,6 @@ whole dispatcher on a 429 and could post twice when a reply is lost. The outbox 
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime
 from http.client import HTTPException
 from typing import Any
@@ -136,7 +135,7 @@ class SlackGateway:
             return getattr(self._client, method.replace(".", "_"))(**args)
         except SlackApiError as exc:
             raise _classify(method, exc) from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise Transient(method, "timed out", ambiguous=True) from exc
         except (ConnectionRefusedError, ConnectionAbortedError) as exc:
             raise Transient(method, f"connection failed: {exc}", ambiguous=False) from exc
@@ -149,7 +148,9 @@ def _classify(method: str, exc: SlackApiError) -> SendFailed:
     status = exc.response.status_code
     error = str(exc.response.get("error", "")) if exc.response.data else ""
     if status == 429 or error == "ratelimited":
-        retry_after = float(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
+        retry_after = float(
+            exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1))
+        )
         return RateLimited(method, retry_after)
     if error in PERMANENT_ERRORS:
         return Permanent(method, error)

@@ -145,4 +145,11 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    413: "Payload Too Large",
+    503: "Service Unavailable",
+}

@@ -29,7 +29,11 @@ from storage.incidents import IncidentNotFound
 log = logging.getLogger(__name__)
 
 UPDATE_MODAL = "customer_update_modal"
-BUTTON_ACTIONS = {ACK_ACTION: Action.ACK, MITIGATE_ACTION: Action.MITIGATE, RESOLVE_ACTION: Action.RESOLVE}
+BUTTON_ACTIONS = {
+    ACK_ACTION: Action.ACK,
+    MITIGATE_ACTION: Action.MITIGATE,
+    RESOLVE_ACTION: Action.RESOLVE,
+}
 
 
 def _payload(message: Message, *, in_channel: bool = False) -> dict[str, Any]:
@@ -68,7 +72,7 @@ def register(
         first, *rest = answer.messages
         ack(**_payload(first))
         for message in rest:
-            later(lambda m=message: respond(**_payload(m), replace_original=False))
+            later(_responder(respond, message))
 
     @app.action(SHARE_ACTION)
     def on_share(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -97,7 +101,10 @@ def register(
     @app.action(UPDATE_ACTION)
     def on_update_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = update_modal(incident_id=body["actions"][0]["value"], channel=(body.get("channel") or {}).get("id", ""))
+        view = update_modal(
+            incident_id=body["actions"][0]["value"],
+            channel=(body.get("channel") or {}).get("id", ""),
+        )
         later(lambda: client.views_open(trigger_id=body["trigger_id"], view=view))
 
     @app.view(UPDATE_MODAL)
@@ -118,8 +125,11 @@ def register(
         value = json.loads(body["actions"][0]["value"])
         actor = Actor(body["user"]["id"], (body.get("channel") or {}).get("id", ""))
         answer: Answer = answers.declare(
-            query=value["type"], summary=value.get("summary", ""), actor=actor,
-            trigger_id=body.get("trigger_id"), force=True,
+            query=value["type"],
+            summary=value.get("summary", ""),
+            actor=actor,
+            trigger_id=body.get("trigger_id"),
+            force=True,
         )
         later(lambda: respond(**_payload(answer.messages[0]), replace_original=True))
 
@@ -127,7 +137,9 @@ def register(
     def on_error(error: Exception, body: dict[str, Any], respond: Respond) -> None:
         log.error("unhandled error in a listener", exc_info=error)
         if body.get("response_url"):
-            notice = render_notice(":boom: Something went wrong on our side; the operator's log has the details.")
+            notice = render_notice(
+                ":boom: Something went wrong on our side; the operator's log has the details."
+            )
             later(lambda: respond(**_payload(notice), replace_original=False))
 
 
@@ -144,10 +156,19 @@ def update_modal(*, incident_id: str, channel: str) -> dict[str, Any]:
                 "type": "input",
                 "block_id": "update",
                 "label": {"type": "plain_text", "text": "What did you tell customers?"},
-                "element": {"type": "plain_text_input", "action_id": "text", "multiline": True, "max_length": 2000},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "multiline": True,
+                    "max_length": 2000,
+                },
             }
         ],
     }
+
+
+def _responder(respond: Respond, message: Message) -> Callable[[], object]:
+    return lambda: respond(**_payload(message), replace_original=False)
 
 
 def _log_failure(future: Any) -> None:

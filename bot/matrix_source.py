@@ -29,7 +29,9 @@ def read_matrix_file(path: Path) -> tuple[str, Matrix]:
     try:
         raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
     except OSError as exc:
-        raise MatrixInvalid([Problem("", f"cannot read the file: {exc.strerror}")], source=str(path)) from None
+        raise MatrixInvalid(
+            [Problem("", f"cannot read the file: {exc.strerror}")], source=str(path)
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -50,7 +52,9 @@ class MatrixSource:
     def load(self, *, by: str = "sla-bot", reason: str = "loaded at start-up") -> ActiveMatrix:
         """Validate the file and make it the active version (a new version only if it changed)."""
         text, matrix = read_matrix_file(self._path)
-        version = self._versions.adopt(text=text, by=by, reason=reason, source=str(self._path), at=self._clock.now())
+        version = self._versions.adopt(
+            text=text, by=by, reason=reason, source=str(self._path), at=self._clock.now()
+        )
         with self._lock:
             self._active = ActiveMatrix(matrix, version.version, text)
             return self._active

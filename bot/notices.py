@@ -73,11 +73,17 @@ def _buttons(incident: Incident) -> ActionsBlock:
     value = str(incident.id)
     buttons = []
     if incident.status is Status.OPEN:
-        buttons.append(ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary"))
+        buttons.append(
+            ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary")
+        )
     if incident.status in (Status.OPEN, Status.ACKNOWLEDGED):
         buttons.append(ButtonElement(text="Mitigated", action_id=MITIGATE_ACTION, value=value))
-    buttons.append(ButtonElement(text="Resolved", action_id=RESOLVE_ACTION, value=value, style="danger"))
-    buttons.append(ButtonElement(text="Customer update posted", action_id=UPDATE_ACTION, value=value))
+    buttons.append(
+        ButtonElement(text="Resolved", action_id=RESOLVE_ACTION, value=value, style="danger")
+    )
+    buttons.append(
+        ButtonElement(text="Customer update posted", action_id=UPDATE_ACTION, value=value)
+    )
     return ActionsBlock(elements=buttons)
 
 
@@ -128,7 +134,11 @@ def render_timeline_message(
     gap = [who for who in on_call if who.gap]
     if gap and kind in (MessageKind.OWNER_PING, MessageKind.FIRST_RESPONSE_MISSED):
         names = ", ".join(escape(who.role_name) for who in gap)
-        blocks.append(context(f":warning: Coverage gap: nobody on call for {names}; paged escalation contacts."))
+        blocks.append(
+            context(
+                f":warning: Coverage gap: nobody on call for {names}; paged escalation contacts."
+            )
+        )
     return to_message(text, blocks)
 
 

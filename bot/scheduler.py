@@ -71,14 +71,19 @@ class Ticker:
         self._next_due = next_due
         self._clock = clock
         self._scheduler = BackgroundScheduler(
-            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._interval = safety_interval
         self.last_tick_real: datetime | None = None
 
     def start(self) -> None:
         self._scheduler.add_job(
-            self._run, "interval", seconds=self._interval.total_seconds(), id="safety", next_run_time=datetime.now(UTC)
+            self._run,
+            "interval",
+            seconds=self._interval.total_seconds(),
+            id="safety",
+            next_run_time=datetime.now(UTC),
         )
         self._scheduler.start()
 
@@ -100,7 +105,9 @@ class Ticker:
 
     def _schedule_at(self, when: datetime) -> None:
         if self._scheduler.running:
-            self._scheduler.add_job(self._run, "date", run_date=when, id="wake", replace_existing=True)
+            self._scheduler.add_job(
+                self._run, "date", run_date=when, id="wake", replace_existing=True
+            )
 
     def healthy(self) -> tuple[bool, dict[str, object]]:
         last = self.last_tick_real

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -20,7 +21,11 @@ def _secrets(settings: Settings) -> list[str]:
 
 def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; the dispatcher starts before the first request is accepted."""
-    configure_logging(level=settings.SLA_BOT_LOG_LEVEL, fmt=settings.SLA_BOT_LOG_FORMAT, secrets=_secrets(settings))
+    configure_logging(
+        level=settings.SLA_BOT_LOG_LEVEL,
+        fmt=settings.SLA_BOT_LOG_FORMAT,
+        secrets=_secrets(settings),
+    )
     runtime = Runtime(settings)
     runtime.start()
     log.info(
@@ -41,16 +46,16 @@ def serve(settings: Settings) -> None:
 def _http(runtime: Runtime, settings: Settings) -> None:
     from waitress.server import create_server
 
-    server = create_server(runtime.http, host="0.0.0.0", port=settings.PORT, threads=8, ident="sla-bot")
+    server = create_server(
+        runtime.http, host="0.0.0.0", port=settings.PORT, threads=8, ident="sla-bot"
+    )
 
     def stop(*_: object) -> None:
         server.close()
 
     signal.signal(signal.SIGTERM, stop)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, OSError):
         server.run()
-    except (KeyboardInterrupt, OSError):
-        pass
 
 
 def _socket_mode(runtime: Runtime, settings: Settings) -> None:
@@ -60,10 +65,10 @@ def _socket_mode(runtime: Runtime, settings: Settings) -> None:
     handler = SocketModeHandler(runtime.app, settings.SLACK_APP_TOKEN.get_secret_value())
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    handler.connect()
+    handler.connect()  # type: ignore[no-untyped-call]
     try:
         stopped.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        handler.close()
+        handler.close()  # type: ignore[no-untyped-call]

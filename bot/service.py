@@ -41,7 +41,9 @@ class WhichIncident(Exception):
         self.open_here = open_here
         if open_here:
             refs = ", ".join(f"{i.ref} ({i.row.id})" for i in open_here)
-            message = f"Several incidents are open here: {refs}. Name one, e.g. `ack {open_here[0].ref}`."
+            message = (
+                f"Several incidents are open here: {refs}. Name one, e.g. `ack {open_here[0].ref}`."
+            )
         else:
             message = "No open incident in this channel. Name one, e.g. `ack INC-12`."
         super().__init__(message)
@@ -150,7 +152,9 @@ class IncidentService:
         self._authorise(incident, actor, "log a customer update for")
         at = self._clock.now()
         after = self._incidents.log_update(incident.id, text=text, actor=actor.user_id, at=at)
-        self._announce(after, MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}")
+        self._announce(
+            after, MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}"
+        )
         return after
 
     def open_incidents(self, *, channel_id: str | None = None) -> list[Incident]:
@@ -164,14 +168,21 @@ class IncidentService:
         members = frozenset().union(*(self._usergroup_members(g) for g in groups if g))
         if actor.user_id in members:
             return
-        self._incidents.audit(at=self._clock.now(), actor=actor.user_id, action="refused",
-                              incident_id=incident.id, detail={"action": action})
+        self._incidents.audit(
+            at=self._clock.now(),
+            actor=actor.user_id,
+            action="refused",
+            incident_id=incident.id,
+            detail={"action": action},
+        )
         raise NotAllowed(incident, actor.user_id, action)
 
     def _announce(self, incident: Incident, kind: MessageKind, *, note_key: str) -> None:
         now = self._clock.now()
         self._outbox.add(
-            PlannedMessage(f"card_refresh:{note_key}", MessageKind.INCIDENT_UPDATED, now, Route.CARD_UPDATE),
+            PlannedMessage(
+                f"card_refresh:{note_key}", MessageKind.INCIDENT_UPDATED, now, Route.CARD_UPDATE
+            ),
             incident_id=incident.id,
         )
         self._outbox.add(PlannedMessage(note_key, kind, now, Route.THREAD), incident_id=incident.id)

@@ -120,7 +120,9 @@ class Settings(BaseSettings):
         """Raise SettingsError unless what `serve` needs for the chosen mode is present."""
         problems = []
         if self.SLACK_BOT_TOKEN is None:
-            problems.append("SLACK_BOT_TOKEN: missing (the bot token, xoxb-…, from OAuth & Permissions)")
+            problems.append(
+                "SLACK_BOT_TOKEN: missing (the bot token, xoxb-…, from OAuth & Permissions)"
+            )
         if not self.socket_mode and self.SLACK_SIGNING_SECRET is None:
             problems.append(
                 "SLACK_SIGNING_SECRET: missing (needed in HTTP mode; or set SLACK_APP_TOKEN for "
@@ -136,7 +138,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(
-            [f"{'.'.join(str(p) for p in err['loc'])}: {_clean(err['msg'])}" for err in exc.errors()]
+            [
+                f"{'.'.join(str(p) for p in err['loc'])}: {_clean(err['msg'])}"
+                for err in exc.errors()
+            ]
         ) from None
 
 

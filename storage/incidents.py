@@ -59,33 +59,60 @@ class Incidents:
         """Write the incident and its whole planned timeline in one transaction."""
         with self._store.immediate() as db:
             if trigger_id:
-                existing = db.execute("SELECT * FROM incidents WHERE trigger_id = ?", [trigger_id]).fetchone()
+                existing = db.execute(
+                    "SELECT * FROM incidents WHERE trigger_id = ?", [trigger_id]
+                ).fetchone()
                 if existing is not None:
                     return Declared(self._decode(db, existing), created=False)
-            incident_id = db["incidents"].insert(
-                {
-                    "type": row.id,
-                    "title": row.title,
-                    "severity": row.severity.value,
-                    "row_json": row.model_dump_json(),
-                    "matrix_version": matrix_version,
-                    "channel": channel,
-                    "summary": summary,
-                    "state": Status.OPEN.value,
-                    "declared_by": declared_by,
-                    "declared_at": to_epoch(declared_at),
-                    "trigger_id": trigger_id,
-                    "drill": int(drill),
-                }
-            ).last_pk
+            incident_id = (
+                db.table("incidents")
+                .insert(
+                    {
+                        "type": row.id,
+                        "title": row.title,
+                        "severity": row.severity.value,
+                        "row_json": row.model_dump_json(),
+                        "matrix_version": matrix_version,
+                        "channel": channel,
+                        "summary": summary,
+                        "state": Status.OPEN.value,
+                        "declared_by": declared_by,
+                        "declared_at": to_epoch(declared_at),
+                        "trigger_id": trigger_id,
+                        "drill": int(drill),
+                    }
+                )
+                .last_pk
+            )
             assert isinstance(incident_id, int)
-            db["outbox"].insert_all(
-                {"key": incident_key(incident_id, m.key), "incident_id": incident_id, **message_columns(m)}
+            db.table("outbox").insert_all(
+                {
+                    "key": incident_key(incident_id, m.key),
+                    "incident_id": incident_id,
+                    **message_columns(m),
+                }
                 for m in plan(declared_at)
             )
-            _audit(db, at=declared_at, incident_id=incident_id, actor=declared_by, action="declare",
-                   detail={"type": row.id, "summary": summary, "drill": drill, "version": matrix_version})
+            _audit(
+                db,
+                at=declared_at,
+                incident_id=incident_id,
+                actor=declared_by,
+                action="declare",
+                detail={
+                    "type": row.id,
+                    "summary": summary,
+                    "drill": drill,
+                    "version": matrix_version,
+                },
+            )
             return Declared(self._get(db, incident_id), created=True)
+
+    def by_trigger(self, trigger_id: str) -> Incident | None:
+        """The incident a request with this trigger_id already declared, if any."""
+        db = self._store.db
+        found = db.execute("SELECT * FROM incidents WHERE trigger_id = ?", [trigger_id]).fetchone()
+        return None if found is None else self._decode(db, found)
 
     def get(self, incident_id: int) -> Incident:
         return self._get(self._store.db, incident_id)
@@ -101,7 +128,9 @@ class Incidents:
         columns = [c.name for c in db["incidents"].columns]
         return incident_from_row(dict(zip(columns, values, strict=True)))
 
-    def open_incidents(self, *, channel: str | None = None, type_id: str | None = None) -> list[Incident]:
+    def open_incidents(
+        self, *, channel: str | None = None, type_id: str | None = None
+    ) -> list[Incident]:
         where, params = ["state != 'resolved'"], []
         if channel is not None:
             where.append("channel = ?")
@@ -110,7 +139,9 @@ class Incidents:
             where.append("type = ?")
             params.append(type_id)
         db = self._store.db
-        rows = db.execute(f"SELECT * FROM incidents WHERE {' AND '.join(where)} ORDER BY id", params)
+        rows = db.execute(
+            f"SELECT * FROM incidents WHERE {' AND '.join(where)} ORDER BY id", params
+        )
         return [self._decode(db, r) for r in rows.fetchall()]
 
     def all(self, *, since: datetime | None = None) -> list[Incident]:
@@ -125,7 +156,7 @@ class Incidents:
         """Apply a human action under the write lock; raises TransitionRefused if it does not apply."""
         with self._store.immediate() as db:
             after = apply_action(self._get(db, incident_id), action, actor=actor, at=at)
-            db["incidents"].update(incident_id, incident_state_columns(after))
+            db.table("incidents").update(incident_id, incident_state_columns(after))
             _audit(db, at=at, incident_id=incident_id, actor=actor, action=action.value, detail={})
             return after
 
@@ -133,26 +164,57 @@ class Incidents:
         """Record a customer update as posted; deadline reminders for it stop."""
         with self._store.immediate() as db:
             incident = self._get(db, incident_id)
-            db["customer_updates"].insert(
-                {"incident_id": incident_id, "text": text, "posted_by": actor, "posted_at": to_epoch(at)}
+            db.table("customer_updates").insert(
+                {
+                    "incident_id": incident_id,
+                    "text": text,
+                    "posted_by": actor,
+                    "posted_at": to_epoch(at),
+                }
             )
-            db["incidents"].update(incident_id, {"last_update_at": to_epoch(at)})
-            _audit(db, at=at, incident_id=incident_id, actor=actor, action="customer_update", detail={"text": text})
+            db.table("incidents").update(incident_id, {"last_update_at": to_epoch(at)})
+            _audit(
+                db,
+                at=at,
+                incident_id=incident_id,
+                actor=actor,
+                action="customer_update",
+                detail={"text": text},
+            )
             return self._get(db, incident.id)
 
     def customer_updates(self, incident_id: int) -> list[dict[str, Any]]:
-        return list(self._store.db["customer_updates"].rows_where("incident_id = ?", [incident_id], order_by="id"))
+        return list(
+            self._store.db["customer_updates"].rows_where(
+                "incident_id = ?", [incident_id], order_by="id"
+            )
+        )
 
     def set_card(self, incident_id: int, *, ts: str) -> None:
         with self._store.immediate() as db:
-            db["incidents"].update(incident_id, {"card_ts": ts})
+            db.table("incidents").update(incident_id, {"card_ts": ts})
 
-    def audit(self, *, at: datetime, actor: str, action: str, incident_id: int | None = None,
-              detail: dict[str, Any] | None = None, slack_ts: str | None = None) -> None:
+    def audit(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        incident_id: int | None = None,
+        detail: dict[str, Any] | None = None,
+        slack_ts: str | None = None,
+    ) -> None:
         """Record something that happened (a refusal, a post, an alert) in the audit table."""
         with self._store.immediate() as db:
-            _audit(db, at=at, incident_id=incident_id, actor=actor, action=action, detail=detail or {},
-                   slack_ts=slack_ts)
+            _audit(
+                db,
+                at=at,
+                incident_id=incident_id,
+                actor=actor,
+                action=action,
+                detail=detail or {},
+                slack_ts=slack_ts,
+            )
 
     def audit_trail(self, incident_id: int | None = None) -> list[dict[str, Any]]:
         table = self._store.db["audit"]
@@ -161,9 +223,23 @@ class Incidents:
         return list(table.rows_where("incident_id = ?", [incident_id], order_by="id"))
 
 
-def _audit(db: Any, *, at: datetime, incident_id: int | None, actor: str, action: str,
-           detail: dict[str, Any], slack_ts: str | None = None) -> None:
-    db["audit"].insert(
-        {"at": to_epoch(at), "incident_id": incident_id, "actor": actor, "action": action,
-         "detail": dumps(detail), "slack_ts": slack_ts}
+def _audit(
+    db: Any,
+    *,
+    at: datetime,
+    incident_id: int | None,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+    slack_ts: str | None = None,
+) -> None:
+    db.table("audit").insert(
+        {
+            "at": to_epoch(at),
+            "incident_id": incident_id,
+            "actor": actor,
+            "action": action,
+            "detail": dumps(detail),
+            "slack_ts": slack_ts,
+        }
     )

@@ -72,8 +72,12 @@ class Outbox:
                 "stop_when, repeat_every, seq, payload, status, attempts) VALUES (:key, :incident_id, "
                 ":kind, :route, :due_at, :next_attempt_at, :stop_when, :repeat_every, :seq, :payload, "
                 "'pending', 0)",
-                {"key": key, "incident_id": incident_id, "payload": dumps(payload or {}),
-                 **message_columns(message)},
+                {
+                    "key": key,
+                    "incident_id": incident_id,
+                    "payload": dumps(payload or {}),
+                    **message_columns(message),
+                },
             )
             return cursor.rowcount == 1
 
@@ -132,13 +136,31 @@ class Outbox:
             if cursor.rowcount != 1:
                 return False
             self._plan_next(db, claimed, follow_up)
-            _audit(db, at=at, incident_id=claimed.incident_id, actor="bot", action="post",
-                   detail={"key": claimed.key, "kind": claimed.message.kind.value, "channel": channel,
-                           "late_s": round(lateness, 3), "reconciled": reconciled}, slack_ts=ts)
+            _audit(
+                db,
+                at=at,
+                incident_id=claimed.incident_id,
+                actor="bot",
+                action="post",
+                detail={
+                    "key": claimed.key,
+                    "kind": claimed.message.kind.value,
+                    "channel": channel,
+                    "late_s": round(lateness, 3),
+                    "reconciled": reconciled,
+                },
+                slack_ts=ts,
+            )
             return True
 
-    def mark_skipped(self, claimed: Claimed, *, reason: str, at: datetime,
-                     follow_up: PlannedMessage | None = None) -> bool:
+    def mark_skipped(
+        self,
+        claimed: Claimed,
+        *,
+        reason: str,
+        at: datetime,
+        follow_up: PlannedMessage | None = None,
+    ) -> bool:
         with self._store.immediate() as db:
             cursor = db.execute(
                 "UPDATE outbox SET status = 'skipped', last_error = ?, sent_at = ? "
@@ -177,22 +199,36 @@ class Outbox:
                 [error, claimed.id, claimed.token],
             )
             if cursor.rowcount == 1:
-                _audit(db, at=at, incident_id=claimed.incident_id, actor="bot", action="post_failed",
-                       detail={"key": claimed.key, "error": error})
+                _audit(
+                    db,
+                    at=at,
+                    incident_id=claimed.incident_id,
+                    actor="bot",
+                    action="post_failed",
+                    detail={"key": claimed.key, "error": error},
+                )
             return cursor.rowcount == 1
 
     @staticmethod
     def _plan_next(db: Any, claimed: Claimed, follow_up: PlannedMessage | None) -> None:
         if follow_up is None:
             return
-        key = incident_key(claimed.incident_id, follow_up.key) if claimed.incident_id else follow_up.key
+        key = (
+            incident_key(claimed.incident_id, follow_up.key)
+            if claimed.incident_id
+            else follow_up.key
+        )
         db.execute(
             "INSERT OR IGNORE INTO outbox (key, incident_id, kind, route, due_at, next_attempt_at, "
             "stop_when, repeat_every, seq, payload, status, attempts) VALUES (:key, :incident_id, "
             ":kind, :route, :due_at, :next_attempt_at, :stop_when, :repeat_every, :seq, :payload, "
             "'pending', 0)",
-            {"key": key, "incident_id": claimed.incident_id, "payload": dumps(claimed.payload),
-             **message_columns(follow_up)},
+            {
+                "key": key,
+                "incident_id": claimed.incident_id,
+                "payload": dumps(claimed.payload),
+                **message_columns(follow_up),
+            },
         )
 
     def next_wake(self) -> datetime | None:
@@ -203,14 +239,24 @@ class Outbox:
         return from_epoch(value)
 
     def counts(self) -> dict[str, int]:
-        rows = self._store.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        rows = self._store.db.execute(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status"
+        ).fetchall()
         return {status: count for status, count in rows}
 
     def for_incident(self, incident_id: int) -> list[dict[str, Any]]:
-        return list(self._store.db["outbox"].rows_where("incident_id = ?", [incident_id], order_by="due_at, id"))
+        return list(
+            self._store.db["outbox"].rows_where(
+                "incident_id = ?", [incident_id], order_by="due_at, id"
+            )
+        )
 
     def rows(self, *, statuses: Sequence[str] = ()) -> list[dict[str, Any]]:
         if not statuses:
             return list(self._store.db["outbox"].rows_where(order_by="due_at, id"))
         marks = ",".join("?" * len(statuses))
-        return list(self._store.db["outbox"].rows_where(f"status IN ({marks})", list(statuses), order_by="due_at, id"))
+        return list(
+            self._store.db["outbox"].rows_where(
+                f"status IN ({marks})", list(statuses), order_by="due_at, id"
+            )
+        )

@@ -18,10 +18,13 @@ class SeenRequests:
         """Record `key`; True only the first time it is seen (INSERT OR IGNORE)."""
         with self._store.immediate() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO seen_requests (key, seen_at) VALUES (?, ?)", [key, to_epoch(at)]
+                "INSERT OR IGNORE INTO seen_requests (key, seen_at) VALUES (?, ?)",
+                [key, to_epoch(at)],
             )
             return cursor.rowcount == 1
 
     def forget_before(self, at: datetime) -> int:
         with self._store.immediate() as db:
-            return db.execute("DELETE FROM seen_requests WHERE seen_at < ?", [to_epoch(at - KEEP)]).rowcount
+            return db.execute(
+                "DELETE FROM seen_requests WHERE seen_at < ?", [to_epoch(at - KEEP)]
+            ).rowcount

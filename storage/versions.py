@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from storage.codec import dumps, from_epoch, to_epoch
 from storage.db import Store
@@ -36,7 +37,9 @@ class Versions:
         return self._decode(row) if row else None
 
     def get(self, version: int) -> MatrixVersion | None:
-        row = self._store.db.execute("SELECT * FROM matrix_versions WHERE version = ?", [version]).fetchone()
+        row = self._store.db.execute(
+            "SELECT * FROM matrix_versions WHERE version = ?", [version]
+        ).fetchone()
         return self._decode(row) if row else None
 
     def all(self) -> list[MatrixVersion]:
@@ -46,24 +49,41 @@ class Versions:
     def adopt(self, *, text: str, by: str, reason: str, source: str, at: datetime) -> MatrixVersion:
         """Make `text` the active matrix unless it already is; returns the active version."""
         with self._store.immediate() as db:
-            row = db.execute("SELECT * FROM matrix_versions ORDER BY version DESC LIMIT 1").fetchone()
+            row = db.execute(
+                "SELECT * FROM matrix_versions ORDER BY version DESC LIMIT 1"
+            ).fetchone()
             current = self._decode(row) if row else None
             if current is not None and current.digest == digest(text):
                 return current
             version = (current.version if current else 0) + 1
-            db["matrix_versions"].insert(
-                {"version": version, "text": text, "digest": digest(text), "adopted_at": to_epoch(at),
-                 "adopted_by": by, "reason": reason, "source": source}
+            db.table("matrix_versions").insert(
+                {
+                    "version": version,
+                    "text": text,
+                    "digest": digest(text),
+                    "adopted_at": to_epoch(at),
+                    "adopted_by": by,
+                    "reason": reason,
+                    "source": source,
+                }
             )
-            db["audit"].insert({"at": to_epoch(at), "actor": by, "action": "adopt_matrix",
-                                "detail": dumps({"version": version, "reason": reason})})
+            db.table("audit").insert(
+                {
+                    "at": to_epoch(at),
+                    "actor": by,
+                    "action": "adopt_matrix",
+                    "detail": dumps({"version": version, "reason": reason}),
+                }
+            )
         adopted = self.get(version)
         assert adopted is not None
         return adopted
 
     @staticmethod
-    def _decode(row: tuple[object, ...]) -> MatrixVersion:
+    def _decode(row: tuple[Any, ...]) -> MatrixVersion:
         version, text, dig, adopted_at, by, reason, source = row
-        at = from_epoch(float(adopted_at))  # type: ignore[arg-type]
+        at = from_epoch(float(adopted_at))
         assert at is not None
-        return MatrixVersion(int(version), str(text), str(dig), at, str(by), str(reason), str(source))  # type: ignore[call-overload]
+        return MatrixVersion(
+            int(version), str(text), str(dig), at, str(by), str(reason), str(source)
+        )
