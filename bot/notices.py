@@ -168,8 +168,6 @@ def _state_notes(incident: Incident, tag: str) -> dict[MessageKind, str]:
 
 
 def _audience(on_call: Sequence[OnCallNow]) -> str:
-    """Mentions of the people on call; escalation contacts where a role has a coverage gap."""
-    parts = []
-    for who in on_call:
-        parts.append(mentions_of(who.escalation) if who.gap else mentions(who))
+    """The on-call members, else the role's users or user group, else its escalation contacts."""
+    parts = [mentions(who) or mentions_of(who.escalation) for who in on_call]
     return " ".join(p for p in parts if p) or "Owners"
