@@ -29,7 +29,7 @@ def validate_matrix_text(
 ) -> tuple[Matrix | None, list[Problem]]:
     """Check a matrix file's text; the Matrix (None if any error) and every error and warning.
 
-    Never raises, whatever the text. `source` names the file for the caller's messages
+    Never raises, whatever the text. Problems come in line order. `source` names the file for the caller's messages
     (`Problem.format(source)`); it does not change the result.
     """
     document, problems = read_yaml(text)
@@ -39,6 +39,7 @@ def validate_matrix_text(
     problems.extend(schema_problems)
     if matrix is not None:
         problems.extend(lint_matrix(matrix, lines=document.lines))
+    problems.sort(key=lambda problem: problem.line or 0)  # file-wide problems first, then by line
     if any(problem.severity == "error" for problem in problems):
         return None, problems
     return matrix, problems

@@ -74,6 +74,7 @@ def test_bad_matrix_is_rejected_with_path_and_line(path: Path) -> None:
     matching = [p for p in errors if expected.message in p.message]
     assert matching, f"no error mentions {expected.message!r}: {[p.message for p in errors]}"
     assert (matching[0].path, matching[0].line) == (expected.path, expected.line)
+    assert [p.line or 0 for p in problems] == sorted(p.line or 0 for p in problems)
 
 
 @pytest.mark.parametrize("path", BAD_FILES[:5], ids=[p.stem for p in BAD_FILES[:5]])
