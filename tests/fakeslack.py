@@ -220,6 +220,7 @@ class _Channel:
     created: int
     messages: list[Message] = field(default_factory=list)
     replies: dict[str, list[Message]] = field(default_factory=dict)
+    by_ts: dict[str, Message] = field(default_factory=dict)
 
 
 @dataclass
@@ -709,6 +710,7 @@ class FakeSlack:
             )
             if existing is not None:
                 channel.messages, channel.replies = existing.messages, existing.replies
+                channel.by_ts = existing.by_ts
             self._channels[id] = channel
 
     def add_user(
@@ -943,6 +945,7 @@ class FakeSlack:
             for channel in self._channels.values():
                 channel.messages.clear()
                 channel.replies.clear()
+                channel.by_ts.clear()
 
     def wait_for(
         self, predicate: Callable[[], T], timeout: float = 5.0, *, what: str = "condition"
@@ -1127,13 +1130,12 @@ class FakeSlack:
         return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
 
     def _find_message(self, channel: _Channel, ts: str | None) -> Message | None:
-        if ts is None:
-            return None
-        return next((m for m in channel.messages if m.ts == ts), None)
+        return None if ts is None else channel.by_ts.get(ts)
 
     def _commit(self, message: Message) -> None:
         channel = self._channels[message.channel]
         channel.messages.append(message)
+        channel.by_ts[message.ts] = message
         if message.thread_ts is not None:
             channel.replies.setdefault(message.thread_ts, []).append(message)
 
