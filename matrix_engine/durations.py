@@ -54,7 +54,7 @@ class Duration(BaseModel):
     def _from_text(cls, value: Any) -> Any:
         if isinstance(value, str):
             return _parse_fields(value)
-        if isinstance(value, bool) or isinstance(value, int | float):
+        if isinstance(value, int | float):  # bool is an int too
             raise DurationError(value, "a bare number has no unit")
         return value
 

@@ -46,7 +46,9 @@ class PolicyError(MatrixError, ValueError):
     def __init__(self, text: object, reason: str = "not a known customer-update policy") -> None:
         self.text = text
         self.reason = reason
-        super().__init__(f"invalid customer-update policy {text!r}: {reason}; accepted: {self.ACCEPTED}")
+        super().__init__(
+            f"invalid customer-update policy {text!r}: {reason}; accepted: {self.ACCEPTED}"
+        )
 
 
 @dataclass(frozen=True)

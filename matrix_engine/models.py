@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
 )
 
@@ -65,9 +66,11 @@ class OnCall(StrEnum):
 
     @property
     def label(self) -> str:
-        return {"business-hours": "Business hours", "24x7": "24x7", "follow-the-sun": "Follow-the-sun"}[
-            self.value
-        ]
+        return {
+            "business-hours": "Business hours",
+            "24x7": "24x7",
+            "follow-the-sun": "Follow-the-sun",
+        }[self.value]
 
 
 class Review(StrEnum):
@@ -134,7 +137,7 @@ class Weekday(StrEnum):
     SUN = "sun"
 
     @property
-    def index(self) -> int:
+    def index(self) -> int:  # type: ignore[override]  # str.index is not used on weekdays
         """Monday is 0, as in datetime.weekday()."""
         return list(Weekday).index(self)
 
@@ -155,12 +158,16 @@ def _check_timezone(name: str) -> str:
     if canonical == name and ("/" in name or name == "UTC"):
         return name
     if canonical == name:
-        raise ValueError(f"{name!r} is a legacy abbreviation zone; use a city zone like 'America/New_York'")
+        raise ValueError(
+            f"{name!r} is a legacy abbreviation zone; use a city zone like 'America/New_York'"
+        )
     if canonical is not None:
         raise ValueError(f"unknown time zone {name!r}; did you mean {canonical!r}?")
     close = difflib.get_close_matches(name, list(_zone_names().values()), n=3, cutoff=0.7)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"unknown time zone {name!r}, expected an IANA name like 'Europe/Berlin'{hint}")
+    raise ValueError(
+        f"unknown time zone {name!r}, expected an IANA name like 'Europe/Berlin'{hint}"
+    )
 
 
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
@@ -178,7 +185,9 @@ class LocalHours(Frozen):
     def parse(cls, text: str) -> LocalHours:
         parts = [p.strip() for p in text.split("-")]
         if len(parts) != 2 or not all(_HHMM.fullmatch(p) for p in parts):
-            raise ValueError(f"hours {text!r} must be 'HH:MM-HH:MM' in 24-hour time, e.g. '09:00-17:00'")
+            raise ValueError(
+                f"hours {text!r} must be 'HH:MM-HH:MM' in 24-hour time, e.g. '09:00-17:00'"
+            )
         start, end = (time.fromisoformat(p) for p in parts)
         if start == end:
             raise ValueError(f"hours {text!r} are empty: start equals end")
@@ -202,7 +211,9 @@ def _coerce_hours(value: Any) -> Any:
     return value
 
 
-HoursField = Annotated[LocalHours, BeforeValidator(_coerce_hours), PlainSerializer(str, return_type=str)]
+HoursField = Annotated[
+    LocalHours, BeforeValidator(_coerce_hours), PlainSerializer(str, return_type=str)
+]
 
 SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,20}$")]
 SlackUsergroupId = Annotated[str, StringConstraints(pattern=r"^S[A-Z0-9]{2,20}$")]
@@ -266,7 +277,7 @@ class IncidentRow(Frozen):
     first_response: Duration
     escalate_after: Duration
     owners: tuple[Slug, ...] = Field(min_length=1)
-    executive_notify: bool
+    executive_notify: StrictBool  # only true/false: not "yes", 1 or "on"
     customer_updates: PolicyField
 
 

@@ -1,11 +1,11 @@
 """Customer-update policies: the closed set of §3, each rendered back to the seed's wording.
 
-    Every 30 min until mitigation             EveryUntilMitigation
-    Within 60 min                             Deadline
-    Initial update within 30 min              InitialDeadline
-    Within 90 min if user impact sustained    ConditionalDeadline
-    Not required                              NotRequired
-    As needed by compliance trigger           OnTrigger
+Every 30 min until mitigation             EveryUntilMitigation
+Within 60 min                             Deadline
+Initial update within 30 min              InitialDeadline
+Within 90 min if user impact sustained    ConditionalDeadline
+Not required                              NotRequired
+As needed by compliance trigger           OnTrigger
 """
 
 from __future__ import annotations
@@ -129,7 +129,12 @@ def _coerce(value: Any) -> Any:
 
 
 CustomerUpdatePolicy = Annotated[
-    EveryUntilMitigation | Deadline | InitialDeadline | ConditionalDeadline | NotRequired | OnTrigger,
+    EveryUntilMitigation
+    | Deadline
+    | InitialDeadline
+    | ConditionalDeadline
+    | NotRequired
+    | OnTrigger,
     Field(discriminator="kind"),
 ]
 
