@@ -141,8 +141,10 @@ class Runtime:
         def authorize() -> AuthorizeResult:  # Bolt passes arguments by the names declared here
             return self._authorize()
 
+        # Bolt takes the token from `authorize`; a tokenless copy of the client avoids its warning.
+        bolt_client = interactive_client(self.settings.model_copy(update={"SLACK_BOT_TOKEN": None}))
         app = App(
-            client=self.client,
+            client=bolt_client,
             authorize=authorize,
             process_before_response=True,
             request_verification_enabled=False,  # verified in bot.http before Bolt sees the request

@@ -137,6 +137,11 @@ def _who_line(who: OnCallNow) -> str:
     return line
 
 
+def _group_of(matrix: Matrix, role_id: str) -> str | None:
+    role = matrix.owners.get(role_id)
+    return role.usergroup if role else None
+
+
 def mentions_of(user_ids: Sequence[str]) -> str:
     return " ".join(f"<@{u}>" for u in dict.fromkeys(user_ids))
 
@@ -153,8 +158,9 @@ def render_who(matrix: Matrix, row: IncidentRow, *, at: datetime) -> Message:
     blocks: list[Block] = [header(f"Who owns: {row.title}")]
     for who in on_call_for_row(matrix, row, at):
         lines = [f"*{escape(who.role_name)}*", f"On call now: {_who_line(who)}"]
-        if who.usergroup:
-            lines.append(f"User group: <!subteam^{who.usergroup}>")
+        group = _group_of(matrix, who.role_id)
+        if group and group != who.usergroup:
+            lines.append(f"User group: <!subteam^{group}>")
         contacts = mentions_of(who.escalation)
         lines.append(f"Escalation contacts: {contacts or '_none configured_'}")
         blocks.append(section("\n".join(lines)))

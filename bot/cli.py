@@ -175,11 +175,18 @@ def serve() -> None:
 
 
 @app.command()
-def sandbox() -> None:
+def sandbox(
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0.1, max=3600, help="Simulated seconds per real second (60: a minute a second)."
+        ),
+    ] = 1.0,
+) -> None:
     """A local terminal chat with the bot: no Slack needed (type `/escalate latency-spike`)."""
     from bot.sandbox import run_sandbox
 
-    run_sandbox(_settings())
+    run_sandbox(_settings(), speed=speed)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 import zoneinfo
 from datetime import time
 from enum import StrEnum
@@ -93,10 +94,20 @@ class Tier(StrEnum):
         return self.value.capitalize()
 
 
+def _no_control_characters(text: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise ValueError("must be one line of text without control characters")
+    return text
+
+
 class Profile(Frozen):
     """The generator's inputs (§4), kept in the matrix so it can be regenerated."""
 
-    use_case: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    use_case: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
+        AfterValidator(_no_control_characters),
+    ]
     interactions: Interactions
     impact: Impact
     on_call: OnCall

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk import WebClient
 
-from tests.fakeslack import FakeSlack
+from bot.fakeslack import FakeSlack
 
 
 @pytest.fixture

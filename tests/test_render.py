@@ -279,10 +279,16 @@ def test_every_profile_renders_to_formats_that_read_back(profile: Profile) -> No
 
 
 use_cases = st.text(
-    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+    alphabet=st.characters(exclude_categories=["Cs", "Cc"]),
     min_size=1,
     max_size=120,
 ).filter(lambda text: text.strip() != "")
+
+
+@pytest.mark.parametrize("text", ["a\x85b", "line\nbreak", "tab\there", "nul\x00"])
+def test_use_case_with_control_characters_is_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="control characters"):
+        Profile.model_validate({**SEED_PROFILE.model_dump(), "use_case": text})
 
 
 @settings(deadline=None)

@@ -1,4 +1,4 @@
-"""A fake Slack Web API on loopback, spoken to over real HTTP by the real ``slack_sdk.WebClient``.
+"""A fake Slack Web API on loopback (the sandbox's Slack, and the tests'), spoken to over real HTTP by the real ``slack_sdk.WebClient``.
 
 Point a client at it with ``WebClient(token=fake.token, base_url=fake.url)``. The fake keeps a small
 workspace (channels, users, user groups), stores every message it commits, records every call and
