@@ -20,11 +20,18 @@ from datetime import datetime, timedelta
 from bot.blocks import Message
 from bot.clock import Clock
 from bot.gateway import Permanent, RateLimited, SendFailed, SlackGateway, Transient, metadata
-from bot.notices import render_card, render_timeline_message
+from bot.notices import render_card, render_delivery_failed, render_timeline_message
 from matrix_engine.incidents import Incident
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
-from matrix_engine.timeline import MessageKind, Route, Verdict, decide, next_occurrence
+from matrix_engine.timeline import (
+    MessageKind,
+    PlannedMessage,
+    Route,
+    Verdict,
+    decide,
+    next_occurrence,
+)
 from storage.incidents import Incidents
 from storage.outbox import AMBIGUOUS, Claimed, Outbox
 
@@ -193,6 +200,8 @@ class Dispatcher:
     def _render(self, row: Claimed, incident: Incident, matrix: Matrix, now: datetime) -> Message:
         if row.message.kind is MessageKind.INCIDENT_DECLARED:
             return render_card(incident, matrix)
+        if row.message.kind is MessageKind.DELIVERY_FAILED:
+            return render_delivery_failed(incident, row.payload)
         card_link = None
         if incident.card_ts and row.message.route is Route.EXECUTIVE:
             card_link = self._gateway.permalink(channel=incident.channel, ts=incident.card_ts)
@@ -231,3 +240,19 @@ class Dispatcher:
         log.error("delivery of %s failed for good: %s", row.key, reason)
         if self._outbox.mark_dead(row, error=reason, at=now):
             self._on_event("dead", {"key": row.key, "reason": reason})
+            if row.message.kind is not MessageKind.DELIVERY_FAILED:
+                self._alert_admins(row, reason, now)
+
+    def _alert_admins(self, row: Claimed, reason: str, now: datetime) -> None:
+        """A message that can never be delivered is surfaced to every admin by direct message."""
+        for admin in self._admins:
+            alert = PlannedMessage(
+                f"alert:{row.key}:{admin}", MessageKind.DELIVERY_FAILED, now, Route.DIRECT
+            )
+            payload = {
+                "user": admin,
+                "failed_key": row.key,
+                "kind": row.message.kind.value,
+                "error": reason,
+            }
+            self._outbox.add(alert, incident_id=row.incident_id, payload=payload)

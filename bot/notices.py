@@ -171,3 +171,13 @@ def _audience(on_call: Sequence[OnCallNow]) -> str:
     """The on-call members, else the role's users or user group, else its escalation contacts."""
     parts = [mentions(who) or mentions_of(who.escalation) for who in on_call]
     return " ".join(p for p in parts if p) or "Owners"
+
+
+def render_delivery_failed(incident: Incident, payload: dict[str, object]) -> Message:
+    """The admin alert for a planned post Slack refused for good (it will not be retried)."""
+    text = (
+        f":rotating_light: SLA bot could not deliver `{payload.get('kind')}` for {incident.ref} "
+        f"({escape(incident.row.title)}): *{escape(str(payload.get('error')))}*. It will not be retried. "
+        f"Check the channel (<#{incident.channel}>) exists and the bot is a member."
+    )
+    return to_message(text, [section(text), context(f"key `{payload.get('failed_key')}`")])
