@@ -7,11 +7,12 @@ very same object graph with a different Slack URL or clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -151,6 +152,18 @@ class Runtime:
             ignoring_self_events_enabled=True,
             name="sla-escalation-bot",
         )
+
+        @app.middleware
+        def once_per_event(
+            req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+        ) -> BoltResponse:
+            # HTTP requests are deduplicated in bot.http; Socket Mode redelivers envelopes whose
+            # events carry the same event_id, checked here.
+            event_id = req.body.get("event_id") if req.mode == "socket_mode" else None
+            if event_id and not self.seen.first_time(f"event:{event_id}", at=self.clock.now()):
+                return BoltResponse(status=200, body="")
+            return next()
+
         register(
             app,
             command=self.settings.SLA_BOT_COMMAND,

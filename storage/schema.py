@@ -114,3 +114,37 @@ def m001_core(db: Database) -> None:
     _table(db, "audit").create_index(["incident_id"])
     _table(db, "seen_requests").create({"key": str, "seen_at": float}, pk="key")
     _table(db, "meta").create({"key": str, "value": str}, pk="key")
+
+
+@MIGRATIONS()
+def m002_rhythm(db: Database) -> None:
+    _table(db, "followups").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "action": str,
+            "owner": str,
+            "eta": str,
+            "needs_policy_update": int,
+            "created_by": str,
+            "created_at": float,
+            "done_at": float,
+            "done_by": str,
+        },
+        pk="id",
+        not_null={"action", "owner", "eta", "created_at"},
+        defaults={"needs_policy_update": 0},
+    )
+    _table(db, "followups").create_index(["done_at"])
+    _table(db, "drill_scores").create(
+        {
+            "incident_id": int,
+            "row_id": str,
+            "severity": str,
+            "score": float,
+            "card": str,
+            "scored_at": float,
+        },
+        pk="incident_id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
