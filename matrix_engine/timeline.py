@@ -9,7 +9,7 @@ durations count working time in the matrix calendar.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from matrix_engine.business_time import add_duration
@@ -115,10 +115,11 @@ def plan_timeline(
     row: IncidentRow, *, declared_at: datetime, calendar: Calendar
 ) -> tuple[PlannedMessage, ...]:
     """Every message of §6 for an incident declared at `declared_at` under `row`, in due order.
-    Recurring customer updates are planned one occurrence at a time (see `next_occurrence`)."""
+    Recurring customer updates are planned one occurrence at a time (see `next_occurrence`).
+    Due times are in UTC: arithmetic on datetimes sharing a ZoneInfo would be wall-clock time."""
     if declared_at.tzinfo is None:
         raise ValueError("declared_at must be timezone-aware")
-    t0 = declared_at
+    t0 = declared_at.astimezone(UTC)
 
     def at(duration: Duration) -> datetime:
         return add_duration(t0, duration, calendar)
