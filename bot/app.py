@@ -29,10 +29,12 @@ from bot.gateway import SlackGateway
 from bot.http import SlackHttpApp
 from bot.listeners import register
 from bot.matrix_source import MatrixSource
+from bot.rhythm_posts import Rhythm
 from bot.scheduler import SingletonLock, Ticker
 from bot.service import IncidentService
 from bot.settings import Settings
 from storage.db import Store
+from storage.followups import Drills, Followups, Meta
 from storage.incidents import Incidents
 from storage.outbox import Outbox
 from storage.requests import SeenRequests
@@ -111,6 +113,19 @@ class Runtime:
             clock=self.clock,
             matrix=lambda: self.matrix.active().matrix,
             admins=settings.SLA_BOT_ADMINS,
+            composer=lambda row, now: self.rhythm.compose(row, now),
+        )
+        self.meta = Meta(self.store)
+        self.followups = Followups(self.store)
+        self.drills = Drills(self.store)
+        self.rhythm = Rhythm(
+            outbox=self.outbox,
+            meta=self.meta,
+            followups=self.followups,
+            drills=self.drills,
+            matrix=self.matrix,
+            client=self.client,
+            clock=self.clock,
         )
         self.ticker = Ticker(
             tick=self.dispatcher.tick, next_due=self.outbox.next_wake, clock=self.clock
@@ -126,6 +141,7 @@ class Runtime:
             matrix=self.matrix,
             admins=frozenset(settings.SLA_BOT_ADMINS),
             wake=self.ticker.wake,
+            drills=self.drills,
         )
         self.answers = Answers(
             matrix=self.matrix, service=self.service, command_name=settings.SLA_BOT_COMMAND
@@ -197,6 +213,14 @@ class Runtime:
         self.identity = Identity(
             response.get("team_id"), response.get("user_id"), response.get("bot_id")
         )
+
+    def tick(self) -> int:
+        """One scheduler beat: plan due rhythm posts, then deliver everything due."""
+        try:
+            self.rhythm.plan(self.clock.now())
+        except Exception:  # planning must never stop delivery; the traceback goes to the log
+            log.exception("rhythm planning failed")
+        return self.dispatcher.tick()
 
     def health(self) -> tuple[bool, dict[str, object]]:
         ok, detail = self.ticker.healthy()

@@ -20,10 +20,17 @@ from datetime import datetime, timedelta
 from bot.blocks import Message
 from bot.clock import Clock
 from bot.gateway import Permanent, RateLimited, SendFailed, SlackGateway, Transient, metadata
-from bot.notices import render_card, render_delivery_failed, render_timeline_message
+from bot.notices import (
+    render_card,
+    render_delivery_failed,
+    render_followup_request,
+    render_scorecard,
+    render_timeline_message,
+)
 from matrix_engine.incidents import Incident
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
+from matrix_engine.scorecard import Scorecard
 from matrix_engine.timeline import (
     MessageKind,
     PlannedMessage,
@@ -49,6 +56,19 @@ class Target:
     thread_ts: str | None
 
 
+@dataclass(frozen=True)
+class Composed:
+    """A post that belongs to no incident (the operating rhythm), ready to send."""
+
+    channel: str
+    message: Message
+    payload: dict[str, object]
+
+
+# Builds a non-incident post at send time; a string return is the reason to skip it.
+Composer = Callable[[Claimed, datetime], "Composed | str"]
+
+
 class Dispatcher:
     """Sends whatever the outbox says is due. `tick()` is safe to call from any thread."""
 
@@ -63,6 +83,7 @@ class Dispatcher:
         admins: tuple[str, ...] = (),
         on_event: Callable[[str, dict[str, object]], None] | None = None,
         paced: bool = True,
+        composer: Composer | None = None,
     ) -> None:
         self._outbox = outbox
         self._incidents = incidents
@@ -72,6 +93,7 @@ class Dispatcher:
         self._admins = admins
         self._on_event = on_event or (lambda _name, _data: None)
         self._paced = paced
+        self._composer = composer
         self._last_post: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self.last_tick: datetime | None = None
@@ -91,10 +113,10 @@ class Dispatcher:
 
     def _process(self, row: Claimed) -> None:
         now = self._clock.now()
-        incident = self._incidents.get(row.incident_id) if row.incident_id is not None else None
-        if incident is None:
-            self._outbox.mark_dead(row, error="no incident for this message", at=now)
+        if row.incident_id is None:
+            self._send_composed(row, now)
             return
+        incident = self._incidents.get(row.incident_id)
         decision = decide(row.message, incident.state(), now=now)
         if decision.verdict is Verdict.WAIT:
             self._outbox.release(row, at=row.message.due_at)
@@ -169,6 +191,55 @@ class Dispatcher:
                 },
             )
 
+    def _send_composed(self, row: Claimed, now: datetime) -> None:
+        if now < row.message.due_at:
+            self._outbox.release(row, at=row.message.due_at)
+            return
+        if self._composer is None:
+            self._outbox.mark_dead(row, error="no composer for rhythm posts", at=now)
+            return
+        try:
+            composed = self._composer(row, now)
+        except SendFailed as exc:
+            self._failed(row, exc, now)
+            return
+        if isinstance(composed, str):
+            self._outbox.mark_skipped(row, reason=composed, at=now)
+            self._on_event("skipped", {"key": row.key, "reason": composed})
+            return
+        if self._paced and (wait_until := self._pace(composed.channel, now)) is not None:
+            self._outbox.release(row, at=wait_until)
+            return
+        payload = {"key": row.key, "drill": False, **composed.payload}
+        meta = metadata(row.message.kind.value, payload)
+        try:
+            ts = None
+            if row.ambiguous:
+                ts = self._gateway.find_posted(
+                    channel=composed.channel, key=row.key, oldest=row.message.due_at
+                )
+            reconciled = ts is not None
+            if ts is None:
+                ts = self._gateway.post(
+                    channel=composed.channel, message=composed.message, meta=meta
+                )
+        except SendFailed as exc:
+            self._failed(row, exc, now)
+            return
+        self._last_post[composed.channel] = now
+        sent_at = self._clock.now()
+        if self._outbox.mark_sent(
+            row, channel=composed.channel, ts=ts, at=sent_at, reconciled=reconciled
+        ):
+            self._on_event(
+                "sent",
+                {
+                    "key": row.key,
+                    "kind": row.message.kind.value,
+                    "late_s": (sent_at - row.message.due_at).total_seconds(),
+                },
+            )
+
     def _refresh_card(
         self, row: Claimed, incident: Incident, matrix: Matrix, target: Target, now: datetime
     ) -> None:
@@ -202,6 +273,10 @@ class Dispatcher:
             return render_card(incident, matrix)
         if row.message.kind is MessageKind.DELIVERY_FAILED:
             return render_delivery_failed(incident, row.payload)
+        if row.message.kind is MessageKind.DRILL_SCORECARD:
+            return render_scorecard(incident, Scorecard.model_validate(row.payload["scorecard"]))
+        if row.message.kind is MessageKind.FOLLOWUP_REQUEST:
+            return render_followup_request(incident)
         card_link = None
         if incident.card_ts and row.message.route is Route.EXECUTIVE:
             card_link = self._gateway.permalink(channel=incident.channel, ts=incident.card_ts)

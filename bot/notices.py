@@ -13,6 +13,7 @@ from matrix_engine.business_time import add_duration
 from matrix_engine.incidents import Incident, Status
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import OnCallNow, mentions
+from matrix_engine.scorecard import Scorecard
 from matrix_engine.timeline import MessageKind
 
 ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION, UPDATE_ACTION = (
@@ -181,3 +182,51 @@ def render_delivery_failed(incident: Incident, payload: dict[str, object]) -> Me
         f"Check the channel (<#{incident.channel}>) exists and the bot is a member."
     )
     return to_message(text, [section(text), context(f"key `{payload.get('failed_key')}`")])
+
+
+FOLLOWUP_ADD_ACTION = "followup_add"
+
+
+def render_followup_request(incident: Incident) -> Message:
+    """After a live incident is resolved: ask for follow-ups (action, owner, ETA, policy update)."""
+    text = (
+        f":clipboard: {incident.ref} is resolved. Capture the follow-ups: what will be done, by whom, "
+        "by when, and whether the SLA policy needs an update."
+    )
+    button = ButtonElement(
+        text="Add follow-up", action_id=FOLLOWUP_ADD_ACTION, value=str(incident.id)
+    )
+    hint = context(
+        f"Or: `/escalate followup add {incident.ref} @owner YYYY-MM-DD <action> [--policy]`"
+    )
+    return to_message(text, [section(text), ActionsBlock(elements=[button]), hint])
+
+
+def render_scorecard(incident: Incident, card: Scorecard) -> Message:
+    """The drill scorecard: each check, actual against target, and the overall grade."""
+    lines = [
+        f"*DRILL scorecard · {incident.ref} · {incident.row.severity} · {escape(incident.row.title)}*"
+    ]
+    for check in card.checks:
+        mark = {"met": ":white_check_mark:", "missed": ":x:"}.get(
+            check.outcome.value, ":heavy_minus_sign:"
+        )
+        figures = ""
+        if check.actual_seconds is not None and check.target_seconds is not None:
+            figures = (
+                f" — {_minutes(check.actual_seconds)} vs target {_minutes(check.target_seconds)}"
+            )
+        elif check.required:
+            figures = f" — {check.on_time or 0}/{check.required} on time"
+        detail = f" ({escape(check.detail)})" if check.detail else ""
+        lines.append(f"{mark} {check.name.label}{figures}{detail}")
+    lines.append(f"*Score:* {card.summary()}")
+    text = "\n".join(lines)
+    return to_message(
+        f"DRILL scorecard {incident.ref}: {card.summary()}",
+        [section(text), context("Drills never count in live SLA figures.")],
+    )
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

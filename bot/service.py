@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bot.clock import Clock
 from bot.matrix_source import MatrixSource
 from matrix_engine.incidents import Action, Incident, Status, may_act
 from matrix_engine.lookup import find_row
 from matrix_engine.models import IncidentRow
+from matrix_engine.scorecard import score_drill
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
+from storage.followups import Drills
 from storage.incidents import Declared, IncidentNotFound, Incidents
 from storage.outbox import Outbox
 
@@ -73,8 +75,10 @@ class IncidentService:
         matrix: MatrixSource,
         admins: frozenset[str],
         wake: Callable[[], None],
+        drills: Drills,
         usergroup_members: Callable[[str], frozenset[str]] = lambda _group: frozenset(),
     ) -> None:
+        self._drills = drills
         self._incidents = incidents
         self._outbox = outbox
         self._clock = clock
@@ -144,7 +148,32 @@ class IncidentService:
         self._authorise(incident, actor, action.value)
         after = self._incidents.act(incident.id, action, actor=actor.user_id, at=self._clock.now())
         self._announce(after, STATE_KINDS[after.status], note_key=f"state:{after.status.value}")
+        if after.status is Status.RESOLVED:
+            self._after_resolve(after)
         return after
+
+    def _after_resolve(self, incident: Incident) -> None:
+        """A drill is scored against its row; a live incident asks for follow-ups."""
+        now = self._clock.now()
+        if incident.drill:
+            updates = [
+                datetime.fromtimestamp(u["posted_at"], UTC)
+                for u in self._incidents.customer_updates(incident.id)
+            ]
+            card = score_drill(
+                incident, calendar=self._matrix.active().matrix.calendar, update_times=updates
+            )
+            self._drills.record_score(card, at=now)
+            message = PlannedMessage("scorecard", MessageKind.DRILL_SCORECARD, now, Route.THREAD)
+            self._outbox.add(
+                message, incident_id=incident.id, payload={"scorecard": card.as_dict()}
+            )
+        else:
+            message = PlannedMessage(
+                "followup_request", MessageKind.FOLLOWUP_REQUEST, now, Route.THREAD
+            )
+            self._outbox.add(message, incident_id=incident.id)
+        self._wake()
 
     def log_update(self, *, ref: str | None, text: str, actor: Actor) -> Incident:
         """Record that a customer update went out; deadline reminders for it stop."""
@@ -187,7 +216,3 @@ class IncidentService:
         )
         self._outbox.add(PlannedMessage(note_key, kind, now, Route.THREAD), incident_id=incident.id)
         self._wake()
-
-
-def now_of(clock: Clock) -> datetime:
-    return clock.now()

@@ -40,6 +40,13 @@ class MessageKind(StrEnum):
     INCIDENT_RESOLVED = "incident_resolved"
     CUSTOMER_UPDATE_LOGGED = "customer_update_logged"
     DELIVERY_FAILED = "delivery_failed"
+    FOLLOWUP_REQUEST = "followup_request"
+    DRILL_SCORECARD = "drill_scorecard"
+    # The operating rhythm (§7): not tied to one incident.
+    REVIEW_REMINDER = "review_reminder"
+    DRILL_REMINDER = "drill_reminder"
+    FOLLOWUP_DUE = "followup_due"
+    FOLLOWUP_OVERDUE = "followup_overdue"
 
 
 class Route(StrEnum):
@@ -50,6 +57,7 @@ class Route(StrEnum):
     THREAD = "thread"
     EXECUTIVE = "executive"
     DIRECT = "direct"
+    CHANNEL = "channel"
 
 
 class StopWhen(StrEnum):
@@ -107,6 +115,8 @@ ALWAYS_SENT = frozenset(
         MessageKind.INCIDENT_RESOLVED,
         MessageKind.CUSTOMER_UPDATE_LOGGED,
         MessageKind.DELIVERY_FAILED,
+        MessageKind.FOLLOWUP_REQUEST,
+        MessageKind.DRILL_SCORECARD,
     }
 )
 

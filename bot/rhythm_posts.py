@@ -1,0 +1,199 @@
+"""The operating rhythm in the shell: plan review and drill posts into the outbox (one per period,
+INSERT OR IGNORE on its key), plan follow-up reminders, and compose those posts at send time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from slack_sdk import WebClient
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+
+from bot.blocks import Message, context, escape, header, section, to_message
+from bot.clock import Clock
+from bot.dispatcher import Composed
+from bot.matrix_source import MatrixSource
+from bot.review import render_review, run_review
+from matrix_engine.business_time import add_duration
+from matrix_engine.drills import propose_drills
+from matrix_engine.followups import Followup, ReminderKind, followup_reminders
+from matrix_engine.lookup import find_row
+from matrix_engine.models import Matrix
+from matrix_engine.rhythm import SlotKind, catch_up
+from matrix_engine.timeline import MessageKind, PlannedMessage, Route
+from storage.followups import Drills, Followups, Meta
+from storage.outbox import Claimed, Outbox
+
+log = logging.getLogger(__name__)
+
+START_DRILL = "drill_start"
+LAST_PLANNED = "rhythm_last_planned"
+SLOT_KINDS = {
+    SlotKind.REVIEW: MessageKind.REVIEW_REMINDER,
+    SlotKind.DRILL: MessageKind.DRILL_REMINDER,
+}
+REMINDER_KINDS = {
+    ReminderKind.DUE: MessageKind.FOLLOWUP_DUE,
+    ReminderKind.OVERDUE: MessageKind.FOLLOWUP_OVERDUE,
+}
+DigestBlocks = Callable[[datetime], Sequence[Block]]
+
+
+class Rhythm:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        meta: Meta,
+        followups: Followups,
+        drills: Drills,
+        matrix: MatrixSource,
+        client: WebClient,
+        clock: Clock,
+        digest: DigestBlocks | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._meta = meta
+        self._followups = followups
+        self._drills = drills
+        self._matrix = matrix
+        self._client = client
+        self._clock = clock
+        self._digest = digest
+
+    # ---- planning ------------------------------------------------------------------------------
+
+    def plan(self, now: datetime) -> int:
+        """Put every rhythm slot that came due since the last run (within grace) in the outbox.
+        Keys are per period, so planning twice, concurrently or after a restart adds nothing."""
+        matrix = self._matrix.active().matrix
+        raw = self._meta.get(LAST_PLANNED)
+        last = datetime.fromisoformat(raw) if raw else None
+        if last is not None and last > now:  # the clock stepped back: nothing new is due
+            return 0
+        found = catch_up(matrix, last_run=last, now=now)
+        for slot in found.beyond_grace:
+            log.warning("rhythm post %s was missed beyond the grace period; skipped", slot.key)
+        added = 0
+        for slot in found.due:
+            message = PlannedMessage(slot.key, SLOT_KINDS[slot.kind], slot.at, Route.CHANNEL)
+            added += self._outbox.add(message, payload={"period": slot.period})
+        if added or last is None or (now - last).total_seconds() >= 60:
+            self._meta.set(LAST_PLANNED, now.isoformat())
+        return added
+
+    def plan_followup(self, followup: Followup, *, now: datetime) -> None:
+        """The due and overdue reminders of a new follow-up (those already past are not sent)."""
+        calendar = self._matrix.active().matrix.calendar
+        for kind, at in followup_reminders(followup, calendar=calendar):
+            if kind is ReminderKind.DUE and at < now:
+                continue
+            key = f"followup:{followup.id}:{kind.value}"
+            message = PlannedMessage(key, REMINDER_KINDS[kind], max(at, now), Route.CHANNEL)
+            self._outbox.add(
+                message, payload={"followup": followup.id, "incident_id": followup.incident_ref}
+            )
+
+    def review_now(self, *, requested_by: str, now: datetime) -> None:
+        key = f"review:on-demand:{now.isoformat()}"
+        message = PlannedMessage(key, MessageKind.REVIEW_REMINDER, now, Route.CHANNEL)
+        self._outbox.add(message, payload={"period": "on demand", "requested_by": requested_by})
+
+    # ---- composing at send time ----------------------------------------------------------------
+
+    def compose(self, row: Claimed, now: datetime) -> Composed | str:
+        matrix = self._matrix.active().matrix
+        kind = row.message.kind
+        if kind in (MessageKind.REVIEW_REMINDER, MessageKind.DRILL_REMINDER):
+            grace_end = add_duration(
+                row.message.due_at, matrix.rhythm.missed_post_grace, matrix.calendar
+            )
+            if now > grace_end:
+                return f"missed beyond the {matrix.rhythm.missed_post_grace} grace period"
+        if kind is MessageKind.REVIEW_REMINDER:
+            return self._review(row, matrix, now)
+        if kind is MessageKind.DRILL_REMINDER:
+            return self._drill_proposal(row, matrix)
+        if kind in (MessageKind.FOLLOWUP_DUE, MessageKind.FOLLOWUP_OVERDUE):
+            return self._followup_reminder(row, matrix)
+        return f"no composer for {kind.value}"
+
+    def _review(self, row: Claimed, matrix: Matrix, now: datetime) -> Composed:
+        findings = run_review(self._client, matrix, now=now)
+        period = str(row.payload.get("period", ""))
+        digest = list(self._digest(now)) if self._digest else []
+        message = render_review(
+            matrix,
+            findings,
+            period=period,
+            followups=self._followups.open(),
+            now=now,
+            digest=digest,
+        )
+        problems = sum(f.problem for f in findings)
+        return Composed(matrix.channels.reviews, message, {"period": period, "problems": problems})
+
+    def _drill_proposal(self, row: Claimed, matrix: Matrix) -> Composed:
+        month = str(row.payload.get("period"))
+        proposal = propose_drills(matrix, history=self._drills.history(), month=month)
+        return Composed(
+            matrix.channels.drills,
+            render_drill_proposal(matrix, proposal.row_ids, month=month),
+            {"period": month},
+        )
+
+    def _followup_reminder(self, row: Claimed, matrix: Matrix) -> Composed | str:
+        followup = self._followups.get(int(str(row.payload.get("followup"))))
+        if followup is None:
+            return "follow-up no longer exists"
+        if followup.is_done:
+            return "follow-up done"
+        overdue = row.message.kind is MessageKind.FOLLOWUP_OVERDUE
+        payload: dict[str, object] = {"incident_id": followup.incident_ref, "followup": followup.id}
+        return Composed(
+            followup.owner, render_followup_reminder(followup, overdue=overdue), payload
+        )
+
+
+def render_drill_proposal(matrix: Matrix, row_ids: Sequence[str], *, month: str) -> Message:
+    """This month's SEV-1 and SEV-2 drill scenarios, each with a Start drill button."""
+    blocks: list[Block] = [header(f"DRILL · scenarios for {month}")]
+    if not row_ids:
+        blocks.append(section("The matrix has no SEV-1 or SEV-2 rows to drill."))
+    for row_id in row_ids:
+        row = find_row(matrix, row_id)
+        blocks.append(
+            section(
+                f"*{row.severity}* · {escape(row.title)} (`{row.id}`)\n"
+                f"First response {row.first_response} · escalate after {row.escalate_after} · "
+                f"customer updates: {row.customer_updates.render()}"
+            )
+        )
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        text=f"Start {row.severity} drill", action_id=START_DRILL, value=row.id
+                    )
+                ]
+            )
+        )
+    blocks.append(
+        context(
+            "Drills run the real timeline in this channel, labelled DRILL, and are scored on resolve."
+        )
+    )
+    return to_message(f"DRILL scenarios for {month}: " + ", ".join(row_ids), blocks)
+
+
+def render_followup_reminder(followup: Followup, *, overdue: bool) -> Message:
+    lead = ":red_circle: Follow-up overdue" if overdue else ":hourglass: Follow-up due tomorrow"
+    policy = " · needs a policy update" if followup.needs_policy_update else ""
+    text = f"{lead}: #{followup.id} for {followup.incident_ref} — {escape(followup.action)} (ETA {followup.eta}){policy}"
+    done = ActionsBlock(
+        elements=[
+            ButtonElement(text="Mark done", action_id="followup_done", value=str(followup.id))
+        ]
+    )
+    return to_message(text, [section(text), done])
