@@ -21,11 +21,14 @@ from bot.blocks import (
     when,
 )
 from bot.matrix_source import MatrixSource
+from bot.report_blocks import render_period_problem, render_report
+from bot.reports import Reports
 from bot.service import Actor, AlreadyOpen, IncidentService, NotAllowed, WhichIncident
 from matrix_engine.business_time import add_duration
 from matrix_engine.errors import LookupFailed
 from matrix_engine.incidents import Action, Incident, TransitionRefused
 from matrix_engine.lookup import find_row
+from matrix_engine.periods import PeriodError
 from storage.incidents import IncidentNotFound
 
 DECLARE_ANYWAY = "declare_anyway"
@@ -50,11 +53,17 @@ class Request:
 
 class Answers:
     def __init__(
-        self, *, matrix: MatrixSource, service: IncidentService, command_name: str
+        self,
+        *,
+        matrix: MatrixSource,
+        service: IncidentService,
+        command_name: str,
+        reports: Reports | None = None,
     ) -> None:
         self._matrix = matrix
         self._service = service
         self._command = command_name
+        self._reports = reports
 
     def answer(self, request: Request, *, now: datetime) -> Answer:
         """The reply to one slash command. User mistakes become friendly messages, not errors."""
@@ -90,6 +99,8 @@ class Answers:
                 return Answer([render_notice(f"Customer update logged for {incident.ref}.")])
             case c.Status(ref):
                 return Answer([self._status(ref, request.channel_id, now)])
+            case c.Report(period_text):
+                return Answer([self._report(period_text, now)])
             case c.Invalid(message):
                 return Answer(
                     [render_notice(f":grey_question: {message} Try `{self._command} help`.")]
@@ -117,6 +128,15 @@ class Answers:
                 )
             ]
         )
+
+    def _report(self, period_text: str, now: datetime) -> Message:
+        if self._reports is None:
+            return render_notice("Reports are not available in this bot.")
+        try:
+            report = self._reports.for_text(period_text, now=now)
+        except PeriodError as exc:
+            return render_period_problem(exc, command=self._command)
+        return render_report(report, command=self._command)
 
     def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
         if ref is not None:

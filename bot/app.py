@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
@@ -26,17 +26,22 @@ from bot.answers import Answers
 from bot.clock import Clock, SimClock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.gateway import SlackGateway
+from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
 from bot.listeners import register
 from bot.matrix_source import MatrixSource
+from bot.reports import Reports
 from bot.rhythm_posts import Rhythm
 from bot.scheduler import SingletonLock, Ticker
 from bot.service import IncidentService
 from bot.settings import Settings
+from bot.telemetry import Telemetry
+from matrix_engine.incidents import Incident
 from storage.db import Store
 from storage.followups import Drills, Followups, Meta
 from storage.incidents import Incidents
 from storage.outbox import Outbox
+from storage.reporting import Reporting
 from storage.requests import SeenRequests
 from storage.versions import Versions
 
@@ -106,6 +111,19 @@ class Runtime:
         self.client = interactive_client(settings)
         self.gateway = SlackGateway(delivery_client(settings))
         self.background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-bg")
+        self.reporting = Reporting(self.store)
+        self.reports = Reports(reporting=self.reporting, matrix=lambda: self.matrix.active().matrix)
+        self.telemetry = Telemetry(reporting=self.reporting, tick_age=self._tick_age)
+        self.home = HomeTab(
+            reporting=self.reporting,
+            reports=self.reports,
+            matrix=self.matrix,
+            client=self.client,
+            clock=self.clock,
+            background=self.background,
+            command=settings.SLA_BOT_COMMAND,
+            on_api_error=self.telemetry.api_error,
+        )
         self.dispatcher = Dispatcher(
             outbox=self.outbox,
             incidents=self.incidents,
@@ -114,6 +132,7 @@ class Runtime:
             matrix=lambda: self.matrix.active().matrix,
             admins=settings.SLA_BOT_ADMINS,
             composer=lambda row, now: self.rhythm.compose(row, now),
+            on_event=self.telemetry.delivery_event,
         )
         self.meta = Meta(self.store)
         self.followups = Followups(self.store)
@@ -142,15 +161,20 @@ class Runtime:
             admins=frozenset(settings.SLA_BOT_ADMINS),
             wake=self.ticker.wake,
             drills=self.drills,
+            on_change=self._incident_changed,
         )
         self.answers = Answers(
-            matrix=self.matrix, service=self.service, command_name=settings.SLA_BOT_COMMAND
+            matrix=self.matrix,
+            service=self.service,
+            command_name=settings.SLA_BOT_COMMAND,
+            reports=self.reports,
         )
         self.app = self._bolt_app()
         self.http = SlackHttpApp(
             app=self.app,
             signing_secret=_secret(settings.SLACK_SIGNING_SECRET) or "",
             health=self.health,
+            metrics=self.telemetry.render,
             first_delivery=lambda key: self.seen.first_time(key, at=self.clock.now()),
         )
 
@@ -189,6 +213,7 @@ class Runtime:
             clock=self.clock,
             background=self.background,
         )
+        register_home(app, self.home)
         return app
 
     def _authorize(self) -> AuthorizeResult:
@@ -213,6 +238,16 @@ class Runtime:
         self.identity = Identity(
             response.get("team_id"), response.get("user_id"), response.get("bot_id")
         )
+        if response.get("url"):  # lets reports made offline link to incident cards
+            self.reporting.remember_workspace_url(str(response["url"]))
+
+    def _incident_changed(self, incident: Incident, change: str) -> None:
+        self.telemetry.incident_changed(incident, change)
+        self.home.changed()
+
+    def _tick_age(self) -> float | None:
+        last = self.ticker.last_tick_real
+        return None if last is None else (datetime.now(UTC) - last).total_seconds()
 
     def tick(self) -> int:
         """One scheduler beat: plan due rhythm posts, then deliver everything due."""

@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from bot.cli_ops import add_ops_commands
 from bot.settings import Settings, SettingsError, load_settings
 from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
 from matrix_engine.generator import generate_matrix
@@ -198,6 +199,9 @@ def run() -> None:
     else:
         typer.echo("No Slack credentials configured: starting the local sandbox.", err=True)
         sandbox()
+
+
+add_ops_commands(app)  # report, backup, restore
 
 
 def _settings() -> Settings:

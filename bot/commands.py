@@ -8,6 +8,7 @@ declare <type> [summary]      Declare     open an incident (§6)
 ack|mitigate|resolve [id]     Transition
 update [id] <text>            Update      log a customer update
 status [id]                   Status
+report [period]               Report      SLA figures for a period (§8)
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ class Invalid:
     message: str
 
 
-Command = Help | ListAll | Lookup | Who | Declare | Transition | Update | Status | Invalid
+@dataclass(frozen=True)
+class Report:
+    """`report [week|month|YYYY-MM|FROM..TO]`: the period as typed (empty: the default)."""
+
+    period_text: str
+
+
+Command = Help | ListAll | Lookup | Who | Declare | Transition | Update | Status | Report | Invalid
 
 SUBCOMMANDS: dict[str, str] = {
     "<type>": "the escalation row for an incident type (id, alias or prefix)",
@@ -87,6 +95,8 @@ SUBCOMMANDS: dict[str, str] = {
     "resolve [incident-id]": "resolve it (stops everything)",
     "update [incident-id] <text>": "log a customer update",
     "status [incident-id]": "an incident's state and next deadlines (all open ones if no id)",
+    "report [week|month|YYYY-MM|FROM..TO]": "SLA figures for a period: per incident type, per "
+    "severity, the worst breaches, drills apart",
     "help": "this help",
 }
 
@@ -125,6 +135,8 @@ def parse_command(text: str) -> Command:
         )
     if head == "status":
         return Status(_incident_ref(rest))
+    if head == "report":
+        return Report(" ".join(rest))
     return Lookup(" ".join(words))
 
 

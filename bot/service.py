@@ -3,6 +3,7 @@ and storage and wakes the dispatcher; the rules themselves live in matrix_engine
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_time
 from storage.followups import Drills
 from storage.incidents import Declared, IncidentNotFound, Incidents
 from storage.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 STATE_KINDS = {
     Status.ACKNOWLEDGED: MessageKind.INCIDENT_ACKNOWLEDGED,
@@ -77,7 +80,9 @@ class IncidentService:
         wake: Callable[[], None],
         drills: Drills,
         usergroup_members: Callable[[str], frozenset[str]] = lambda _group: frozenset(),
+        on_change: Callable[[Incident, str], None] = lambda _incident, _change: None,
     ) -> None:
+        self._on_change = on_change
         self._drills = drills
         self._incidents = incidents
         self._outbox = outbox
@@ -119,6 +124,7 @@ class IncidentService:
         )
         if declared.created:
             self._wake()
+            self._changed(declared.incident, "declared", actor.user_id)
         return declared
 
     def _is_replay(self, trigger_id: str | None, open_here: list[Incident]) -> bool:
@@ -148,6 +154,7 @@ class IncidentService:
         self._authorise(incident, actor, action.value)
         after = self._incidents.act(incident.id, action, actor=actor.user_id, at=self._clock.now())
         self._announce(after, STATE_KINDS[after.status], note_key=f"state:{after.status.value}")
+        self._changed(after, after.status.value, actor.user_id)
         if after.status is Status.RESOLVED:
             self._after_resolve(after)
         return after
@@ -184,7 +191,23 @@ class IncidentService:
         self._announce(
             after, MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}"
         )
+        self._changed(after, "customer_update", actor.user_id)
         return after
+
+    def _changed(self, incident: Incident, change: str, actor: str) -> None:
+        """One structured log line per incident change, then whoever listens (metrics, App Home)."""
+        fields = {
+            "event": f"incident_{change}",
+            "incident": incident.ref,
+            "type": incident.row.id,
+            "severity": incident.row.severity.value,
+            "state": incident.status.value,
+            "drill": incident.drill,
+            "actor": actor,
+            "at": self._clock.now().isoformat(),
+        }
+        log.info("%s %s by %s", incident.ref, change, actor, extra={"fields": fields})
+        self._on_change(incident, change)
 
     def open_incidents(self, *, channel_id: str | None = None) -> list[Incident]:
         return self._incidents.open_incidents(channel=channel_id)

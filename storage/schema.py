@@ -148,3 +148,10 @@ def m002_rhythm(db: Database) -> None:
         pk="incident_id",
         foreign_keys=[("incident_id", "incidents", "id")],
     )
+
+
+@MIGRATIONS()
+def m003_reporting_indexes(db: Database) -> None:
+    """Reports select incidents by declaration time and read each one's customer updates."""
+    _table(db, "incidents").create_index(["declared_at"], if_not_exists=True)
+    _table(db, "customer_updates").create_index(["incident_id"], if_not_exists=True)

@@ -1,0 +1,187 @@
+"""`sla-bot report`, `sla-bot backup` and `sla-bot restore`: operating commands over the database.
+
+They read the same settings as `serve` (`SLA_BOT_DB`, `SLA_BOT_MATRIX`, simulated time) for their
+defaults, so run in the bot's directory they see what the bot sees. Errors become one line and a
+non-zero exit through `bot.cli.main`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from bot.matrix_source import read_matrix_file
+from bot.reports import DEFAULT_PERIOD, Reports
+from bot.scheduler import LockHeld, SingletonLock
+from bot.settings import Settings, load_settings
+from matrix_engine.metrics import PeriodError, date_range
+from matrix_engine.report import render_report_csv, render_report_json, render_report_markdown
+from storage.backup import BackupFailed, backup, restore
+from storage.db import Store
+from storage.reporting import Reporting
+
+
+class ReportFormat(StrEnum):
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+
+
+REPORT_RENDERERS = {
+    ReportFormat.markdown: render_report_markdown,
+    ReportFormat.csv: render_report_csv,
+    ReportFormat.json: render_report_json,
+}
+
+DbOption = Annotated[
+    Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
+]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _database(settings: Settings, db: Path | None) -> Path:
+    path = db or settings.SLA_BOT_DB
+    if not path.is_file():
+        _fail(f"{path}: no database here (give --db or set SLA_BOT_DB)")
+    return path
+
+
+def _now(settings: Settings) -> datetime:
+    from bot.app import make_clock
+
+    return make_clock(settings).now()
+
+
+def report(
+    period: Annotated[
+        str | None,
+        typer.Option(
+            help="week, last-week, month, last-month, YYYY-MM, YYYY-Www or FROM..TO "
+            f"(default: {DEFAULT_PERIOD})."
+        ),
+    ] = None,
+    first: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day (with --to), YYYY-MM-DD."),
+    ] = None,
+    last: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day, included, YYYY-MM-DD."),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="Output format.")
+    ] = ReportFormat.markdown,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")
+    ] = None,
+    db: DbOption = None,
+    matrix_file: Annotated[
+        Path | None, typer.Option("--matrix", help="Matrix file (default: SLA_BOT_MATRIX).")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge as of this ISO instant, e.g. 2026-12-01T12:00:00Z (default: now)."
+        ),
+    ] = None,
+) -> None:
+    """SLA figures for a period: per incident type and severity, breaches, drills apart."""
+    settings = load_settings()
+    if (first is None) != (last is None):
+        _fail("give both --from and --to, or neither")
+    if first is not None and period is not None:
+        _fail("give either --period or --from/--to, not both")
+    now = _instant(at) if at is not None else _now(settings)
+    _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
+    store = Store(_database(settings, db))
+    try:
+        reports = Reports(reporting=Reporting(store), matrix=lambda: matrix)
+        try:
+            chosen = (
+                date_range(_day(first), _day(last), calendar=matrix.calendar)
+                if first is not None and last is not None
+                else reports.period(period or DEFAULT_PERIOD, now=now)
+            )
+        except PeriodError as exc:
+            _fail(f"sla-bot report: {exc}")
+        text = REPORT_RENDERERS[fmt](reports.for_period(chosen, now=now))
+    finally:
+        store.close()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({fmt.value}, {chosen.label})", err=True)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--at {text!r} is not an ISO instant such as 2026-12-01T12:00:00Z")
+    if at.tzinfo is None:
+        _fail("--at needs a UTC offset, e.g. 2026-12-01T12:00:00Z")
+    return at
+
+
+def _day(value: datetime) -> date:
+    return value.date()
+
+
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy.")],
+    db: DbOption = None,
+) -> None:
+    """Copy the database consistently while the bot runs, then check the copy.
+
+    Uses SQLite's online backup API; the copy is checked with PRAGMA integrity_check."""
+    source = _database(load_settings(), db)
+    try:
+        result = backup(source, file)
+    except BackupFailed as exc:
+        _fail(f"sla-bot backup: {exc}")
+    typer.echo(f"{file}: {result.pages} pages, {result.size:,} bytes")
+    typer.echo(f"integrity_check: {result.integrity}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="A backup made by `sla-bot backup`.")],
+    db: DbOption = None,
+) -> None:
+    """Replace the database with a backup (stop the bot first).
+
+    Messages already due are looked up in Slack before they are posted, so none goes out twice."""
+    settings = load_settings()
+    target = db or settings.SLA_BOT_DB
+    lock = SingletonLock(target.with_suffix(target.suffix + ".lock"))
+    try:
+        lock.acquire()
+    except LockHeld:
+        _fail(f"sla-bot restore: a bot is running on {target}; stop it first")
+    try:
+        result = restore(file, target, now=_now(settings))
+    except BackupFailed as exc:
+        _fail(f"sla-bot restore: {exc}")
+    finally:
+        lock.release()
+    typer.echo(f"restored {target} from {file}; integrity_check: {result.integrity}")
+    typer.echo(
+        f"{result.marked_ambiguous} due message(s) will be looked up in Slack before posting"
+    )
+
+
+def add_ops_commands(app: typer.Typer) -> None:
+    """Register `report`, `backup` and `restore` on the `sla-bot` app."""
+    app.command("report")(report)
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)

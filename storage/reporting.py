@@ -1,0 +1,174 @@
+"""Read-only queries behind SLA reports, the App Home and `/metrics`.
+
+`facts` gathers what `matrix_engine.metrics.compute_report` needs about each incident declared in
+a period, in four queries whatever the number of incidents: the incidents, the escalation post in
+each card thread (the outbox row of kind `escalation`, route `thread`, once `sent`), the customer
+updates logged, and drill scores. A breach links to the incident card when the workspace URL is
+known (recorded from `auth.test` when the bot starts).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from matrix_engine.followups import Followup
+from matrix_engine.incidents import Incident
+from matrix_engine.obligations import IncidentFacts
+from storage.codec import from_epoch, incident_from_row, to_epoch
+from storage.db import Store
+
+WORKSPACE_URL = "workspace_url"
+
+
+def card_link(workspace_url: str | None, *, channel: str, ts: str | None) -> str | None:
+    """The permalink Slack gives a message: `<workspace>/archives/<channel>/p<ts without dot>`."""
+    if not workspace_url or not ts:
+        return None
+    base = workspace_url if workspace_url.endswith("/") else workspace_url + "/"
+    return f"{base}archives/{channel}/p{ts.replace('.', '')}"
+
+
+class Reporting:
+    """Queries over incidents, the outbox, customer updates, follow-ups and drill scores."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # ------------------------------------------------------------------ SLA facts
+    def facts(self, *, start: datetime, end: datetime) -> list[IncidentFacts]:
+        """Facts of every incident declared in `start <= declared_at < end` (drills included)."""
+        db = self._store.db
+        cursor = db.execute(
+            "SELECT * FROM incidents WHERE declared_at >= ? AND declared_at < ? ORDER BY id",
+            [to_epoch(start), to_epoch(end)],
+        )
+        return self.facts_of(self._incidents(cursor))
+
+    def facts_of(self, incidents: Sequence[Incident]) -> list[IncidentFacts]:
+        """Facts of the given incidents, in their order."""
+        if not incidents:
+            return []
+        ids = [i.id for i in incidents]
+        escalations = self._escalations(ids)
+        updates = self._updates(ids)
+        scores = self._drill_scores(ids)
+        workspace = self.workspace_url()
+        return [
+            IncidentFacts(
+                incident=incident,
+                escalation_sent_at=escalations.get(incident.id),
+                customer_update_times=tuple(updates.get(incident.id, ())),
+                link=card_link(workspace, channel=incident.channel, ts=incident.card_ts),
+                drill_score=scores.get(incident.id),
+            )
+            for incident in incidents
+        ]
+
+    def open_incidents(self) -> list[Incident]:
+        """Every incident not yet resolved, oldest first (drills included)."""
+        cursor = self._store.db.execute(
+            "SELECT * FROM incidents WHERE state != 'resolved' ORDER BY id"
+        )
+        return self._incidents(cursor)
+
+    def _incidents(self, cursor: Any) -> list[Incident]:
+        columns = [d[0] for d in cursor.description]
+        return [incident_from_row(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()]
+
+    def _escalations(self, ids: Sequence[int]) -> dict[int, datetime]:
+        rows = self._in(
+            "SELECT incident_id, MIN(sent_at) FROM outbox WHERE kind = 'escalation' "
+            "AND route = 'thread' AND status = 'sent' AND incident_id IN ({ids}) "
+            "GROUP BY incident_id",
+            ids,
+        )
+        return {incident: at for incident, sent in rows if (at := from_epoch(sent)) is not None}
+
+    def _updates(self, ids: Sequence[int]) -> dict[int, list[datetime]]:
+        rows = self._in(
+            "SELECT incident_id, posted_at FROM customer_updates WHERE incident_id IN ({ids}) "
+            "ORDER BY posted_at",
+            ids,
+        )
+        found: dict[int, list[datetime]] = defaultdict(list)
+        for incident, posted in rows:
+            if (at := from_epoch(posted)) is not None:
+                found[incident].append(at)
+        return found
+
+    def _drill_scores(self, ids: Sequence[int]) -> dict[int, float]:
+        rows = self._in(
+            "SELECT incident_id, score FROM drill_scores WHERE incident_id IN ({ids})", ids
+        )
+        return {incident: float(score) for incident, score in rows if score is not None}
+
+    def _in(self, sql: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """Run `sql` with `{ids}` bound to `ids`, in chunks below SQLite's variable limit."""
+        found: list[tuple[Any, ...]] = []
+        for first in range(0, len(ids), 500):
+            chunk = list(ids[first : first + 500])
+            marks = ",".join("?" * len(chunk))
+            found.extend(self._store.db.execute(sql.format(ids=marks), chunk).fetchall())
+        return found
+
+    # ------------------------------------------------------------------ follow-ups
+    def open_followups(self) -> list[Followup]:
+        """Follow-ups not done yet, by ETA; a row that no longer validates is left out."""
+        rows = self._store.db.execute(
+            "SELECT id, incident_id, action, owner, eta, needs_policy_update FROM followups "
+            "WHERE done_at IS NULL ORDER BY eta, id"
+        ).fetchall()
+        found = []
+        for row_id, incident_id, action, owner, eta, policy in rows:
+            try:
+                found.append(
+                    Followup(
+                        id=row_id,
+                        incident_id=incident_id,
+                        action=action,
+                        owner=owner,
+                        eta=_eta(eta),
+                        needs_policy_update=bool(policy),
+                    )
+                )
+            except (ValidationError, ValueError):
+                continue
+        return found
+
+    # ------------------------------------------------------------------ gauges
+    def open_by_severity(self) -> dict[tuple[str, bool], int]:
+        """Open incidents counted by (severity, drill)."""
+        rows = self._store.db.execute(
+            "SELECT severity, drill, COUNT(*) FROM incidents WHERE state != 'resolved' "
+            "GROUP BY severity, drill"
+        ).fetchall()
+        return {(str(severity), bool(drill)): int(count) for severity, drill, count in rows}
+
+    def messages_by_status(self) -> dict[str, int]:
+        rows = self._store.db.execute(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status"
+        ).fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    # ------------------------------------------------------------------ workspace
+    def workspace_url(self) -> str | None:
+        found = self._store.db.execute(
+            "SELECT value FROM meta WHERE key = ?", [WORKSPACE_URL]
+        ).fetchone()
+        return None if found is None else str(found[0])
+
+    def remember_workspace_url(self, url: str) -> None:
+        """Keep the workspace URL `auth.test` reported, so reports made offline can link too."""
+        with self._store.immediate() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WORKSPACE_URL, url]
+            )
+
+
+def _eta(text: str) -> date | datetime:
+    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
