@@ -21,11 +21,14 @@ from bot.blocks import (
     when,
 )
 from bot.matrix_source import MatrixSource
+from bot.operations import FollowupProblem, NotAdmin, Operations
 from bot.report_blocks import render_period_problem, render_report
 from bot.reports import Reports
+from bot.rhythm_blocks import render_candidate, render_followups
+from bot.rhythm_posts import render_drill_proposal
 from bot.service import Actor, AlreadyOpen, IncidentService, NotAllowed, WhichIncident
 from matrix_engine.business_time import add_duration
-from matrix_engine.errors import LookupFailed
+from matrix_engine.errors import LookupFailed, MatrixInvalid
 from matrix_engine.incidents import Action, Incident, TransitionRefused
 from matrix_engine.lookup import find_row
 from matrix_engine.periods import PeriodError
@@ -58,12 +61,48 @@ class Answers:
         matrix: MatrixSource,
         service: IncidentService,
         command_name: str,
+        ops: Operations,
         reports: Reports | None = None,
     ) -> None:
         self._matrix = matrix
         self._service = service
         self._command = command_name
+        self._ops = ops
         self._reports = reports
+
+    def _proposal(self) -> Message:
+        proposal = self._ops.drill_proposal()
+        return render_drill_proposal(
+            self._matrix.active().matrix, proposal.row_ids, month=proposal.month
+        )
+
+    @staticmethod
+    def _drill_started(incident: Incident, *, created: bool) -> str:
+        if not created:
+            return f"Already started as {incident.ref}."
+        return (
+            f":performing_arts: DRILL {incident.ref} started ({incident.row.severity} · "
+            f"{escape(incident.row.title)}) in <#{incident.channel}>. It is scored when resolved."
+        )
+
+    def _followup(self, verb: str, args: str, actor: Actor, now: datetime) -> Message:
+        if verb == "add":
+            f = self._ops.add_followup(args, actor=actor)
+            policy = " (needs a policy update)" if f.needs_policy_update else ""
+            return render_notice(
+                f":clipboard: Follow-up #{f.id} for {f.incident_ref}: {escape(f.action)} — <@{f.owner}> by "
+                f"{f.eta}{policy}. Reminders go to the owner the working day before and when it is overdue."
+            )
+        if verb == "done":
+            f = self._ops.done_followup(args, actor=actor)
+            return render_notice(f":white_check_mark: Follow-up #{f.id} is done.")
+        return render_followups(
+            self._ops.open_followups(), calendar=self._matrix.active().matrix.calendar, now=now
+        )
+
+    def _rebaseline(self, reason: str, note: str, actor: Actor) -> Message:
+        candidate = self._ops.candidate(actor)
+        return render_candidate(candidate, reason=f"{reason}: {note}")
 
     def answer(self, request: Request, *, now: datetime) -> Answer:
         """The reply to one slash command. User mistakes become friendly messages, not errors."""
@@ -72,8 +111,10 @@ class Answers:
             return self._answer(parsed, request, now)
         except LookupFailed as exc:
             return Answer([render_notice(f":grey_question: {escape(str(exc))}")])
-        except (NotAllowed, WhichIncident, IncidentNotFound, TransitionRefused) as exc:
+        except (NotAllowed, WhichIncident, IncidentNotFound, TransitionRefused, NotAdmin) as exc:
             return Answer([render_notice(f":no_entry_sign: {escape(str(exc))}")])
+        except (FollowupProblem, MatrixInvalid) as exc:
+            return Answer([render_notice(f":grey_question: {escape(str(exc))[:2800]}")])
 
     def _answer(self, parsed: c.Command, request: Request, now: datetime) -> Answer:
         active = self._matrix.active()
@@ -101,6 +142,28 @@ class Answers:
                 return Answer([self._status(ref, request.channel_id, now)])
             case c.Report(period_text):
                 return Answer([self._report(period_text, now)])
+            case c.Review():
+                channel = self._ops.review_now(actor)
+                return Answer(
+                    [
+                        render_notice(
+                            f":mag: Coverage review started; it will be posted in <#{channel}>."
+                        )
+                    ]
+                )
+            case c.Drill(None):
+                return Answer([self._proposal()])
+            case c.Drill(query):
+                drill = self._ops.start_drill(
+                    query or "", actor=actor, trigger_id=request.trigger_id
+                )
+                return Answer(
+                    [render_notice(self._drill_started(drill.incident, created=drill.created))]
+                )
+            case c.FollowupCmd(verb, args):
+                return Answer([self._followup(verb, args, actor, now)])
+            case c.Rebaseline(reason, note):
+                return Answer([self._rebaseline(reason.value, note, actor)])
             case c.Invalid(message):
                 return Answer(
                     [render_notice(f":grey_question: {message} Try `{self._command} help`.")]

@@ -30,7 +30,9 @@ from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
 from bot.listeners import register
 from bot.matrix_source import MatrixSource
+from bot.operations import Operations
 from bot.reports import Reports
+from bot.rhythm_listeners import register_rhythm
 from bot.rhythm_posts import Rhythm
 from bot.scheduler import SingletonLock, Ticker
 from bot.service import IncidentService
@@ -146,9 +148,7 @@ class Runtime:
             client=self.client,
             clock=self.clock,
         )
-        self.ticker = Ticker(
-            tick=self.dispatcher.tick, next_due=self.outbox.next_wake, clock=self.clock
-        )
+        self.ticker = Ticker(tick=self.tick, next_due=self.outbox.next_wake, clock=self.clock)
         self._lock = SingletonLock(
             settings.SLA_BOT_DB.with_suffix(settings.SLA_BOT_DB.suffix + ".lock")
         )
@@ -163,10 +163,24 @@ class Runtime:
             drills=self.drills,
             on_change=self._incident_changed,
         )
+        self.ops = Operations(
+            matrix=self.matrix,
+            versions=Versions(self.store),
+            matrix_path=settings.SLA_BOT_MATRIX,
+            rhythm=self.rhythm,
+            followups=self.followups,
+            drills=self.drills,
+            incidents=self.incidents,
+            service=self.service,
+            clock=self.clock,
+            admins=frozenset(settings.SLA_BOT_ADMINS),
+            wake=self.ticker.wake,
+        )
         self.answers = Answers(
             matrix=self.matrix,
             service=self.service,
             command_name=settings.SLA_BOT_COMMAND,
+            ops=self.ops,
             reports=self.reports,
         )
         self.app = self._bolt_app()
@@ -214,6 +228,7 @@ class Runtime:
             background=self.background,
         )
         register_home(app, self.home)
+        register_rhythm(app, ops=self.ops, background=self.background)
         return app
 
     def _authorize(self) -> AuthorizeResult:

@@ -70,6 +70,34 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Review:
+    pass
+
+
+@dataclass(frozen=True)
+class Drill:
+    query: str | None  # None: show this month's proposed scenarios
+
+
+@dataclass(frozen=True)
+class FollowupCmd:
+    verb: str  # add | done | list
+    args: str
+
+
+class RebaselineReason(StrEnum):
+    VENDOR = "vendor"
+    ROUTING = "routing"
+    TRAFFIC = "traffic"
+
+
+@dataclass(frozen=True)
+class Rebaseline:
+    reason: RebaselineReason
+    note: str
+
+
+@dataclass(frozen=True)
 class Invalid:
     """Text that cannot be a command; `message` says why and what to type instead."""
 
@@ -83,7 +111,22 @@ class Report:
     period_text: str
 
 
-Command = Help | ListAll | Lookup | Who | Declare | Transition | Update | Status | Report | Invalid
+Command = (
+    Help
+    | ListAll
+    | Lookup
+    | Who
+    | Declare
+    | Transition
+    | Update
+    | Status
+    | Report
+    | Review
+    | Drill
+    | FollowupCmd
+    | Rebaseline
+    | Invalid
+)
 
 SUBCOMMANDS: dict[str, str] = {
     "<type>": "the escalation row for an incident type (id, alias or prefix)",
@@ -97,6 +140,12 @@ SUBCOMMANDS: dict[str, str] = {
     "status [incident-id]": "an incident's state and next deadlines (all open ones if no id)",
     "report [week|month|YYYY-MM|FROM..TO]": "SLA figures for a period: per incident type, per "
     "severity, the worst breaches, drills apart",
+    "review": "run the coverage review now (posted in the reviews channel)",
+    "drill [type]": "start a drill of that type now, or show this month's proposed scenarios",
+    "followup add <incident-id> <@owner> <YYYY-MM-DD> <action> [--policy]": "record a follow-up",
+    "followup done <followup-id>": "mark a follow-up done",
+    "followup list": "open and overdue follow-ups",
+    "rebaseline vendor|routing|traffic <note>": "admins: diff the matrix file against the active version and adopt it",
     "help": "this help",
 }
 
@@ -125,7 +174,7 @@ def parse_command(text: str) -> Command:
         if not rest:
             return Invalid("Which incident type? e.g. `declare latency-spike p95 above 2 s`")
         return Declare(rest[0], _after_words(text, 2))
-    if head in Action.__members__.values() or head in {a.value for a in Action}:
+    if head in {a.value for a in Action}:
         return Transition(Action(head), _incident_ref(rest))
     if head == "update":
         ref = _incident_ref(rest[:1])
@@ -135,9 +184,36 @@ def parse_command(text: str) -> Command:
         )
     if head == "status":
         return Status(_incident_ref(rest))
+    if head == "review":
+        return Review()
+    if head == "drill":
+        return Drill(" ".join(rest) or None)
+    if head in ("followup", "follow-up", "followups"):
+        return _followup(rest, text)
+    if head == "rebaseline":
+        return _rebaseline(rest, text)
     if head == "report":
         return Report(" ".join(rest))
     return Lookup(" ".join(words))
+
+
+def _followup(rest: list[str], text: str) -> Command:
+    verb = rest[0].lower() if rest else "list"
+    if verb not in ("add", "done", "list"):
+        return Invalid("Follow-ups: `followup add|done|list …`.")
+    return FollowupCmd(verb, _after_words(text, 2))
+
+
+def _rebaseline(rest: list[str], text: str) -> Command:
+    reasons = [r.value for r in RebaselineReason]
+    if not rest or rest[0].lower() not in reasons:
+        return Invalid(f"Why re-baseline? `rebaseline {'|'.join(reasons)} <note>`.")
+    note = _after_words(text, 2)
+    if not note:
+        return Invalid(
+            "Add a note saying what changed, e.g. `rebaseline vendor moved to provider B`."
+        )
+    return Rebaseline(RebaselineReason(rest[0].lower()), note)
 
 
 def _incident_ref(words: list[str]) -> str | None:

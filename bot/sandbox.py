@@ -26,6 +26,7 @@ from bot.app import Runtime
 from bot.fakeslack import FakeSlack
 from bot.settings import Settings
 from bot.terminal import Button, plain, render_blocks
+from matrix_engine.coverage import people_to_check
 
 DEFAULT_USER = "U0AMERINF1"
 HELP = """Type a slash command, e.g.
@@ -42,15 +43,14 @@ class Sandbox:
         self.out = out
         self.fake = FakeSlack().start()
         self.secret = secrets.token_hex(16)
-        matrix_channels = _channels_of(settings)
-        for channel in matrix_channels:
-            self.fake.add_channel(channel, channel.lower().removeprefix("c0"))
+        _populate(self.fake, settings)
         overrides: dict[str, Any] = {
             "SLACK_BOT_TOKEN": SecretStr(self.fake.token),
             "SLACK_SIGNING_SECRET": SecretStr(self.secret),
             "SLACK_API_URL": self.fake.url,
             "SLACK_APP_TOKEN": None,
             "SLA_BOT_TIME_SCALE": speed,
+            "SLA_BOT_ADMINS": (*settings.SLA_BOT_ADMINS, DEFAULT_USER),
         }
         self.settings = settings.model_copy(update=overrides)
         self.runtime = Runtime(self.settings)
@@ -286,11 +286,23 @@ class Sandbox:
         self._print_new()
 
 
-def _channels_of(settings: Settings) -> list[str]:
+def _populate(fake: FakeSlack, settings: Settings) -> None:
+    """A sandbox workspace with the matrix's channels, people and user groups, all in order."""
     from bot.matrix_source import read_matrix_file
 
     _, matrix = read_matrix_file(settings.SLA_BOT_MATRIX)
-    return list(matrix.channels.model_dump().values())
+    users, _, channels = people_to_check(matrix)
+    for channel in sorted(channels):
+        fake.add_channel(channel, channel.lower().removeprefix("c0"))
+    for user in sorted(users | {DEFAULT_USER}):
+        fake.add_user(user, name=user.lower())
+    for role in matrix.owners.values():
+        if role.usergroup:
+            fake.set_usergroup(
+                role.usergroup,
+                list(role.users or role.escalation),
+                handle=role.name.lower().replace(" ", "-"),
+            )
 
 
 def run_sandbox(settings: Settings, *, speed: float = 1.0) -> None:

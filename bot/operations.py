@@ -1,0 +1,157 @@
+"""Operating-rhythm use-cases behind the slash commands: coverage review on demand, drills,
+follow-ups and re-baselining the matrix (§7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.clock import Clock
+from bot.matrix_source import ActiveMatrix, MatrixSource, read_matrix_file
+from bot.rhythm_posts import Rhythm
+from bot.service import Actor, IncidentService
+from matrix_engine.diff import MatrixDiff, diff_matrices
+from matrix_engine.drills import DrillProposal, propose_drills
+from matrix_engine.followups import ArgsProblem, Followup, parse_followup_args
+from matrix_engine.localtime import local_date, zone
+from storage.followups import Drills, Followups
+from storage.incidents import Declared, Incidents
+from storage.versions import Versions, digest
+
+
+class NotAdmin(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Only admins (SLA_BOT_ADMINS) may {what}.")
+
+
+class FollowupProblem(Exception):
+    """A follow-up command that cannot be carried out; the message says what to type."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A matrix file that differs from the active version, waiting for an admin's confirmation."""
+
+    diff: MatrixDiff
+    digest: str
+    next_version: int
+
+
+class Operations:
+    def __init__(
+        self,
+        *,
+        matrix: MatrixSource,
+        versions: Versions,
+        matrix_path: Path,
+        rhythm: Rhythm,
+        followups: Followups,
+        drills: Drills,
+        incidents: Incidents,
+        service: IncidentService,
+        clock: Clock,
+        admins: frozenset[str],
+        wake: object,
+    ) -> None:
+        self._matrix = matrix
+        self._versions = versions
+        self._path = matrix_path
+        self._rhythm = rhythm
+        self._followups = followups
+        self._drills = drills
+        self._incidents = incidents
+        self._service = service
+        self._clock = clock
+        self._admins = admins
+        self._wake = wake
+
+    def _poke(self) -> None:
+        if callable(self._wake):
+            self._wake()
+
+    # ---- review and drills ---------------------------------------------------------------------
+
+    def review_now(self, actor: Actor) -> str:
+        self._rhythm.review_now(requested_by=actor.user_id, now=self._clock.now())
+        self._poke()
+        return self._matrix.active().matrix.channels.reviews
+
+    def drill_proposal(self) -> DrillProposal:
+        active = self._matrix.active().matrix
+        now = self._clock.now()
+        month = local_date(now, zone(active.calendar.timezone)).strftime("%Y-%m")
+        return propose_drills(active, history=self._drills.history(), month=month)
+
+    def start_drill(self, query: str, *, actor: Actor, trigger_id: str | None) -> Declared:
+        result = self._service.declare(
+            query=query, summary="Drill", actor=actor, trigger_id=trigger_id, drill=True
+        )
+        assert isinstance(result, Declared)  # drills never ask "already open?"
+        return result
+
+    # ---- follow-ups ----------------------------------------------------------------------------
+
+    def add_followup(self, args: str, *, actor: Actor) -> Followup:
+        now = self._clock.now()
+        calendar = self._matrix.active().matrix.calendar
+        parsed = parse_followup_args(args, today=local_date(now, zone(calendar.timezone)))
+        if isinstance(parsed, ArgsProblem):
+            raise FollowupProblem(parsed.message)
+        self._incidents.get(parsed.incident_id)  # IncidentNotFound if it does not exist
+        followup = Followup(
+            incident_id=parsed.incident_id,
+            action=parsed.action,
+            owner=parsed.owner,
+            eta=parsed.eta,
+            needs_policy_update=parsed.needs_policy_update,
+        )
+        return self.record_followup(followup, actor=actor)
+
+    def record_followup(self, followup: Followup, *, actor: Actor) -> Followup:
+        now = self._clock.now()
+        stored = self._followups.add(followup, by=actor.user_id, at=now)
+        self._rhythm.plan_followup(stored, now=now)
+        self._poke()
+        return stored
+
+    def done_followup(self, args: str, *, actor: Actor) -> Followup:
+        word = args.strip().lstrip("#")
+        if not word.isdigit():
+            raise FollowupProblem(
+                "Which follow-up? `followup done <followup-id>` (see `followup list`)."
+            )
+        done = self._followups.done(int(word), by=actor.user_id, at=self._clock.now())
+        if done is None:
+            raise FollowupProblem(f"No open follow-up #{word}.")
+        return done
+
+    def open_followups(self) -> list[Followup]:
+        return self._followups.open()
+
+    # ---- re-baseline ---------------------------------------------------------------------------
+
+    def candidate(self, actor: Actor) -> Candidate:
+        """The matrix file on disk compared with the active version, target by target."""
+        self._require_admin(actor, "re-baseline the matrix")
+        text, matrix = read_matrix_file(self._path)
+        active = self._matrix.active()
+        return Candidate(diff_matrices(active.matrix, matrix), digest(text), active.version + 1)
+
+    def adopt(self, *, actor: Actor, expected_digest: str, reason: str) -> ActiveMatrix:
+        """Make the file the active version, if it is still the one the admin reviewed."""
+        self._require_admin(actor, "re-baseline the matrix")
+        text, matrix = read_matrix_file(self._path)
+        if digest(text) != expected_digest:
+            raise FollowupProblem(
+                "The matrix file changed since this diff was shown; run `rebaseline` again."
+            )
+        version = self._versions.adopt(
+            text=text, by=actor.user_id, reason=reason, source=str(self._path), at=self._clock.now()
+        )
+        active = ActiveMatrix(matrix, version.version, text)
+        self._matrix.set_active(active)
+        return active
+
+    def _require_admin(self, actor: Actor, what: str) -> None:
+        if actor.user_id not in self._admins:
+            raise NotAdmin(what)
