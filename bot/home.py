@@ -45,13 +45,12 @@ _DEADLINE_NAMES: Final = {
 
 
 @dataclass(frozen=True)
-class NextDeadline:
-    """The incident's most pressing promise: the earliest still pending, or else the latest one
-    already missed and still not done (`overdue`)."""
+class Deadlines:
+    """An open incident's promises at `now`: the next one still pending, and those already missed
+    and still not done (one per check, the latest)."""
 
-    check: Check
-    due_at: datetime
-    overdue: bool
+    next: Obligation | None
+    overdue: tuple[Obligation, ...]
 
 
 @dataclass(frozen=True)
@@ -85,24 +84,21 @@ def relative(delta: timedelta) -> str:
     return f"in {text}" if seconds > 0 else f"{text} ago"
 
 
-def next_deadline(
+def deadlines(
     facts: IncidentFacts,
     *,
     matrix: Matrix,
     now: datetime,
     tolerance: timedelta = DEFAULT_ESCALATION_TOLERANCE,
-) -> NextDeadline | None:
-    """The next deadline of an open incident under its own row, judged at `now`."""
+) -> Deadlines:
+    """The deadlines of an open incident under its own row (its snapshot), judged at `now`."""
     judged = judge_incident(facts, calendar=matrix.calendar, now=now, tolerance=tolerance)
     pending = sorted((o for o in judged if o.outcome is Outcome.PENDING), key=_due)
-    if pending:
-        return NextDeadline(pending[0].check, pending[0].due_at, overdue=False)
-    late = sorted(
-        (o for o in judged if o.outcome is Outcome.MISSED and o.done_at is None), key=_due
-    )
-    if late:
-        return NextDeadline(late[-1].check, late[-1].due_at, overdue=True)
-    return None
+    late: dict[Check, Obligation] = {}
+    for obligation in sorted(judged, key=_due):
+        if obligation.outcome is Outcome.MISSED and obligation.done_at is None:
+            late[obligation.check] = obligation
+    return Deadlines(pending[0] if pending else None, tuple(sorted(late.values(), key=_due)))
 
 
 def _due(obligation: Obligation) -> datetime:
@@ -131,7 +127,7 @@ def render_home(data: HomeData) -> View:
 def _incidents(data: HomeData) -> list[Block]:
     if not data.open_incidents:
         return [section("*Open incidents*: none. :sunny:")]
-    lines = [(_deadline(f, data), f) for f in data.open_incidents]
+    lines = [(deadlines(f, matrix=data.matrix, now=data.now), f) for f in data.open_incidents]
     lines.sort(key=lambda pair: _urgency(pair[0], pair[1].incident))
     shown = lines[:MAX_INCIDENTS]
     blocks: list[Block] = [section(f"*Open incidents* ({len(lines)})")]
@@ -145,38 +141,34 @@ def _incidents(data: HomeData) -> list[Block]:
     return blocks
 
 
-def _deadline(facts: IncidentFacts, data: HomeData) -> NextDeadline | None:
-    return next_deadline(facts, matrix=data.matrix, now=data.now)
-
-
-def _urgency(deadline: NextDeadline | None, incident: Incident) -> tuple[int, float, int, int]:
+def _urgency(due: Deadlines, incident: Incident) -> tuple[int, float, int, int]:
     """Overdue first, then by the next deadline, then by severity; no deadline last."""
-    if deadline is None:
-        return (2, 0.0, incident.row.severity.rank, incident.id)
-    group = 0 if deadline.overdue else 1
-    return (group, deadline.due_at.timestamp(), incident.row.severity.rank, incident.id)
+    if due.overdue:
+        return (0, due.overdue[0].due_at.timestamp(), incident.row.severity.rank, incident.id)
+    if due.next is not None:
+        return (1, due.next.due_at.timestamp(), incident.row.severity.rank, incident.id)
+    return (2, 0.0, incident.row.severity.rank, incident.id)
 
 
-def _incident_text(facts: IncidentFacts, deadline: NextDeadline | None, data: HomeData) -> str:
+def _incident_text(facts: IncidentFacts, due: Deadlines, data: HomeData) -> str:
     incident, row = facts.incident, facts.incident.row
     emoji = SEVERITY_EMOJI.get(row.severity.value, ":white_circle:")
     ref = f"<{facts.link}|{incident.ref}>" if facts.link else f"*{incident.ref}*"
     drill = " · :performing_arts: drill" if incident.drill else ""
-    first = f"{emoji} {ref} {row.severity} `{row.id}` — *{incident.status.value}*{drill}"
-    summary = f"\n{escape(incident.summary[:200])}" if incident.summary else ""
-    return f"{first}{summary}\n{_deadline_text(deadline, now=data.now)}"
-
-
-def _deadline_text(deadline: NextDeadline | None, *, now: datetime) -> str:
-    if deadline is None:
-        return "No timed deadline left; resolve it when done."
-    name = _DEADLINE_NAMES[deadline.check]
-    if deadline.overdue:
-        return (
-            f":warning: {name} overdue — was due {relative(deadline.due_at - now)} "
-            f"({when(deadline.due_at)})"
-        )
-    return f":alarm_clock: Next: {name} {relative(deadline.due_at - now)} ({when(deadline.due_at)})"
+    lines = [f"{emoji} {ref} {row.severity} `{row.id}` — *{incident.status.value}*{drill}"]
+    if incident.summary:
+        lines.append(escape(incident.summary[:200]))
+    lines.extend(
+        f":warning: {_DEADLINE_NAMES[o.check]} overdue — was due {relative(o.due_at - data.now)} "
+        f"({when(o.due_at)})"
+        for o in due.overdue
+    )
+    if due.next is not None:
+        name, at = _DEADLINE_NAMES[due.next.check], due.next.due_at
+        lines.append(f":alarm_clock: Next: {name} {relative(at - data.now)} ({when(at)})")
+    elif not due.overdue:
+        lines.append("No timed deadline left; resolve it when done.")
+    return "\n".join(lines)
 
 
 def _upcoming(slots: Sequence[RhythmSlot], *, now: datetime) -> Block:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident
 from matrix_engine.obligations import IncidentFacts
 from storage.codec import from_epoch, incident_from_row, to_epoch
 from storage.db import Store
+from storage.followups import Followups
 
 WORKSPACE_URL = "workspace_url"
 
@@ -118,27 +117,8 @@ class Reporting:
 
     # ------------------------------------------------------------------ follow-ups
     def open_followups(self) -> list[Followup]:
-        """Follow-ups not done yet, by ETA; a row that no longer validates is left out."""
-        rows = self._store.db.execute(
-            "SELECT id, incident_id, action, owner, eta, needs_policy_update FROM followups "
-            "WHERE done_at IS NULL ORDER BY eta, id"
-        ).fetchall()
-        found = []
-        for row_id, incident_id, action, owner, eta, policy in rows:
-            try:
-                found.append(
-                    Followup(
-                        id=row_id,
-                        incident_id=incident_id,
-                        action=action,
-                        owner=owner,
-                        eta=_eta(eta),
-                        needs_policy_update=bool(policy),
-                    )
-                )
-            except (ValidationError, ValueError):
-                continue
-        return found
+        """Follow-ups not done yet, by ETA (the follow-up repository's reading of them)."""
+        return Followups(self._store).open()
 
     # ------------------------------------------------------------------ gauges
     def open_by_severity(self) -> dict[tuple[str, bool], int]:
@@ -168,7 +148,3 @@ class Reporting:
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WORKSPACE_URL, url]
             )
-
-
-def _eta(text: str) -> date | datetime:
-    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
