@@ -267,6 +267,7 @@ class Runtime:
     def tick(self) -> int:
         """One scheduler beat: plan due rhythm posts, then deliver everything due."""
         try:
+            self.matrix.refresh()
             self.rhythm.plan(self.clock.now())
         except Exception:  # planning must never stop delivery; the traceback goes to the log
             log.exception("rhythm planning failed")

@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from bot.cli_ops import add_ops_commands
+from bot.cli_rhythm import add_rhythm_commands
 from bot.settings import Settings, SettingsError, load_settings
 from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
 from matrix_engine.generator import generate_matrix
@@ -202,6 +203,7 @@ def run() -> None:
 
 
 add_ops_commands(app)  # report, backup, restore
+add_rhythm_commands(app)  # rhythm, rebaseline, history
 
 
 def _settings() -> Settings:

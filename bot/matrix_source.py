@@ -59,6 +59,20 @@ class MatrixSource:
             self._active = ActiveMatrix(matrix, version.version, text)
             return self._active
 
+    def refresh(self) -> ActiveMatrix:
+        """Pick up a version adopted by another process (`sla-bot rebaseline`); cheap when unchanged."""
+        latest = self._versions.active()
+        current = self.active()
+        if latest is None or latest.version <= current.version:
+            return current
+        try:
+            matrix = load_matrix_text(latest.text, source=f"version {latest.version}")
+        except MatrixInvalid:
+            return current  # never replace the last good matrix with a bad one
+        fresh = ActiveMatrix(matrix, latest.version, latest.text)
+        self.set_active(fresh)
+        return fresh
+
     def active(self) -> ActiveMatrix:
         with self._lock:
             if self._active is None:

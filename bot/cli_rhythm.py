@@ -1,0 +1,224 @@
+"""`sla-bot rhythm`, `sla-bot rebaseline` and `sla-bot history`: the operating rhythm from the
+terminal. They read the bot's settings (`SLA_BOT_DB`, `SLA_BOT_MATRIX`) for their defaults."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tempfile
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+import yaml
+
+from bot.matrix_source import read_matrix_file
+from bot.settings import Settings, load_settings
+from matrix_engine.diff import diff_matrices, render_diff_text
+from matrix_engine.drills import DrillRecord, forecast_drills
+from matrix_engine.generator import generate_matrix
+from matrix_engine.loading import load_matrix_text
+from matrix_engine.localtime import local_instant, zone
+from matrix_engine.models import Matrix, Profile
+from matrix_engine.render import render_yaml
+from matrix_engine.rhythm import SlotKind, rhythm_slots
+from storage.db import Store
+from storage.followups import Drills
+from storage.versions import Versions
+
+DbOption = Annotated[
+    Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
+]
+MatrixOption = Annotated[
+    Path | None, typer.Option("--matrix", help="The active matrix file (default: SLA_BOT_MATRIX).")
+]
+
+
+class Reason(StrEnum):
+    vendor = "vendor"
+    routing = "routing"
+    traffic = "traffic"
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def rhythm(
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: today).")
+    ] = None,
+    months: Annotated[int, typer.Option(min=1, max=24, help="How many months to show.")] = 3,
+    matrix_file: MatrixOption = None,
+    db: DbOption = None,
+) -> None:
+    """The review and drill calendar, with the scenarios each drill would use."""
+    settings = load_settings()
+    _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
+    tz = zone(matrix.calendar.timezone)
+    try:
+        first = date.fromisoformat(start) if start else datetime.now(UTC).astimezone(tz).date()
+    except ValueError:
+        _fail(f"--from {start!r}: expected a date like 2026-12-01")
+    begin = local_instant(first, time(0), tz)
+    end = begin + timedelta(days=31 * months)
+    history = _drill_history(db or settings.SLA_BOT_DB)
+    month_keys = sorted(
+        {s.period for s in rhythm_slots(matrix, start=begin, end=end) if s.kind is SlotKind.DRILL}
+    )
+    proposals = {p.month: p for p in forecast_drills(matrix, history=history, months=month_keys)}
+    typer.echo(
+        f"Operating rhythm · {matrix.profile.review.label} reviews · calendar {matrix.calendar.timezone}"
+    )
+    for slot in rhythm_slots(matrix, start=begin, end=end):
+        local = slot.at.astimezone(tz)
+        line = f"{local:%a %Y-%m-%d %H:%M %Z}  {slot.kind.value:<6}  {slot.period}"
+        if slot.kind is SlotKind.DRILL and slot.period in proposals:
+            chosen = proposals[slot.period]
+            line += f"  SEV-1: {chosen.sev1 or '—'}  SEV-2: {chosen.sev2 or '—'}"
+        typer.echo(line)
+
+
+def _drill_history(path: Path) -> list[DrillRecord]:
+    if not path.is_file():
+        return []
+    store = Store(path)
+    try:
+        return Drills(store).history()
+    finally:
+        store.close()
+
+
+def rebaseline(
+    reason: Annotated[
+        Reason, typer.Option(help="What changed: vendor, routing or traffic profile.")
+    ],
+    note: Annotated[str, typer.Option(help="Why, in a sentence (kept in the version history).")],
+    profile: Annotated[
+        Path | None, typer.Option(help="YAML with the new profile: regenerate the matrix from it.")
+    ] = None,
+    candidate_file: Annotated[
+        Path | None, typer.Option("--candidate", help="An edited matrix file to adopt.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Adopt without asking.")] = False,
+    matrix_file: MatrixOption = None,
+    db: DbOption = None,
+) -> None:
+    """Show the target-by-target diff of a candidate matrix and adopt it as a new version."""
+    if (profile is None) == (candidate_file is None):
+        _fail("give exactly one of --profile FILE (regenerate) or --candidate FILE (edited matrix)")
+    settings = load_settings()
+    target = matrix_file or settings.SLA_BOT_MATRIX
+    store = Store(db or settings.SLA_BOT_DB)
+    try:
+        versions = Versions(store)
+        active = _active(versions, target)
+        text, candidate = _candidate(active, profile=profile, candidate_file=candidate_file)
+        diff = diff_matrices(active, candidate)
+        typer.echo(render_diff_text(diff))
+        if diff.is_empty:
+            return
+        if not yes and not typer.confirm("Adopt this matrix as the new active version?"):
+            _fail("not adopted", code=1)
+        who = f"cli:{_user()}"
+        adopted = versions.adopt(
+            text=text,
+            by=who,
+            reason=f"{reason.value}: {note}",
+            source=str(target),
+            at=datetime.now(UTC),
+        )
+        _write_atomically(target, text)
+        typer.echo(
+            f"adopted as version {adopted.version} by {who}; wrote {target}. Open incidents keep their rows."
+        )
+    finally:
+        store.close()
+
+
+def _active(versions: Versions, path: Path) -> Matrix:
+    """The active version's matrix (the file becomes version 1 if there is none yet)."""
+    current = versions.active()
+    if current is None:
+        text, matrix = read_matrix_file(path)
+        versions.adopt(
+            text=text,
+            by=f"cli:{_user()}",
+            reason="first version",
+            source=str(path),
+            at=datetime.now(UTC),
+        )
+        return matrix
+    return load_matrix_text(current.text, source=f"version {current.version}")
+
+
+def _candidate(
+    active: Matrix, *, profile: Path | None, candidate_file: Path | None
+) -> tuple[str, Matrix]:
+    if candidate_file is not None:
+        return read_matrix_file(candidate_file)
+    assert profile is not None
+    try:
+        data = yaml.safe_load(profile.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        _fail(f"{profile}: cannot read the profile: {exc}")
+    fields = data.get("profile", data) if isinstance(data, dict) else data
+    new_profile = Profile.model_validate(fields)
+    matrix = generate_matrix(new_profile, template=active)
+    return render_yaml(matrix), matrix
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def history(
+    show: Annotated[
+        int | None, typer.Option(help="Show the diff of version N against N-1.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """List the matrix versions (who, when, why), or show one version's diff."""
+    settings: Settings = load_settings()
+    path = db or settings.SLA_BOT_DB
+    if not path.is_file():
+        _fail(f"{path}: no database here (give --db or set SLA_BOT_DB)")
+    store = Store(path)
+    try:
+        versions = Versions(store).all()
+    finally:
+        store.close()
+    if show is None:
+        for v in versions:
+            typer.echo(
+                f"v{v.version}  {v.adopted_at:%Y-%m-%d %H:%M} UTC  {v.adopted_by:<16}  {v.reason}  ({v.source})"
+            )
+        return
+    by_number = {v.version: v for v in versions}
+    if show not in by_number:
+        _fail(f"no version {show}; versions: {', '.join(str(v) for v in by_number) or 'none'}")
+    new = load_matrix_text(by_number[show].text)
+    old = load_matrix_text(by_number[show - 1].text) if show - 1 in by_number else new
+    typer.echo(f"v{show}: {by_number[show].reason} — by {by_number[show].adopted_by}")
+    typer.echo(render_diff_text(diff_matrices(old, new)))
+
+
+def add_rhythm_commands(app: typer.Typer) -> None:
+    app.command()(rhythm)
+    app.command()(rebaseline)
+    app.command()(history)
