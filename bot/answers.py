@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,6 +32,7 @@ from matrix_engine.business_time import add_duration
 from matrix_engine.errors import LookupFailed, MatrixInvalid
 from matrix_engine.incidents import Action, Incident, TransitionRefused
 from matrix_engine.lookup import find_row
+from matrix_engine.models import Calendar
 from matrix_engine.periods import PeriodError
 from storage.incidents import IncidentNotFound
 
@@ -214,10 +216,7 @@ class Answers:
         return render_notice("\n".join(lines) + more)
 
 
-def _status_line(incident: Incident, *, calendar: object, now: datetime) -> str:
-    from matrix_engine.models import Calendar
-
-    assert isinstance(calendar, Calendar)
+def _status_line(incident: Incident, *, calendar: Calendar, now: datetime) -> str:
     row = incident.row
     line = f"*{incident.ref}* {row.severity} `{row.id}` — {incident.status.value}"
     if incident.acknowledged_at is None:
@@ -234,8 +233,6 @@ def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:
         f"*{i.ref}* (declared {when(i.declared_at)} by <@{i.declared_by}>)"
         for i in result.open_here
     )
-    import json
-
     value = json.dumps({"type": result.row.id, "summary": summary[:1500]})
     blocks: list[Block] = [
         section(
