@@ -253,9 +253,12 @@ class Dispatcher:
             self._failed(row, exc, now)
             return
         self._last_post[target.channel] = now
-        self._outbox.mark_sent(
-            row, channel=target.channel, ts=target.thread_ts, at=self._clock.now()
-        )
+        sent_at = self._clock.now()
+        if self._outbox.mark_sent(row, channel=target.channel, ts=target.thread_ts, at=sent_at):
+            late_s = (sent_at - row.message.due_at).total_seconds()
+            self._on_event(
+                "sent", {"key": row.key, "kind": row.message.kind.value, "late_s": late_s}
+            )
 
     def _reconciled(self, row: Claimed, target: Target, incident: Incident) -> str | None:
         found = self._gateway.find_posted(

@@ -7,17 +7,22 @@ they show the same figures for the same period and instant.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from slack_sdk.models.blocks import Block
+
+from bot.report_blocks import render_digest_blocks
+from matrix_engine.localtime import local_date, zone
 from matrix_engine.metrics import (
     Period,
     SlaReport,
     compute_report,
+    date_range,
     month_of,
     parse_period,
     week_of,
 )
-from matrix_engine.models import Matrix
+from matrix_engine.models import Matrix, Review
 from storage.reporting import Reporting
 
 DEFAULT_PERIOD = "week"
@@ -54,3 +59,22 @@ class Reports:
 
     def this_week(self, *, now: datetime) -> SlaReport:
         return self.for_period(week_of(now, self._matrix().calendar), now=now)
+
+    def review_period(self, *, now: datetime) -> Period:
+        """What a coverage review at `now` looks back on, by the profile's review cadence: the
+        last ISO week (weekly), the last two (biweekly) or the last month (monthly)."""
+        matrix = self._matrix()
+        calendar = matrix.calendar
+        if matrix.profile.review is Review.MONTHLY:
+            return parse_period("last-month", now=now, calendar=calendar)
+        last_week = parse_period("last-week", now=now, calendar=calendar)
+        if matrix.profile.review is Review.WEEKLY:
+            return last_week
+        tz = zone(calendar.timezone)
+        first = local_date(last_week.start, tz) - timedelta(days=7)
+        last = local_date(last_week.end, tz) - timedelta(days=1)
+        return date_range(first, last, calendar=calendar)
+
+    def digest_blocks(self, now: datetime) -> list[Block]:
+        """The SLA digest for the coverage review post at `now` (see `review_period`)."""
+        return render_digest_blocks(self.for_period(self.review_period(now=now), now=now))
