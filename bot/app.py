@@ -147,6 +147,7 @@ class Runtime:
             matrix=self.matrix,
             client=self.client,
             clock=self.clock,
+            digest=self.reports.digest_blocks,
         )
         self.ticker = Ticker(tick=self.tick, next_due=self.outbox.next_wake, clock=self.clock)
         self._lock = SingletonLock(

@@ -133,6 +133,10 @@ def test_metrics_parse_and_move_as_incidents_are_declared_and_messages_sent(
         assert reviewed[("sla_bot_scheduler_tick_age_seconds", frozenset())] >= 0
         histogram = value(reviewed, "sla_bot_delivery_lateness_seconds_count")
         assert histogram == value(reviewed, "sla_bot_planned_messages", status="sent")
+        (review,) = [m for m in bot.fake.messages("C0REVIEWS") if m.event_type == "review_reminder"]
+        # The review post carries last week's SLA digest (no incidents in 2026-W45).
+        assert "*SLA figures 2026-W45* — no incidents" in review.visible_text
+        assert "Drills (apart): 0 drills run · mean score n/a" in review.visible_text
 
 
 def test_incident_changes_and_sends_are_json_log_lines(tmp_path: Path, clock: TestClock) -> None:
