@@ -83,7 +83,9 @@ def interactive_client(settings: Settings) -> WebClient:
 def delivery_client(settings: Settings) -> WebClient:
     """For the dispatcher: no retry handlers — the outbox retries, reconciling ambiguous sends."""
     client = WebClient(
-        token=_secret(settings.SLACK_BOT_TOKEN), base_url=settings.SLACK_API_URL, timeout=5
+        token=_secret(settings.SLACK_BOT_TOKEN),
+        base_url=settings.SLACK_API_URL,
+        timeout=settings.SLA_BOT_SLACK_TIMEOUT,  # type: ignore[arg-type]  # urllib takes float
     )
     client.retry_handlers = []
     return client

@@ -39,8 +39,8 @@ from matrix_engine.timeline import (
     decide,
     next_occurrence,
 )
-from storage.incidents import Incidents
-from storage.outbox import AMBIGUOUS, Claimed, Outbox
+from storage.incidents import Incidents, incident_key
+from storage.outbox import AMBIGUOUS, LEASE, Claimed, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class Dispatcher:
         self._paced = paced
         self._composer = composer
         self._last_post: dict[str, datetime] = {}
+        self._outages = 0  # consecutive "Slack unreachable" retry rounds
+        self._unreachable_until: datetime | None = None
         self._lock = threading.Lock()
         self.last_tick: datetime | None = None
 
@@ -137,6 +139,8 @@ class Dispatcher:
         if route is Route.DIRECT:
             return Target(str(row.payload.get("user", "")), None)
         if incident.card_ts is None:
+            if self._outbox.status(incident_key(incident.id, "card")) == "dead":
+                return Target(incident.channel, None)  # no thread will ever exist: post anyway
             return None  # the thread does not exist yet
         return Target(incident.channel, incident.card_ts)
 
@@ -151,6 +155,8 @@ class Dispatcher:
             return
         if row.message.route is Route.CARD_UPDATE:
             self._refresh_card(row, incident, matrix, target, now)
+            return
+        if not self._still_ours(row):
             return
         meta = metadata(
             row.message.kind.value,
@@ -169,7 +175,7 @@ class Dispatcher:
         except SendFailed as exc:
             self._failed(row, exc, now)
             return
-        self._last_post[target.channel] = now
+        self._posted(target.channel, now)
         sent_at = self._clock.now()
         follow_up = next_occurrence(row.message, calendar=matrix.calendar)
         if self._outbox.mark_sent(
@@ -210,6 +216,8 @@ class Dispatcher:
         if self._paced and (wait_until := self._pace(composed.channel, now)) is not None:
             self._outbox.release(row, at=wait_until)
             return
+        if not self._still_ours(row):
+            return
         payload = {"key": row.key, "drill": False, **composed.payload}
         meta = metadata(row.message.kind.value, payload)
         try:
@@ -226,7 +234,7 @@ class Dispatcher:
         except SendFailed as exc:
             self._failed(row, exc, now)
             return
-        self._last_post[composed.channel] = now
+        self._posted(composed.channel, now)
         sent_at = self._clock.now()
         if self._outbox.mark_sent(
             row, channel=composed.channel, ts=ts, at=sent_at, reconciled=reconciled
@@ -252,7 +260,7 @@ class Dispatcher:
         except SendFailed as exc:
             self._failed(row, exc, now)
             return
-        self._last_post[target.channel] = now
+        self._posted(target.channel, now)
         sent_at = self._clock.now()
         if self._outbox.mark_sent(row, channel=target.channel, ts=target.thread_ts, at=sent_at):
             late_s = (sent_at - row.message.due_at).total_seconds()
@@ -292,22 +300,47 @@ class Dispatcher:
             at=now,
         )
 
+    def _still_ours(self, row: Claimed) -> bool:
+        """Renew a claim older than half its lease before posting, so that a long batch never
+        lets a second dispatcher take over a row this one is about to post (deploy overlap)."""
+        now = self._clock.now()
+        if row.claimed_at is not None and timedelta(0) <= now - row.claimed_at < LEASE / 2:
+            return True
+        return self._outbox.renew(row, at=now)
+
+    def _posted(self, channel: str, now: datetime) -> None:
+        self._last_post[channel] = now
+        self._outages, self._unreachable_until = 0, None
+
+    def _unreachable_retry(self, now: datetime) -> datetime:
+        """One retry time shared by every row while Slack cannot be reached, backing off to
+        MAX_BACKOFF: the rows keep their order and go out in due order once it is back."""
+        if self._unreachable_until is None or self._unreachable_until <= now:
+            self._outages += 1
+            backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (self._outages - 1)))
+            self._unreachable_until = now + backoff
+        return self._unreachable_until
+
     def _pace(self, channel: str, now: datetime) -> datetime | None:
         last = self._last_post.get(channel)
-        if last is not None and now - last < CHANNEL_PACE:
+        if last is not None and timedelta(0) <= now - last < CHANNEL_PACE:
             return last + CHANNEL_PACE
         return None
 
     def _failed(self, row: Claimed, exc: SendFailed, now: datetime) -> None:
         self._on_event("failed", {"key": row.key, "method": exc.method, "reason": exc.reason})
+        # Until Slack has been asked whether a possibly-posted row is there, it stays ambiguous.
+        ambiguous = row.ambiguous or (isinstance(exc, Transient) and exc.ambiguous)
+        error = (AMBIGUOUS if ambiguous else "") + exc.reason
         if isinstance(exc, RateLimited):
-            self._outbox.retry_later(
-                row, at=now + timedelta(seconds=exc.retry_after), error=exc.reason
-            )
+            self._outbox.retry_later(row, at=now + timedelta(seconds=exc.retry_after), error=error)
+            return
+        if isinstance(exc, Transient) and not exc.ambiguous:
+            # Slack was not reached (connection refused): nothing was sent, no attempt is used up.
+            self._outbox.release(row, at=self._unreachable_retry(now), error=error)
             return
         if isinstance(exc, Transient) and row.attempts < MAX_ATTEMPTS:
             backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
-            error = (AMBIGUOUS if exc.ambiguous else "") + exc.reason
             self._outbox.retry_later(row, at=now + backoff, error=error)
             return
         reason = (

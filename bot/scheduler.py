@@ -66,6 +66,7 @@ class Ticker:
         next_due: Callable[[], datetime | None],
         clock: Clock,
         safety_interval: timedelta = SAFETY_INTERVAL,
+        stall_after: timedelta = STALL_AFTER,
     ) -> None:
         self._tick = tick
         self._next_due = next_due
@@ -75,6 +76,7 @@ class Ticker:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self._interval = safety_interval
+        self._stall_after = stall_after
         self.last_tick_real: datetime | None = None
 
     def start(self) -> None:
@@ -112,7 +114,7 @@ class Ticker:
     def healthy(self) -> tuple[bool, dict[str, object]]:
         last = self.last_tick_real
         age = None if last is None else (datetime.now(UTC) - last).total_seconds()
-        ok = self._scheduler.running and age is not None and age < STALL_AFTER.total_seconds()
+        ok = self._scheduler.running and age is not None and age < self._stall_after.total_seconds()
         return ok, {"scheduler_running": self._scheduler.running, "last_tick_age_s": age}
 
     def shutdown(self) -> None:

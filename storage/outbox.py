@@ -50,6 +50,7 @@ class Claimed:
     attempts: int
     token: str
     ambiguous: bool
+    claimed_at: datetime | None = None
 
 
 class Outbox:
@@ -98,10 +99,10 @@ class Outbox:
                     f"attempts = attempts + 1 WHERE id IN ({','.join('?' * len(records))})",
                     [token, to_epoch(now), *(r["id"] for r in records)],
                 )
-        return [self._claimed(r, token) for r in records]
+        return [self._claimed(r, token, now) for r in records]
 
     @staticmethod
-    def _claimed(record: dict[str, Any], token: str) -> Claimed:
+    def _claimed(record: dict[str, Any], token: str, claimed_at: datetime) -> Claimed:
         local = record["key"].split(":", 1)[1] if record["incident_id"] else record["key"]
         return Claimed(
             id=record["id"],
@@ -113,7 +114,18 @@ class Outbox:
             token=token,
             ambiguous=record["status"] == "sending"
             or (record["last_error"] or "").startswith(AMBIGUOUS),
+            claimed_at=claimed_at,
         )
+
+    def renew(self, claimed: Claimed, *, at: datetime) -> bool:
+        """Extend the claim's lease from `at`; False when the row is no longer this claim's."""
+        with self._store.immediate() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET claimed_at = ? "
+                "WHERE id = ? AND claim_token = ? AND status = 'sending'",
+                [to_epoch(at), claimed.id, claimed.token],
+            )
+            return cursor.rowcount == 1
 
     def mark_sent(
         self,
@@ -181,13 +193,14 @@ class Outbox:
             )
             return cursor.rowcount == 1
 
-    def release(self, claimed: Claimed, *, at: datetime) -> bool:
+    def release(self, claimed: Claimed, *, at: datetime, error: str | None = None) -> bool:
         """Hand back a row that was not attempted (e.g. waiting on its card), without an attempt."""
         with self._store.immediate() as db:
             cursor = db.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, attempts = attempts - 1 "
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, attempts = attempts - 1, "
+                "last_error = COALESCE(?, last_error) "
                 "WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [to_epoch(at), claimed.id, claimed.token],
+                [to_epoch(at), error, claimed.id, claimed.token],
             )
             return cursor.rowcount == 1
 
@@ -230,6 +243,11 @@ class Outbox:
                 **message_columns(follow_up),
             },
         )
+
+    def status(self, key: str) -> str | None:
+        """The delivery status of the row with this (global) key, if there is one."""
+        found = self._store.db.execute("SELECT status FROM outbox WHERE key = ?", [key]).fetchone()
+        return None if found is None else str(found[0])
 
     def next_wake(self) -> datetime | None:
         """The earliest instant a pending row becomes due."""

@@ -1,0 +1,370 @@
+"""Storage (issue 4 part 2, RELIABILITY D1): durability settings on every connection, declarations
+written atomically, idempotent replays, claims that two senders can never share, and no partial
+declaration after `kill -9` at random moments. Real SQLite files in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from matrix_engine.incidents import Action, Status
+from matrix_engine.loading import load_matrix_text
+from matrix_engine.models import Matrix
+from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
+from storage.db import BUSY_TIMEOUT_MS, Store
+from storage.incidents import Declared, Incidents
+from storage.outbox import LEASE, Outbox
+from tests.delivery_harness import ROOT, SEED_MATRIX
+
+T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+
+
+@cache
+def seed() -> Matrix:
+    return load_matrix_text(SEED_MATRIX.read_text(), source="seed")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "bot.db")
+    yield opened
+    opened.close()
+
+
+def declare(
+    incidents: Incidents, type_id: str, *, at: datetime = T0, trigger_id: str | None = None
+) -> Declared:
+    row = seed().row(type_id)
+    return incidents.declare(
+        row=row,
+        matrix_version=1,
+        channel="C0INCIDENTS",
+        declared_by="U0DECLARER",
+        declared_at=at,
+        summary="storage test",
+        trigger_id=trigger_id,
+        drill=False,
+        plan=lambda t0: plan_timeline(row, declared_at=t0, calendar=seed().calendar),
+    )
+
+
+def message(key: str, due: datetime = T0) -> PlannedMessage:
+    return PlannedMessage(key, MessageKind.OWNER_PING, due, Route.THREAD)
+
+
+# ---------------------------------------------------------------- connections
+def test_every_thread_gets_its_own_connection_with_durable_pragmas(store: Store) -> None:
+    seen: dict[str, tuple[object, ...]] = {}
+    connections: set[int] = set()
+    lock = threading.Lock()
+
+    def probe(name: str) -> None:
+        db = store.db
+        values = tuple(
+            db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+        )
+        with lock:
+            seen[name] = values
+            connections.add(id(db.conn))
+
+    threads = [threading.Thread(target=probe, args=(f"t{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    probe("main")
+    assert len(seen) == 7 and len(connections) == 7
+    assert set(seen.values()) == {("wal", 2, BUSY_TIMEOUT_MS, 1)}
+
+
+def test_migrations_apply_once_when_two_stores_open_together(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            Store(tmp_path / "shared.db").close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    conn = sqlite3.connect(tmp_path / "shared.db")
+    applied = conn.execute("SELECT name FROM _sqlite_migrations").fetchall()
+    assert Counter(name for (name,) in applied).most_common(1)[0][1] == 1
+
+
+# ---------------------------------------------------------------- declaring
+def test_declare_writes_incident_plan_and_audit_together(store: Store) -> None:
+    incidents = Incidents(store)
+    declared = declare(incidents, "model-outage", trigger_id="trig-1")
+    assert declared.created and declared.incident.status is Status.OPEN
+    rows = Outbox(store).for_incident(declared.incident.id)
+    plan = plan_timeline(seed().row("model-outage"), declared_at=T0, calendar=seed().calendar)
+    assert sorted(r["key"] for r in rows) == sorted(f"INC-1:{m.key}" for m in plan)
+    assert {r["status"] for r in rows} == {"pending"}
+    assert [a["action"] for a in incidents.audit_trail(declared.incident.id)] == ["declare"]
+    # The row it was declared under is frozen on the incident.
+    assert incidents.get(declared.incident.id).row == seed().row("model-outage")
+
+
+def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
+    incidents = Incidents(store)
+    row = seed().row("model-outage")
+
+    def half_a_plan(t0: datetime) -> Iterator[PlannedMessage]:
+        yield from plan_timeline(row, declared_at=t0, calendar=seed().calendar)[:3]
+        raise RuntimeError("planner crashed half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        incidents.declare(
+            row=row,
+            matrix_version=1,
+            channel="C0INCIDENTS",
+            declared_by="U0DECLARER",
+            declared_at=T0,
+            summary="",
+            trigger_id="trig-x",
+            drill=False,
+            plan=lambda t0: list(half_a_plan(t0)),
+        )
+    db = store.db
+    assert db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
+
+
+def test_declare_is_all_or_nothing_when_a_key_repeats(store: Store) -> None:
+    incidents = Incidents(store)
+    row = seed().row("latency-spike")
+    with pytest.raises(sqlite3.IntegrityError):
+        incidents.declare(
+            row=row,
+            matrix_version=1,
+            channel="C0INCIDENTS",
+            declared_by="U0DECLARER",
+            declared_at=T0,
+            summary="",
+            trigger_id=None,
+            drill=False,
+            plan=lambda t0: [message("same", t0), message("same", t0)],
+        )
+    assert store.db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 0
+
+
+def test_replayed_trigger_returns_the_existing_incident(store: Store) -> None:
+    incidents = Incidents(store)
+    first = declare(incidents, "pii-leakage", trigger_id="trig-7")
+    again = declare(incidents, "pii-leakage", trigger_id="trig-7", at=T0 + timedelta(seconds=30))
+    assert first.created and not again.created
+    assert again.incident == first.incident
+    assert incidents.by_trigger("trig-7") == first.incident
+    assert store.db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 1
+    plan_size = len(
+        plan_timeline(seed().row("pii-leakage"), declared_at=T0, calendar=seed().calendar)
+    )
+    assert store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == plan_size
+
+
+def test_replays_racing_on_threads_open_one_incident(store: Store) -> None:
+    incidents = Incidents(store)
+    results: list[Declared] = []
+    barrier = threading.Barrier(8)
+
+    def replay() -> None:
+        barrier.wait(timeout=10)
+        results.append(declare(incidents, "model-outage", trigger_id="same-trigger"))
+
+    threads = [threading.Thread(target=replay) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.created for r in results) == [False] * 7 + [True]
+    assert {r.incident.id for r in results} == {1}
+
+
+def test_act_and_audit_commit_together(store: Store) -> None:
+    incidents = Incidents(store)
+    incident = declare(incidents, "model-outage").incident
+    after = incidents.act(incident.id, Action.RESOLVE, actor="U0AMERSRE1", at=T0 + timedelta(1))
+    assert after.status is Status.RESOLVED
+    stored = incidents.get(incident.id)
+    assert stored.acknowledged_at == stored.mitigated_at == stored.resolved_at
+    assert [a["action"] for a in incidents.audit_trail(incident.id)] == ["declare", "resolve"]
+
+
+# ---------------------------------------------------------------- claims and compare-and-set
+def test_a_stale_claim_token_cannot_record_the_row(store: Store) -> None:
+    outbox = Outbox(store)
+    assert outbox.add(message("k1"))
+    assert not outbox.add(message("k1"))  # INSERT OR IGNORE on the unique key
+    (first,) = outbox.claim_due(now=T0)
+    assert outbox.claim_due(now=T0) == []  # held by the first claim's lease
+    later = T0 + LEASE + timedelta(seconds=1)
+    (second,) = outbox.claim_due(now=later)  # the lease ran out: handed out again, ambiguous
+    assert second.id == first.id and second.token != first.token and second.ambiguous
+    assert second.attempts == 2
+    assert not outbox.mark_sent(first, channel="C1", ts="1.1", at=later)
+    assert not outbox.retry_later(first, at=later, error="x")
+    assert not outbox.mark_dead(first, error="x", at=later)
+    assert not outbox.mark_skipped(first, reason="x", at=later)
+    assert not outbox.release(first, at=later)
+    assert outbox.mark_sent(second, channel="C1", ts="1.2", at=later)
+    assert not outbox.mark_sent(second, channel="C1", ts="1.3", at=later)  # exactly once
+    (row,) = outbox.rows()
+    assert (row["status"], row["slack_ts"], row["attempts"]) == ("sent", "1.2", 2)
+
+
+def test_claims_come_in_due_order_and_skip_future_rows(store: Store) -> None:
+    outbox = Outbox(store)
+    for minutes in (30, 10, 20, 90):
+        outbox.add(message(f"m{minutes}", T0 + timedelta(minutes=minutes)))
+    claimed = outbox.claim_due(now=T0 + timedelta(minutes=30))
+    assert [c.key for c in claimed] == ["m10", "m20", "m30"]
+    assert outbox.next_wake() == T0 + timedelta(minutes=90)
+
+
+def test_recurring_follow_up_is_planned_with_the_send(store: Store) -> None:
+    incidents, outbox = Incidents(store), Outbox(store)
+    incident = declare(incidents, "model-outage").incident
+    claimed = outbox.claim_due(now=T0 + timedelta(minutes=30))
+    update = next(c for c in claimed if c.message.kind is MessageKind.CUSTOMER_UPDATE_DUE)
+    follow = PlannedMessage(
+        "customer_update_due#2",
+        MessageKind.CUSTOMER_UPDATE_DUE,
+        T0 + timedelta(minutes=60),
+        Route.THREAD,
+        update.message.stop_when,
+        update.message.repeat_every,
+        2,
+    )
+    assert outbox.mark_sent(update, channel="C1", ts="2.0", at=T0, follow_up=follow)
+    keys = {r["key"]: r for r in outbox.for_incident(incident.id)}
+    assert keys["INC-1:customer_update_due#2"]["status"] == "pending"
+    assert keys["INC-1:customer_update_due#2"]["repeat_every"] == "30 min"
+
+
+@pytest.mark.parametrize("stores", [1, 2], ids=["one-store-four-threads", "two-stores"])
+def test_concurrent_claimers_never_share_a_row(tmp_path: Path, stores: int) -> None:
+    opened = [Store(tmp_path / "claims.db") for _ in range(stores)]
+    outboxes = [Outbox(s) for s in opened]
+    with opened[0].immediate() as db:
+        db.table("outbox").insert_all(
+            {
+                "key": f"row-{i}",
+                "kind": "owner_ping",
+                "route": "thread",
+                "due_at": T0.timestamp(),
+                "next_attempt_at": T0.timestamp(),
+                "status": "pending",
+                "attempts": 0,
+            }
+            for i in range(600)
+        )
+    claimed: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def claimer(outbox: Outbox) -> None:
+        barrier.wait(timeout=10)
+        for _ in range(1000):
+            batch = outbox.claim_due(now=T0, limit=7)
+            if not batch:
+                return
+            with lock:
+                claimed.extend(c.id for c in batch)
+
+    threads = [threading.Thread(target=claimer, args=(outboxes[i % stores],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(claimed) == 600 and len(set(claimed)) == 600
+    for store in opened:
+        store.close()
+
+
+# ---------------------------------------------------------------- D1: kill -9 during declarations
+def _declarations_are_whole(db: Path) -> tuple[str, int, list[str]]:
+    """integrity_check, number of incidents, and every incident whose plan is incomplete."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        expected = {
+            row.id: len(plan_timeline(row, declared_at=T0, calendar=seed().calendar))
+            for row in seed().incidents
+        }
+        counts = conn.execute(
+            "SELECT i.id, i.type, (SELECT COUNT(*) FROM outbox o WHERE o.incident_id = i.id), "
+            "(SELECT COUNT(*) FROM audit a WHERE a.incident_id = i.id) FROM incidents i"
+        ).fetchall()
+        partial = [
+            f"INC-{i} {t}: {n} rows, {a} audit"
+            for i, t, n, a in counts
+            if n != expected[t] or a != 1
+        ]
+        orphans = conn.execute(
+            "SELECT COUNT(*) FROM outbox WHERE incident_id NOT IN (SELECT id FROM incidents)"
+        ).fetchone()[0]
+        if orphans:
+            partial.append(f"{orphans} outbox rows without an incident")
+        return integrity, len(counts), partial
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path) -> None:
+    kills = int(os.environ.get("D1_KILLS", "60"))
+    rng = random.Random(20261201)
+    db = tmp_path / "d1.db"
+    Store(db).close()
+    deadline = time.monotonic() + 240
+    done = 0
+    for _ in range(kills):
+        if time.monotonic() > deadline:
+            break
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.delivery_harness", "declare-loop", str(db)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == b"ready", child.stderr
+            time.sleep(rng.uniform(0.0, 0.25))  # uniform offsets into the declaration loop
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            if child.stdout:
+                child.stdout.close()
+            if child.stderr:
+                child.stderr.close()
+        assert child.returncode == -signal.SIGKILL
+        done += 1
+        integrity, _, partial = _declarations_are_whole(db)
+        assert integrity == "ok" and partial == [], (done, partial)
+    integrity, declared, partial = _declarations_are_whole(db)
+    print(f"\nD1: {done} kills, {declared} incidents declared, integrity={integrity}, partial=0")
+    assert done >= min(kills, 20)
+    assert declared > done  # the kills landed while declarations were being written
+    assert integrity == "ok" and partial == []
