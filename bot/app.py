@@ -24,6 +24,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.answers import Answers
 from bot.clock import Clock, SimClock, SystemClock
+from bot.directory import UsergroupDirectory
 from bot.dispatcher import Dispatcher
 from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
@@ -78,6 +79,15 @@ def interactive_client(settings: Settings) -> WebClient:
             ServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+def directory_client(settings: Settings) -> WebClient:
+    """For lookups in front of an ack: a short timeout and no retries."""
+    client = WebClient(
+        token=_secret(settings.SLACK_BOT_TOKEN), base_url=settings.SLACK_API_URL, timeout=2
+    )
+    client.retry_handlers = []
+    return client
 
 
 def delivery_client(settings: Settings) -> WebClient:
@@ -165,6 +175,7 @@ class Runtime:
             wake=self.ticker.wake,
             drills=self.drills,
             on_change=self._incident_changed,
+            usergroup_members=UsergroupDirectory(directory_client(settings)).members,
         )
         self.ops = Operations(
             matrix=self.matrix,

@@ -1,0 +1,41 @@
+"""Current members of Slack user groups, for authorising owners who are bound by group only.
+
+Looked up only when someone not otherwise allowed tries to act (the refusal path), cached for a
+few minutes, and bounded by a short timeout so a slow Slack cannot hold up the 3-second ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+
+TTL_SECONDS = 300.0
+
+
+class UsergroupDirectory:
+    def __init__(self, client: WebClient, *, ttl: float = TTL_SECONDS) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def members(self, usergroup: str) -> frozenset[str]:
+        """The group's members now (empty when Slack cannot say: the request is then refused)."""
+        with self._lock:
+            cached = self._cache.get(usergroup)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            users = frozenset(self._client.usergroups_users_list(usergroup=usergroup)["users"])
+        except (SlackApiError, OSError) as exc:
+            log.warning("could not read members of user group %s: %s", usergroup, exc)
+            return cached[1] if cached else frozenset()
+        with self._lock:
+            self._cache[usergroup] = (time.monotonic(), users)
+        return users
