@@ -229,4 +229,8 @@ def render_scorecard(incident: Incident, card: Scorecard) -> Message:
 
 
 def _minutes(seconds: int) -> str:
+    # Under two minutes in whole seconds: a drill on second-scale targets ("30 s") must show the
+    # recorded times, not "0.3 min".
+    if seconds < 120:
+        return f"{seconds} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

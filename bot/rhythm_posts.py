@@ -188,7 +188,8 @@ def render_drill_proposal(matrix: Matrix, row_ids: Sequence[str], *, month: str)
 
 
 def render_followup_reminder(followup: Followup, *, overdue: bool) -> Message:
-    lead = ":red_circle: Follow-up overdue" if overdue else ":hourglass: Follow-up due tomorrow"
+    # Not "tomorrow": the reminder goes out the working day before, a Friday for a Monday ETA.
+    lead = ":red_circle: Follow-up overdue" if overdue else ":hourglass: Follow-up due soon"
     policy = " · needs a policy update" if followup.needs_policy_update else ""
     text = f"{lead}: #{followup.id} for {followup.incident_ref} — {escape(followup.action)} (ETA {followup.eta}){policy}"
     done = ActionsBlock(

@@ -126,13 +126,14 @@ def _channel_problems(matrix: Matrix, facts: WorkspaceFacts) -> Iterator[Finding
     for purpose, channel in matrix.channels.model_dump().items():
         status = facts.channels.get(channel, ChannelStatus(exists=False))
         where = f"the {purpose.replace('_', ' ')} channel `{channel}`"
+        # Only the first letter: str.capitalize() would lower-case the channel ID too.
+        opening = "T" + where[1:]
         if not status.exists:
             yield Finding(
-                Area.CHANNELS,
-                f"{where.capitalize()} does not exist (or is private without the bot).",
+                Area.CHANNELS, f"{opening} does not exist (or is private without the bot)."
             )
         elif status.is_archived:
-            yield Finding(Area.CHANNELS, f"{where.capitalize()} (<#{channel}>) is archived.")
+            yield Finding(Area.CHANNELS, f"{opening} (<#{channel}>) is archived.")
         elif not status.is_member:
             yield Finding(
                 Area.CHANNELS,
