@@ -333,7 +333,9 @@ class Dispatcher:
         ambiguous = row.ambiguous or (isinstance(exc, Transient) and exc.ambiguous)
         error = (AMBIGUOUS if ambiguous else "") + exc.reason
         if isinstance(exc, RateLimited):
-            self._outbox.retry_later(row, at=now + timedelta(seconds=exc.retry_after), error=error)
+            # Retry-After counts from Slack's answer, not from when this row's turn began.
+            retry = self._clock.now() + timedelta(seconds=exc.retry_after)
+            self._outbox.retry_later(row, at=retry, error=error)
             return
         if isinstance(exc, Transient) and not exc.ambiguous:
             # Slack was not reached (connection refused): nothing was sent, no attempt is used up.

@@ -152,8 +152,13 @@ class IncidentService:
         """Acknowledge, mitigate or resolve, if `actor` may; the card and thread follow."""
         incident = self.find(ref, channel_id=actor.channel_id)
         self._authorise(incident, actor, action.value)
-        after = self._incidents.act(incident.id, action, actor=actor.user_id, at=self._clock.now())
-        self._announce(after, STATE_KINDS[after.status], note_key=f"state:{after.status.value}")
+        announce = self._announcement(
+            STATE_KINDS[action.target], note_key=f"state:{action.target.value}"
+        )
+        after = self._incidents.act(
+            incident.id, action, actor=actor.user_id, at=self._clock.now(), announce=announce
+        )
+        self._wake()
         self._changed(after, after.status.value, actor.user_id)
         if after.status is Status.RESOLVED:
             self._after_resolve(after)
@@ -187,10 +192,13 @@ class IncidentService:
         incident = self.find(ref, channel_id=actor.channel_id)
         self._authorise(incident, actor, "log a customer update for")
         at = self._clock.now()
-        after = self._incidents.log_update(incident.id, text=text, actor=actor.user_id, at=at)
-        self._announce(
-            after, MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}"
+        announce = self._announcement(
+            MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}"
         )
+        after = self._incidents.log_update(
+            incident.id, text=text, actor=actor.user_id, at=at, announce=announce
+        )
+        self._wake()
         self._changed(after, "customer_update", actor.user_id)
         return after
 
@@ -229,13 +237,13 @@ class IncidentService:
         )
         raise NotAllowed(incident, actor.user_id, action)
 
-    def _announce(self, incident: Incident, kind: MessageKind, *, note_key: str) -> None:
+    def _announcement(self, kind: MessageKind, *, note_key: str) -> list[PlannedMessage]:
+        """The card refresh and the thread note that follow a change; written with the change,
+        so a crash in between cannot leave the card showing the old state."""
         now = self._clock.now()
-        self._outbox.add(
+        return [
             PlannedMessage(
                 f"card_refresh:{note_key}", MessageKind.INCIDENT_UPDATED, now, Route.CARD_UPDATE
             ),
-            incident_id=incident.id,
-        )
-        self._outbox.add(PlannedMessage(note_key, kind, now, Route.THREAD), incident_id=incident.id)
-        self._wake()
+            PlannedMessage(note_key, kind, now, Route.THREAD),
+        ]

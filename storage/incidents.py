@@ -152,15 +152,33 @@ class Incidents:
         )
         return [self._decode(db, r) for r in rows.fetchall()]
 
-    def act(self, incident_id: int, action: Action, *, actor: str, at: datetime) -> Incident:
-        """Apply a human action under the write lock; raises TransitionRefused if it does not apply."""
+    def act(
+        self,
+        incident_id: int,
+        action: Action,
+        *,
+        actor: str,
+        at: datetime,
+        announce: Sequence[PlannedMessage] = (),
+    ) -> Incident:
+        """Apply a human action under the write lock; raises TransitionRefused if it does not apply.
+        The posts that announce it (`announce`) are planned in the same transaction."""
         with self._store.immediate() as db:
             after = apply_action(self._get(db, incident_id), action, actor=actor, at=at)
             db.table("incidents").update(incident_id, incident_state_columns(after))
             _audit(db, at=at, incident_id=incident_id, actor=actor, action=action.value, detail={})
+            _plan(db, incident_id, announce)
             return after
 
-    def log_update(self, incident_id: int, *, text: str, actor: str, at: datetime) -> Incident:
+    def log_update(
+        self,
+        incident_id: int,
+        *,
+        text: str,
+        actor: str,
+        at: datetime,
+        announce: Sequence[PlannedMessage] = (),
+    ) -> Incident:
         """Record a customer update as posted; deadline reminders for it stop."""
         with self._store.immediate() as db:
             incident = self._get(db, incident_id)
@@ -181,6 +199,7 @@ class Incidents:
                 action="customer_update",
                 detail={"text": text},
             )
+            _plan(db, incident_id, announce)
             return self._get(db, incident.id)
 
     def customer_updates(self, incident_id: int) -> list[dict[str, Any]]:
@@ -221,6 +240,21 @@ class Incidents:
         if incident_id is None:
             return list(table.rows_where(order_by="id"))
         return list(table.rows_where("incident_id = ?", [incident_id], order_by="id"))
+
+
+def _plan(db: Any, incident_id: int, messages: Sequence[PlannedMessage]) -> None:
+    """Add planned posts of an incident, keeping any that already exist (INSERT OR IGNORE)."""
+    db.table("outbox").insert_all(
+        (
+            {
+                "key": incident_key(incident_id, m.key),
+                "incident_id": incident_id,
+                **message_columns(m),
+            }
+            for m in messages
+        ),
+        ignore=True,
+    )
 
 
 def _audit(

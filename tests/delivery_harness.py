@@ -447,8 +447,39 @@ def declare_loop(db: Path) -> None:
         n += 1
 
 
+def act_loop(db: Path) -> None:
+    """Declare and acknowledge incidents forever through the real use case (no Slack needed)."""
+    from bot.service import Actor
+    from matrix_engine.incidents import Action
+
+    fake_url = "http://127.0.0.1:9/api/"  # never called: the dispatcher is not started
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        SLACK_BOT_TOKEN=SecretStr("xoxb-act-loop"),
+        SLACK_SIGNING_SECRET=SecretStr(SECRET),
+        SLACK_API_URL=fake_url,
+        SLA_BOT_MATRIX=SEED_MATRIX,
+        SLA_BOT_DB=db,
+        SLA_BOT_ADMINS=ADMINS,
+    )
+    runtime = Runtime(settings, singleton=False)
+    print("ready", flush=True)
+    while True:
+        result = runtime.service.declare(
+            query="model-outage",
+            summary="act loop",
+            actor=Actor(DECLARER, INCIDENTS),
+            trigger_id=None,
+            force=True,
+        )
+        assert isinstance(result, Declared)
+        runtime.service.act(Action.ACK, ref=result.incident.ref, actor=Actor(ADMINS[0], INCIDENTS))
+
+
+LOOPS = {"declare-loop": declare_loop, "act-loop": act_loop}
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "declare-loop":
-        declare_loop(Path(sys.argv[2]))
+    if len(sys.argv) == 3 and sys.argv[1] in LOOPS:
+        LOOPS[sys.argv[1]](Path(sys.argv[2]))
     else:
-        sys.exit("usage: python -m tests.delivery_harness declare-loop DB")
+        sys.exit("usage: python -m tests.delivery_harness declare-loop|act-loop DB")

@@ -491,9 +491,9 @@ def test_r2_ambiguous_sends_are_reconciled_not_reposted(tmp_path: Path, clock: M
     channels = [f"C0AMBIG{i:03d}" for i in range(8)]
     for channel in channels:
         fake.add_channel(channel, channel.lower())
-    bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False, SLA_BOT_SLACK_TIMEOUT=0.15)
+    bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False, SLA_BOT_SLACK_TIMEOUT=0.1)
     try:
-        fake.ambiguous_send("chat.postMessage", hang=0.5, times=None, probability=0.5)
+        fake.ambiguous_send("chat.postMessage", hang=0.3, times=None, probability=0.5)
         injected, rounds = 0, 0
         while injected < 200 and rounds < 12:
             start = clock.now()
@@ -700,7 +700,7 @@ def test_r5_no_escalation_from_a_claim_made_after_resolve_committed(
     state = {"hour": 0}
 
     @settings(
-        max_examples=150 * SCALE,
+        max_examples=100 * SCALE,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )

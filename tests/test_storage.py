@@ -333,7 +333,7 @@ def _declarations_are_whole(db: Path) -> tuple[str, int, list[str]]:
 
 @pytest.mark.slow
 def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path) -> None:
-    kills = int(os.environ.get("D1_KILLS", "60"))
+    kills = int(os.environ.get("D1_KILLS", "50"))
     rng = random.Random(20261201)
     db = tmp_path / "d1.db"
     Store(db).close()
@@ -368,3 +368,44 @@ def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path
     assert done >= min(kills, 20)
     assert declared > done  # the kills landed while declarations were being written
     assert integrity == "ok" and partial == []
+
+
+@pytest.mark.slow
+def test_d1_kill_9_during_acknowledgements_never_loses_the_card_refresh(tmp_path: Path) -> None:
+    """A state change and the posts announcing it (card refresh, thread note) commit together:
+    killed in between, the card would show the old state for ever (a retried ack is refused)."""
+    kills = int(os.environ.get("D1_ACT_KILLS", "15"))
+    rng = random.Random(20261202)
+    db = tmp_path / "acts.db"
+    for _ in range(kills):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.delivery_harness", "act-loop", str(db)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == b"ready", child.stderr
+            time.sleep(rng.uniform(0.0, 0.3))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            for stream in (child.stdout, child.stderr):
+                if stream:
+                    stream.close()
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        acknowledged = conn.execute("SELECT COUNT(*) FROM incidents WHERE state != 'open'")
+        count = acknowledged.fetchone()[0]
+        unannounced = conn.execute(
+            "SELECT i.id FROM incidents i WHERE i.state != 'open' AND ("
+            "SELECT COUNT(*) FROM outbox o WHERE o.incident_id = i.id AND o.key IN ("
+            "'INC-' || i.id || ':state:acknowledged', "
+            "'INC-' || i.id || ':card_refresh:state:acknowledged')) != 2"
+        ).fetchall()
+    finally:
+        conn.close()
+    print(f"\nD1 (acks): {kills} kills, {count} acknowledged incidents, all announced")
+    assert count > kills and unannounced == []
