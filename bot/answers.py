@@ -168,7 +168,11 @@ class Answers:
                 return Answer([self._rebaseline(reason.value, note, actor)])
             case c.Invalid(message):
                 return Answer(
-                    [render_notice(f":grey_question: {message} Try `{self._command} help`.")]
+                    [
+                        render_notice(
+                            f":grey_question: {escape(message)} Try `{self._command} help`."
+                        )
+                    ]
                 )
         raise AssertionError(f"unhandled command {parsed!r}")
 

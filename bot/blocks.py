@@ -6,6 +6,7 @@ truncated to those limits first and user-supplied text is escaped so it cannot m
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,9 @@ HEADER_MAX = 150
 SECTION_MAX = 3000
 FIELD_MAX = 2000
 TEXT_MAX = 40000
+# Slack refuses a message whose blocks hold too much text in total (`msg_blocks_too_long`) at a
+# bound it does not publish; the fake Slack estimates 12,000 characters, so stay under that.
+MESSAGE_TEXT_BUDGET = 11_000
 SHARE_ACTION = "share_row"
 
 SEVERITY_EMOJI = {"SEV-1": ":red_circle:", "SEV-2": ":large_orange_circle:"}
@@ -91,7 +95,35 @@ def row_fields(matrix: Matrix, row: IncidentRow) -> list[str]:
 def render_row(
     matrix: Matrix, row: IncidentRow, *, at: datetime, shareable: bool = True
 ) -> Message:
-    """`/escalate <type>`: the row, who is on call now, and a button to share it."""
+    """`/escalate <type>`: the row, who is on call now, and a button to share it.
+
+    The reply depends on `at` only through who is on call, which changes only at whole minutes
+    (shift hours are HH:MM; zone offsets and DST steps are whole minutes), so it is rendered once
+    per row and UTC minute: a lookup costs a dict read, not the shift arithmetic and Block Kit
+    validation (benchmarks/bench_lookup.py)."""
+    key = (row.id, shareable, int(at.timestamp()) // 60)
+    with _ROW_CACHE_LOCK:
+        if _ROW_CACHE.get("matrix") is not matrix:
+            _ROW_CACHE.clear()
+            _ROW_CACHE["matrix"] = matrix
+        cached = _ROW_CACHE.get(key)
+    if isinstance(cached, Message):
+        return cached
+    message = _render_row(matrix, row, at=at, shareable=shareable)
+    with _ROW_CACHE_LOCK:
+        if _ROW_CACHE.get("matrix") is matrix:
+            if len(_ROW_CACHE) > 4 * len(matrix.incidents) + 1:  # minutes gone by
+                _ROW_CACHE.clear()
+                _ROW_CACHE["matrix"] = matrix
+            _ROW_CACHE[key] = message
+    return message
+
+
+_ROW_CACHE: dict[object, object] = {}
+_ROW_CACHE_LOCK = threading.Lock()
+
+
+def _render_row(matrix: Matrix, row: IncidentRow, *, at: datetime, shareable: bool) -> Message:
     on_call = on_call_for_row(matrix, row, at)
     blocks: list[Block] = [
         header(row.title),
@@ -176,8 +208,7 @@ def render_matrix(matrix: Matrix, *, version: str | None = None) -> list[Message
         rows.append(
             section(f"*{number}. {escape(row.title)}* `{row.id}`", fields=row_fields(matrix, row))
         )
-    per_message = MAX_BLOCKS - 2
-    chunks = [rows[i : i + per_message] for i in range(0, len(rows), per_message)] or [[]]
+    chunks = _chunks(rows, max_blocks=MAX_BLOCKS - 2, max_chars=MESSAGE_TEXT_BUDGET - 500)
     messages = []
     for index, chunk in enumerate(chunks):
         part = f" ({index + 1}/{len(chunks)})" if len(chunks) > 1 else ""
@@ -191,11 +222,37 @@ def render_matrix(matrix: Matrix, *, version: str | None = None) -> list[Message
     return messages
 
 
+def _chunks(blocks: Sequence[Block], *, max_blocks: int, max_chars: int) -> list[list[Block]]:
+    """Consecutive runs of `blocks`, each within both the block count and the text budget."""
+    chunks: list[list[Block]] = [[]]
+    used = 0
+    for block in blocks:
+        size = _text_length(block.to_dict())
+        if chunks[-1] and (len(chunks[-1]) >= max_blocks or used + size > max_chars):
+            chunks.append([])
+            used = 0
+        chunks[-1].append(block)
+        used += size
+    return chunks
+
+
+def _text_length(node: object) -> int:
+    if isinstance(node, dict):
+        return sum(
+            len(v) if k == "text" and isinstance(v, str) else _text_length(v)
+            for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return sum(_text_length(item) for item in node)
+    return 0
+
+
 def render_help(command: str) -> Message:
     """`/escalate help`: every subcommand with its one-line purpose."""
-    lines = [f"`{command} {usage}` — {purpose}" for usage, purpose in SUBCOMMANDS.items()]
+    # `<type>` unescaped would be read by Slack as a link, even inside backticks.
+    lines = [f"`{command} {escape(usage)}` — {purpose}" for usage, purpose in SUBCOMMANDS.items()]
     blocks: list[Block] = [header("SLA Escalation Bot"), section("\n".join(lines))]
-    return to_message(f"{command} help: " + ", ".join(SUBCOMMANDS), blocks)
+    return to_message(f"{command} help: " + escape(", ".join(SUBCOMMANDS)), blocks)
 
 
 def render_notice(text: str) -> Message:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,9 @@ class SlackHttpApp:
         first_delivery: Callable[[str], bool] | None = None,
     ) -> None:
         self._app = app
-        self._verifier = SignatureVerifier(signing_secret)
+        # Socket Mode needs no signing secret; an unguessable one then rejects every HTTP request
+        # (slack_sdk refuses an empty secret, which crashed Socket Mode start-up without one).
+        self._verifier = SignatureVerifier(signing_secret or secrets.token_hex(32))
         self._health = health
         self._metrics = metrics
         self._first_delivery = first_delivery
@@ -110,11 +113,15 @@ class SlackHttpApp:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Reply(400, b'{"error": "body is not UTF-8"}')
-        key = dedupe_key(body, headers.get("content-type", ""))
         # Events are redelivered by Slack with the same event_id; commands and actions only carry a
-        # trigger_id, checked when Slack says this is a redelivery. Lookups never touch the disk.
+        # trigger_id, checked when Slack says this is a redelivery. Lookups never touch the disk
+        # (nor parse the body twice).
+        content_type = headers.get("content-type", "")
+        retry = "x-slack-retry-num" in headers
+        json_body = content_type.startswith("application/json")
+        key = dedupe_key(body, content_type) if retry or json_body else None
         is_event = key is not None and key.startswith("event:")
-        check = is_event or "x-slack-retry-num" in headers
+        check = is_event or retry
         if key and check and self._first_delivery is not None and not self._first_delivery(key):
             log.info("ignored a redelivery of %s", key.split(":", 1)[0])
             return Reply(200, b"")

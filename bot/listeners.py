@@ -71,8 +71,8 @@ def register(
         answer = answers.answer(request, now=clock.now())
         first, *rest = answer.messages
         ack(**_payload(first))
-        for message in rest:
-            later(_responder(respond, message))
+        if rest:  # one task, so the parts of a long answer arrive in order
+            later(_responder(respond, rest))
 
     @app.action(SHARE_ACTION)
     def on_share(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -167,8 +167,12 @@ def update_modal(*, incident_id: str, channel: str) -> dict[str, Any]:
     }
 
 
-def _responder(respond: Respond, message: Message) -> Callable[[], object]:
-    return lambda: respond(**_payload(message), replace_original=False)
+def _responder(respond: Respond, messages: list[Message]) -> Callable[[], object]:
+    def send() -> None:
+        for message in messages:
+            respond(**_payload(message), replace_original=False)
+
+    return send
 
 
 def _log_failure(future: Any) -> None:

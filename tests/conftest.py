@@ -8,6 +8,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.fakeslack import FakeSlack
+from tests.helpers_app import bot_app, bot_app_factory, bot_process  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Benchmarks: they measure and print figures for the README; they assert nothing (`make bench`)."""
