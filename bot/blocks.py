@@ -17,7 +17,6 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
@@ -258,7 +257,3 @@ def render_help(command: str) -> Message:
 def render_notice(text: str) -> Message:
     """A short ephemeral answer (already-escaped markdown)."""
     return to_message(text, [section(text)])
-
-
-def render_divider_list(items: Sequence[str]) -> list[Block]:
-    return [DividerBlock(), *(section(item) for item in items)]

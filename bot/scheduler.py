@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +79,8 @@ class Ticker:
         self._interval = safety_interval
         self._stall_after = stall_after
         self.last_tick_real: datetime | None = None
+        self._again = threading.Event()
+        self._running = threading.Lock()
 
     def start(self) -> None:
         self._scheduler.add_job(
@@ -90,15 +93,22 @@ class Ticker:
         self._scheduler.start()
 
     def wake(self) -> None:
-        """Run a tick now (e.g. right after an incident is declared)."""
+        """Run a tick now (e.g. right after an incident is declared). A wake that arrives while a
+        tick is running makes that tick go round once more, so it is never lost."""
+        self._again.set()
         self._schedule_at(datetime.now(UTC))
 
     def _run(self) -> None:
-        try:
-            self._tick()
-        except Exception:  # the scheduler thread must survive; the traceback goes to the log
-            log.exception("dispatcher tick failed")
-        self.last_tick_real = datetime.now(UTC)
+        with self._running:
+            while True:
+                self._again.clear()
+                try:
+                    self._tick()
+                except Exception:  # the scheduler thread must survive; the traceback is logged
+                    log.exception("dispatcher tick failed")
+                self.last_tick_real = datetime.now(UTC)
+                if not self._again.is_set():
+                    break
         due = self._next_due()
         if due is not None:
             wait = max(0.0, self._clock.real_seconds(due - self._clock.now()))
