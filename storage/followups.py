@@ -64,7 +64,12 @@ class Followups:
             if cursor.rowcount != 1:
                 return None
             db.table("audit").insert(
-                {"at": to_epoch(at), "actor": by, "action": "followup_done", "detail": json.dumps({"followup": followup_id})}
+                {
+                    "at": to_epoch(at),
+                    "actor": by,
+                    "action": "followup_done",
+                    "detail": json.dumps({"followup": followup_id}),
+                }
             )
         return self.get(followup_id)
 
@@ -73,10 +78,20 @@ class Followups:
         return _decode(rows[0]) if rows else None
 
     def open(self) -> list[Followup]:
-        return [_decode(r) for r in self._store.db.table("followups").rows_where("done_at IS NULL", order_by="eta, id")]
+        return [
+            _decode(r)
+            for r in self._store.db.table("followups").rows_where(
+                "done_at IS NULL", order_by="eta, id"
+            )
+        ]
 
     def for_incident(self, incident_id: int) -> list[Followup]:
-        return [_decode(r) for r in self._store.db.table("followups").rows_where("incident_id = ?", [incident_id], order_by="id")]
+        return [
+            _decode(r)
+            for r in self._store.db.table("followups").rows_where(
+                "incident_id = ?", [incident_id], order_by="id"
+            )
+        ]
 
 
 def _decode(row: dict[str, Any]) -> Followup:
@@ -124,7 +139,9 @@ class Drills:
             )
 
     def scorecard(self, incident_id: int) -> Scorecard | None:
-        found = self._store.db.execute("SELECT card FROM drill_scores WHERE incident_id = ?", [incident_id]).fetchone()
+        found = self._store.db.execute(
+            "SELECT card FROM drill_scores WHERE incident_id = ?", [incident_id]
+        ).fetchone()
         return Scorecard.model_validate(json.loads(found[0])) if found else None
 
 
