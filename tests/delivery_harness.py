@@ -6,8 +6,8 @@
   on loopback by a WSGI server so signed requests travel over real HTTP. The scheduler thread is
   not started: tests drive `Dispatcher.tick()` while moving the clock (`run_until`).
 - `ServeProcess`: `sla-bot serve` as a subprocess in HTTP mode, for kill -9 and SIGSTOP tests.
-- `python -m tests.delivery_harness declare-loop DB`: the D1 child that declares incidents until
-  it is killed.
+- `python -m tests.delivery_harness declare-loop|act-loop DB`: the D1 children that declare (and
+  acknowledge) incidents until they are killed.
 """
 
 from __future__ import annotations

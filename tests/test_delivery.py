@@ -25,7 +25,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app import Runtime
 from bot.blocks import escape
 from bot.clock import SystemClock
 from bot.fakeslack import FakeSlack, Message
@@ -40,7 +39,6 @@ from bot.scheduler import LockHeld, Ticker
 from bot.service import Actor
 from matrix_engine.incidents import Action, Incident, Status
 from matrix_engine.timeline import MessageKind, plan_timeline
-from storage.outbox import Outbox
 from tests.delivery_harness import (
     ADMINS,
     DECLARER,
@@ -445,9 +443,7 @@ def test_s5_permanent_error_is_tried_once_then_dead_with_admin_alert(
     card = rows["card"]
     assert (card["status"], card["attempts"], card["last_error"]) == ("dead", 1, error)
     sends = fake.calls_to("chat.postMessage", channel=INCIDENTS)
-    per_key = Counter(
-        json.loads(json.dumps(c.params.get("metadata")))["event_payload"]["key"] for c in sends
-    )
+    per_key = Counter(c.params["metadata"]["event_payload"]["key"] for c in sends)
     assert per_key and set(per_key.values()) == {1}  # no retry storm: 1 attempt per row
     for admin in ADMINS:
         (alert,) = fake.posts_with_metadata_key(f"{incident.ref}:alert:{incident.ref}:card:{admin}")
@@ -1156,7 +1152,3 @@ def test_outbox_lateness_is_recorded_for_late_rows(bot: InProcessBot) -> None:
     assert late["card"] == 1500 and late["first_response_missed"] == pytest.approx(300, abs=3)
     lateness = [v for v in late.values() if v is not None]
     print(f"\nlateness after a 25 min gap: p50 {percentile(lateness, 50):.0f} s")
-
-
-def test_runtime_is_the_composition_root(bot: InProcessBot) -> None:
-    assert isinstance(bot.runtime, Runtime) and isinstance(bot.outbox, Outbox)
