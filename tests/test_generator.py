@@ -59,7 +59,7 @@ from matrix_engine.rules import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED_PAGE = (ROOT.parent / "shared" / "seed" / "000_4ad80f9caca0b1ec.txt").read_text()
+SEED_PAGE = (ROOT / "tests" / "data" / "seed_page.txt").read_text()
 RULES_DOC = (ROOT / "docs" / "generator-rules.md").read_text()
 
 # Each order runs loosest → strictest.

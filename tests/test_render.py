@@ -36,7 +36,7 @@ from matrix_engine.render import (
 from matrix_engine.render.cells import one_line
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED_LINES = (ROOT.parent / "shared" / "seed" / "000_4ad80f9caca0b1ec.txt").read_text().splitlines()
+SEED_LINES = (ROOT / "tests" / "data" / "seed_page.txt").read_text().splitlines()
 SEED_MARKDOWN = next(line for line in SEED_LINES if line.startswith("# AI SLA Escalation Matrix"))
 SEED_HEADER = next(line for line in SEED_LINES if line.startswith("Readiness tier:"))
 GOLDEN = ROOT / "tests" / "data" / "seed_matrix.md"
