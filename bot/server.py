@@ -51,11 +51,14 @@ def _http(runtime: Runtime, settings: Settings) -> None:
     )
 
     def stop(*_: object) -> None:
-        server.close()
+        raise KeyboardInterrupt  # leaves server.run() between events, then closes below
 
     signal.signal(signal.SIGTERM, stop)
-    with contextlib.suppress(KeyboardInterrupt, OSError):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        server.close()
 
 
 def _socket_mode(runtime: Runtime, settings: Settings) -> None:

@@ -155,36 +155,38 @@ class IncidentService:
         announce = self._announcement(
             STATE_KINDS[action.target], note_key=f"state:{action.target.value}"
         )
+        if action is Action.RESOLVE and not incident.drill:
+            # Asked for in the same transaction as the resolution, so a crash cannot lose it.
+            announce.append(
+                PlannedMessage(
+                    "followup_request",
+                    MessageKind.FOLLOWUP_REQUEST,
+                    self._clock.now(),
+                    Route.THREAD,
+                )
+            )
         after = self._incidents.act(
             incident.id, action, actor=actor.user_id, at=self._clock.now(), announce=announce
         )
         self._wake()
         self._changed(after, after.status.value, actor.user_id)
-        if after.status is Status.RESOLVED:
-            self._after_resolve(after)
+        if after.status is Status.RESOLVED and after.drill:
+            self._score(after)
         return after
 
-    def _after_resolve(self, incident: Incident) -> None:
-        """A drill is scored against its row; a live incident asks for follow-ups."""
+    def _score(self, incident: Incident) -> None:
+        """A resolved drill is scored against its row; the scorecard is stored and posted."""
         now = self._clock.now()
-        if incident.drill:
-            updates = [
-                datetime.fromtimestamp(u["posted_at"], UTC)
-                for u in self._incidents.customer_updates(incident.id)
-            ]
-            card = score_drill(
-                incident, calendar=self._matrix.active().matrix.calendar, update_times=updates
-            )
-            self._drills.record_score(card, at=now)
-            message = PlannedMessage("scorecard", MessageKind.DRILL_SCORECARD, now, Route.THREAD)
-            self._outbox.add(
-                message, incident_id=incident.id, payload={"scorecard": card.as_dict()}
-            )
-        else:
-            message = PlannedMessage(
-                "followup_request", MessageKind.FOLLOWUP_REQUEST, now, Route.THREAD
-            )
-            self._outbox.add(message, incident_id=incident.id)
+        updates = [
+            datetime.fromtimestamp(u["posted_at"], UTC)
+            for u in self._incidents.customer_updates(incident.id)
+        ]
+        card = score_drill(
+            incident, calendar=self._matrix.active().matrix.calendar, update_times=updates
+        )
+        self._drills.record_score(card, at=now)
+        message = PlannedMessage("scorecard", MessageKind.DRILL_SCORECARD, now, Route.THREAD)
+        self._outbox.add(message, incident_id=incident.id, payload={"scorecard": card.as_dict()})
         self._wake()
 
     def log_update(self, *, ref: str | None, text: str, actor: Actor) -> Incident:
