@@ -1,0 +1,150 @@
+"""The `sla-bot` command line as a user runs it: generate, show and validate (issue 2)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from matrix_engine.models import Impact, Interactions, OnCall, Review, Tier
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = sorted((ROOT / "tests" / "data" / "bad_matrices").glob("*.yaml"))
+SLA_BOT = [sys.executable, "-m", "bot.cli"]
+runner = CliRunner()
+
+
+def sla_bot(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a subprocess, as a user would."""
+    return subprocess.run(
+        [*SLA_BOT, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_generate_with_no_options_prints_the_seed_matrix() -> None:
+    result = sla_bot("generate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "tests" / "data" / "seed_matrix.md").read_text()
+    assert (
+        "Readiness tier: Enterprise | SEV-1 scenarios: 3 | Executive notify paths: 3"
+        in result.stdout
+    )
+
+
+def test_show_latency_spike_shows_its_promises() -> None:
+    result = sla_bot("show", "latency-spike")
+    assert result.returncode == 0, result.stderr
+    fields = dict(re.findall(r"^\s+([^:]+):\s+(.*)$", result.stdout, flags=re.MULTILINE))
+    assert fields["Severity"] == "SEV-2"
+    assert fields["First response target"] == "20 min"
+    assert fields["Escalation after"] == "45 min"
+    assert fields["Primary owner"] == "Inference Operations"
+    assert fields["Executive notify"] == "No"
+    assert fields["Customer update window"] == "Within 90 min if user impact sustained"
+
+
+@pytest.mark.parametrize("query", ["LATENCY", "slow", "lat"], ids=["case", "alias", "prefix"])
+def test_show_finds_a_row_by_alias_case_or_prefix(query: str) -> None:
+    result = runner.invoke(app, ["show", query])
+    assert result.exit_code == 0
+    assert "Latency spike above service SLO  (latency-spike)" in result.stdout
+
+
+def test_show_of_a_misspelling_suggests_and_exits_1() -> None:
+    result = sla_bot("show", "latncy")
+    assert result.returncode == 1
+    assert "Did you mean: latency-spike" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_show_without_type_prints_the_whole_matrix() -> None:
+    result = runner.invoke(app, ["show"])
+    assert result.exit_code == 0
+    assert len(re.findall(r"^\| \d+ \|", result.stdout, flags=re.MULTILINE)) == 6
+
+
+def test_validate_accepts_the_shipped_matrix() -> None:
+    result = sla_bot("validate", "manifests/matrix.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "valid — 6 incident types, 8 owner roles, 0 warnings" in result.stdout
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_validate_rejects_every_bad_example_naming_the_field(path: Path) -> None:
+    expected = path.read_text(errors="replace").splitlines()[0].removeprefix("# expect:").strip()
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert expected in result.stderr
+    assert f"{path}:" in result.stderr  # every problem names the file (and line where known)
+    assert "invalid (" in result.stderr
+
+
+@pytest.mark.parametrize("path", BAD[:5], ids=[p.stem for p in BAD[:5]])
+def test_validate_never_prints_a_traceback(path: Path) -> None:
+    result = sla_bot("validate", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00\xff\xfe binary", b"a: [unclosed"], ids=["empty", "binary", "syntax"]
+)
+def test_validate_handles_unreadable_input(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_bytes(content)
+    result = sla_bot("validate", str(path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert str(path) in result.stderr
+
+
+def test_validate_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    result = sla_bot("validate", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "cannot read" in result.stderr
+
+
+PROFILES = list(itertools.product(Interactions, Impact, OnCall, Review, Tier))
+
+
+def test_every_generated_yaml_validates(tmp_path: Path) -> None:
+    for interactions, impact, on_call, review, tier in PROFILES:
+        out = tmp_path / f"{interactions.name}-{impact.name}-{on_call.name}-{review}-{tier}.yaml"
+        args = [
+            "generate",
+            "--format",
+            "yaml",
+            "-o",
+            str(out),
+            "--interactions",
+            interactions.value,
+        ]
+        args += ["--impact", impact.value, "--on-call", on_call.value, "--review", review.value]
+        args += ["--tier", tier.value, "--use-case", "Agentic checkout"]
+        assert runner.invoke(app, args).exit_code == 0
+        checked = runner.invoke(app, ["validate", str(out)])
+        assert checked.exit_code == 0, checked.stderr
+    assert len(PROFILES) == 324
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "yaml", "markdown"])
+def test_generate_writes_every_format(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"matrix.{fmt}"
+    result = runner.invoke(app, ["generate", "--format", fmt, "-o", str(out)])
+    assert result.exit_code == 0
+    assert "latency-spike" in out.read_text() or "Latency spike" in out.read_text()
+
+
+def test_generate_rejects_an_unknown_choice() -> None:
+    result = sla_bot("generate", "--tier", "platinum")
+    assert result.returncode != 0
+    assert "platinum" in result.stderr
+    assert "Traceback" not in result.stderr
