@@ -14,6 +14,37 @@ _USER = re.compile(r"<@([UW][A-Z0-9]+)>")
 _GROUP = re.compile(r"<!subteam\^([A-Z0-9]+)>")
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _SPECIAL = re.compile(r"<!(here|channel|everyone)>")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_EMOJI = re.compile(r":([a-z_]+):")
+EMOJI = {
+    "white_check_mark": "✅",
+    "warning": "⚠️",
+    "grey_question": "❔",
+    "clipboard": "📋",
+    "rotating_light": "🚨",
+    "red_circle": "🔴",
+    "white_circle": "⚪",
+    "performing_arts": "🎭",
+    "no_entry_sign": "🚫",
+    "x": "❌",
+    "sunny": "☀️",
+    "speech_balloon": "💬",
+    "eyes": "👀",
+    "alarm_clock": "⏰",
+    "adhesive_bandage": "🩹",
+    "spiral_calendar_pad": "🗓️",
+    "mega": "📣",
+    "mag": "🔍",
+    "large_orange_circle": "🟠",
+    "large_blue_circle": "🔵",
+    "information_source": "ℹ️",
+    "hourglass": "⌛",
+    "heavy_minus_sign": "➖",
+    "fire_drill": "🧯",
+    "briefcase": "💼",
+    "boom": "💥",
+    "arrow_double_up": "⏫",
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +63,8 @@ def plain(text: str) -> str:
     text = _GROUP.sub(r"@group:\1", text)
     text = _CHANNEL.sub(r"#\1", text)
     text = _SPECIAL.sub(r"@\1", text)
+    text = _BOLD.sub(r"\1", text)
+    text = _EMOJI.sub(lambda m: EMOJI.get(m.group(1), m.group(0)), text)
     return html.unescape(text)
 
 
