@@ -1,0 +1,192 @@
+"""Real loopback HTTP for the tests: a free port, a WSGI app served by waitress in this process,
+and a keep-alive client sending signed (or deliberately mis-signed) Slack requests."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bot.fakeslack import FakeSlack
+from tests.harness.workspace import INCIDENTS, USER
+from tests.signing import FORM, JSON, sign, slash_command_body
+
+LOOPBACK = "127.0.0.1"
+REQUEST_TIMEOUT_S = 10.0
+# What the front door answers a request that is not a fresh, correctly signed Slack request.
+UNAUTHORIZED_BODY = b'{"error": "invalid request"}'
+_TRIGGERS = itertools.count(1)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+# ---------------------------------------------------------------------------- in-process server
+@contextmanager
+def serving_wsgi(app: Callable[..., Any], *, threads: int = 8) -> Iterator[int]:
+    """Serve `app` with waitress on a free loopback port until the block ends; yields the port."""
+    from waitress.server import create_server
+
+    server = create_server(app, host=LOOPBACK, port=0, threads=threads, ident="sla-bot")
+    thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
+    thread.start()
+    try:
+        yield int(server.effective_port)
+    finally:
+        _stop_waitress(server, thread)
+
+
+def _stop_waitress(server: Any, thread: threading.Thread) -> None:
+    """Close the listening socket and every connection from inside waitress's own loop (closing
+    them from another thread races its select), so the loop ends; then stop its workers."""
+
+    def close_all() -> None:
+        for channel in list(server._map.values()):
+            channel.close()
+
+    server.trigger.pull_trigger(close_all)
+    thread.join(timeout=5)
+    server.task_dispatcher.shutdown(timeout=5)
+
+
+# ---------------------------------------------------------------------------- client
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class SignedClient:
+    """Signed (or deliberately mis-signed) POSTs to ``/slack/events`` over one keep-alive
+    connection. Header values may be ``bytes`` to send non-ASCII or odd bytes verbatim."""
+
+    def __init__(self, host: str, port: int, secret: str, *, timeout: float = REQUEST_TIMEOUT_S):
+        self.host, self.port, self.secret, self.timeout = host, port, secret, timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def post(
+        self,
+        body: str | bytes,
+        *,
+        ts: int | None = None,
+        secret: str | None = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str | bytes | None] | None = None,
+        path: str = "/slack/events",
+    ) -> HttpReply:
+        """Sign ``body`` (with ``secret``, default the app's) at ``ts`` (default now), then apply
+        ``headers`` last: a value replaces a header, ``None`` removes it."""
+        raw = body.encode() if isinstance(body, str) else body
+        text = raw.decode("utf-8", errors="surrogateescape")
+        stamp = int(time.time()) if ts is None else ts
+        sent: dict[str, str | bytes] = {
+            "Content-Type": content_type or (JSON if raw.startswith(b"{") else FORM),
+            **sign(text, self.secret if secret is None else secret, stamp),
+        }
+        for name, value in (headers or {}).items():
+            sent.pop(name, None)
+            if value is not None:
+                sent[name] = value
+        return self.request("POST", path, raw, sent)
+
+    def get(self, path: str) -> HttpReply:
+        return self.request("GET", path, b"", {})
+
+    def request(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str | bytes]
+    ) -> HttpReply:
+        for attempt in (1, 2):  # the server may have closed an idle keep-alive connection
+            conn = self._connection()
+            try:
+                conn.putrequest(method, path, skip_accept_encoding=True)
+                for name, value in headers.items():
+                    conn.putheader(name, value)
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body)
+                response = conn.getresponse()
+                payload = response.read()
+                reply = HttpReply(response.status, dict(response.getheaders()), payload)
+                if response.will_close:
+                    self.close()
+                return reply
+            except (ConnectionError, http.client.HTTPException):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return self._conn
+
+
+class CommandsMixin:
+    """Slash commands as Slack sends them; `client`, `fake` and `command_name` come from the
+    class using it."""
+
+    client: SignedClient
+    fake: FakeSlack
+    command_name: str = "/escalate"
+
+    def command(
+        self,
+        text: str,
+        *,
+        ts: int | None = None,
+        headers: Mapping[str, str | bytes | None] | None = None,
+        **fields: str | None,
+    ) -> HttpReply:
+        """``/escalate <text>`` (``fields`` as for `command_body`), signed at ``ts``."""
+        return self.client.post(self.command_body(text, **fields), ts=ts, headers=headers)
+
+    def command_body(
+        self,
+        text: str,
+        *,
+        user_id: str | None = None,
+        channel_id: str | None = None,
+        response_url: str | None = None,
+        trigger_id: str | None = None,
+    ) -> str:
+        """The form body Slack sends (by default from USER in INCIDENTS), with a response_url
+        minted by the fake (so follow-up replies land in ``fake.responses()``) and a fresh
+        trigger_id unless given."""
+        user_id = USER if user_id is None else user_id
+        channel_id = INCIDENTS if channel_id is None else channel_id
+        return slash_command_body(
+            command=self.command_name,
+            text=text,
+            user_id=user_id,
+            channel_id=channel_id,
+            response_url=response_url or self.fake.response_url(channel=channel_id, user=user_id),
+            trigger_id=trigger_id or f"{time.time():.0f}.{next(_TRIGGERS)}.test-trigger",
+        )
