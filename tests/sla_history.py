@@ -28,22 +28,19 @@ INC-9 model-outage      Tue 12-01 00:00 EST: the first instant after November
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
 from hypothesis import strategies as st
 
 from matrix_engine.durations import parse_duration
 from matrix_engine.incidents import Incident, Status
 from matrix_engine.metrics import IncidentFacts
-from matrix_engine.models import IncidentRow, Matrix
+from matrix_engine.models import IncidentRow
 from matrix_engine.policies import parse_policy
+from tests.harness.workspace import seed_matrix
 
 NY = ZoneInfo("America/New_York")
-SEED = Matrix.model_validate(
-    yaml.safe_load((Path(__file__).parents[1] / "manifests" / "matrix.yaml").read_text())
-)
+SEED = seed_matrix()
 CALENDAR = SEED.calendar
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=NY)
 # pii-leakage as matrix version 1 had it, before a re-baseline tightened it to 10 / 15 / 30 min.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,16 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from matrix_engine.models import Impact, Interactions, OnCall, Review, Tier
+from tests.harness import process
+from tests.harness.workspace import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "data" / "bad_matrices").glob("*.yaml"))
-SLA_BOT = [sys.executable, "-m", "bot.cli"]
 runner = CliRunner()
 
 
 def sla_bot(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a subprocess, as a user would."""
-    return subprocess.run(
-        [*SLA_BOT, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+    """Run the real command in a subprocess from the repository, as a user would."""
+    return process.sla_bot(*args, cwd=ROOT)
 
 
 def test_generate_with_no_options_prints_the_seed_matrix() -> None:

@@ -9,10 +9,8 @@ from dataclasses import replace
 from enum import StrEnum
 from fractions import Fraction
 from functools import cache
-from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,8 +55,8 @@ from matrix_engine.rules import (
     profile_factor,
     snap_up,
 )
+from tests.harness.workspace import ROOT, seed_matrix
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED_PAGE = (ROOT / "tests" / "data" / "seed_page.txt").read_text()
 RULES_DOC = (ROOT / "docs" / "generator-rules.md").read_text()
 
@@ -94,21 +92,17 @@ def generated(profile: Profile) -> Matrix:
     return generate_matrix(profile)
 
 
-def manifest_matrix() -> Matrix:
-    return Matrix.model_validate(yaml.safe_load((ROOT / "manifests" / "matrix.yaml").read_text()))
-
-
 # ------------------------------------------------------------------ the seed
 def test_there_are_324_profiles() -> None:
     assert len(set(ALL_PROFILES)) == 324
 
 
 def test_seed_profile_reproduces_the_manifest_rows() -> None:
-    assert generate_matrix(SEED_PROFILE).incidents == manifest_matrix().incidents
+    assert generate_matrix(SEED_PROFILE).incidents == seed_matrix().incidents
 
 
 def test_builtin_template_is_the_manifest_outside_the_rows() -> None:
-    manifest = manifest_matrix()
+    manifest = seed_matrix()
     assert generate_matrix(SEED_PROFILE) == manifest
     assert TEMPLATE.calendar == manifest.calendar
     assert TEMPLATE.channels == manifest.channels

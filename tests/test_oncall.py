@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from matrix_engine.models import LocalHours, Matrix, OwnerRole, Shift, Weekday
 from matrix_engine.oncall import coverage_gaps, mentions, on_call_for_row, who_is_on_call
+from tests.harness.workspace import seed_matrix
 
-MATRIX = Matrix.model_validate(
-    yaml.safe_load((Path(__file__).parents[1] / "manifests" / "matrix.yaml").read_text())
-)
+MATRIX = seed_matrix()
 PLATFORM = "ai-platform-oncall"
 NEW_YORK = ZoneInfo("America/New_York")
 WEEKDAYS = (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)

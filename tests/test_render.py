@@ -7,7 +7,6 @@ import io
 import itertools
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -34,8 +33,8 @@ from matrix_engine.render import (
     render_yaml,
 )
 from matrix_engine.render.cells import one_line
+from tests.harness.workspace import ROOT, seed_matrix
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED_LINES = (ROOT / "tests" / "data" / "seed_page.txt").read_text().splitlines()
 SEED_MARKDOWN = next(line for line in SEED_LINES if line.startswith("# AI SLA Escalation Matrix"))
 SEED_HEADER = next(line for line in SEED_LINES if line.startswith("Readiness tier:"))
@@ -253,9 +252,7 @@ def test_yaml_has_readable_key_order_and_quoted_times() -> None:
 
 
 def test_yaml_of_the_seed_loads_back_to_the_manifest_matrix() -> None:
-    manifest = Matrix.model_validate(
-        yaml.safe_load((ROOT / "manifests" / "matrix.yaml").read_text())
-    )
+    manifest = seed_matrix()
     assert Matrix.model_validate(yaml.safe_load(render_yaml(manifest))) == manifest
 
 

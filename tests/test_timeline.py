@@ -13,7 +13,6 @@ import itertools
 import os
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,13 +23,11 @@ from matrix_engine.business_time import add_duration, is_working_day, is_working
 from matrix_engine.durations import Duration, Unit, parse_duration
 from matrix_engine.generator import generate_matrix
 from matrix_engine.incidents import Action, Incident, apply_action
-from matrix_engine.loading import load_matrix_text
 from matrix_engine.models import (
     Calendar,
     Impact,
     IncidentRow,
     Interactions,
-    Matrix,
     OnCall,
     Profile,
     Review,
@@ -58,8 +55,8 @@ from matrix_engine.timeline import (
     next_occurrence,
     plan_timeline,
 )
+from tests.harness.workspace import seed_matrix
 
-ROOT = Path(__file__).resolve().parent.parent
 SCALE = int(os.environ.get("STRESS", "1"))
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -83,12 +80,6 @@ TRANSITIONS = (
     (LORD_HOWE, datetime(2026, 10, 4, 2, 0)),
     (KOLKATA, datetime(2026, 3, 8, 2, 0)),
 )
-
-
-@cache
-def seed_matrix() -> Matrix:
-    text = (ROOT / "manifests" / "matrix.yaml").read_text()
-    return load_matrix_text(text, source="manifests/matrix.yaml")
 
 
 @cache
