@@ -8,7 +8,8 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.fakeslack import FakeSlack
-from tests.helpers_app import bot_app, bot_app_factory, bot_process  # noqa: F401 (fixtures)
+from tests.harness.app import bot_app, bot_app_factory  # noqa: F401 (fixtures)
+from tests.harness.process import bot_process  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

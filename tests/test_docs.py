@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from bot.cli import app as cli
 from bot.commands import SUBCOMMANDS
 from bot.settings import Settings
-from tests.helpers_app import AppServer
+from tests.harness.app import AppServer
+from tests.harness.workspace import ROOT
 from tests.signing import event_body
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MANIFEST = ROOT / "manifests" / "slack-app.yaml"
 SCHEMAS = Path(__file__).parent / "data" / "slack-manifest-schema"

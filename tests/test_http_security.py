@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,18 +22,11 @@ from hypothesis import strategies as st
 
 from bot.app import Runtime
 from bot.fakeslack import FakeSlack
-from bot.settings import load_settings
-from tests.helpers_app import (
-    SEED_MATRIX,
-    SIGNING_SECRET,
-    SLA_BOT,
-    UNAUTHORIZED_BODY,
-    AppServer,
-    HttpReply,
-    ServeProcess,
-    clean_environment,
-    recorded_logs,
-)
+from tests.harness.app import AppServer
+from tests.harness.logs import recorded_logs
+from tests.harness.loopback import UNAUTHORIZED_BODY, HttpReply
+from tests.harness.process import ServeProcess, sla_bot
+from tests.harness.workspace import SEED_MATRIX, SIGNING_SECRET, bot_settings
 from tests.signing import FORM, block_action_body, event_body, sign
 
 SCALE = int(os.environ.get("STRESS", "1"))
@@ -312,12 +304,11 @@ def test_a3_malformed_signature_headers_get_401_never_500(bot_app: AppServer) ->
 def test_socket_mode_without_signing_secret_builds_and_refuses_http(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
-    settings = load_settings(
-        SLACK_BOT_TOKEN=fake_slack.token,
+    settings = bot_settings(
+        fake=fake_slack,
+        db=tmp_path / "bot.db",
         SLACK_APP_TOKEN="xapp-1-A0FAKE0001-0000-test",
-        SLACK_API_URL=fake_slack.url,
-        SLA_BOT_DB=tmp_path / "bot.db",
-        SLA_BOT_MATRIX=SEED_MATRIX,
+        SLACK_SIGNING_SECRET=None,
     )
     runtime = Runtime(settings, singleton=False)
     try:
@@ -434,7 +425,9 @@ def test_a7_socket_mode_start_up_failure_does_not_leak_tokens(
     fake_slack: FakeSlack, tmp_path: Path
 ) -> None:
     app_token = "xapp-1-A0FAKE0001-1234-socket-secret"
-    env = clean_environment(
+    done = sla_bot(
+        "serve",
+        cwd=tmp_path,
         SLACK_BOT_TOKEN=fake_slack.token,
         SLACK_APP_TOKEN=app_token,
         SLACK_API_URL=fake_slack.url,
@@ -443,11 +436,7 @@ def test_a7_socket_mode_start_up_failure_does_not_leak_tokens(
         SLA_BOT_LOG_LEVEL="DEBUG",
     )
 
-    done = subprocess.run(
-        [str(SLA_BOT), "serve"], capture_output=True, cwd=tmp_path, env=env, timeout=60
-    )
-
-    err = done.stderr.decode()
+    err = done.stderr
     assert done.returncode != 0, "the fake Slack has no apps.connections.open"
     assert "apps.connections.open" in err
     assert "signing_secret must not be empty" not in err

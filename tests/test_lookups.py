@@ -23,23 +23,16 @@ from slack_sdk.models.blocks import Block
 
 from bot.blocks import escape
 from bot.fakeslack import FakeSlack, validate_blocks, visible_text
-from bot.matrix_source import read_matrix_file
 from bot.notices import render_card, render_timeline_message
 from matrix_engine.errors import LookupFailed
 from matrix_engine.lookup import find_row
 from matrix_engine.oncall import on_call_for_row
 from matrix_engine.timeline import MessageKind
-from tests.helpers_app import (
-    SEED_MATRIX,
-    USER,
-    AppServer,
-    running_app,
-    seed_document,
-    write_matrix,
-)
+from tests.harness.app import AppServer, running_app
+from tests.harness.workspace import SEED_MATRIX, USER, seed_document, seed_matrix, write_matrix
 
 SCALE = int(os.environ.get("STRESS", "1"))
-_, SEED = read_matrix_file(SEED_MATRIX)
+SEED = seed_matrix()
 SEED_IDS = [row.id for row in SEED.incidents]
 FAKE_TEXT_LIMIT = FakeSlack().blocks_text_limit
 

@@ -4,7 +4,6 @@ by the loopback fake; plus `sla-bot run` without credentials (the sandbox) and s
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,14 +13,9 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from bot.fakeslack import validate_blocks, visible_text
-from tests.helpers_app import (
-    SEED_MATRIX,
-    SIGNING_SECRET,
-    SLA_BOT,
-    UNAUTHORIZED_BODY,
-    ServeProcess,
-    clean_environment,
-)
+from tests.harness.loopback import UNAUTHORIZED_BODY
+from tests.harness.process import ServeProcess, sla_bot
+from tests.harness.workspace import SEED_MATRIX, SIGNING_SECRET
 from tests.signing import sign
 
 Start = Callable[..., ServeProcess]
@@ -155,18 +149,11 @@ def test_forged_tampered_and_stale_requests_get_401(bot_process: Start) -> None:
 
 # ------------------------------------------------------------------------------ sandbox
 def test_run_without_credentials_starts_the_sandbox_from_a_pipe(tmp_path: Path) -> None:
-    env = clean_environment(SLA_BOT_MATRIX=str(SEED_MATRIX))
-
-    done = subprocess.run(
-        [str(SLA_BOT), "run"],
-        input=b"/escalate latency-spike\n",
-        capture_output=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
+    done = sla_bot(
+        "run", cwd=tmp_path, input="/escalate latency-spike\n", SLA_BOT_MATRIX=str(SEED_MATRIX)
     )
 
-    out, err = done.stdout.decode(), done.stderr.decode()
+    out, err = done.stdout, done.stderr
     assert done.returncode == 0, err
     assert "starting the local sandbox" in err
     assert "== Latency spike above service SLO ==" in out
@@ -240,18 +227,11 @@ def test_bad_settings_stop_start_up_with_one_line_per_problem(
     } | env
     if settings["SLA_BOT_MATRIX"] == "BROKEN":
         settings["SLA_BOT_MATRIX"] = str(_bad_matrix(tmp_path))
-    environment = clean_environment(**{k: v for k, v in settings.items() if v is not None})
+    given = {k: v for k, v in settings.items() if v is not None}
 
-    done = subprocess.run(
-        [str(SLA_BOT), "serve"],
-        capture_output=True,
-        cwd=tmp_path,
-        env=environment,
-        timeout=EXIT_TIMEOUT_S,
-        stdin=subprocess.DEVNULL,
-    )
+    done = sla_bot("serve", cwd=tmp_path, timeout=EXIT_TIMEOUT_S, **given)
 
-    err = done.stderr.decode()
+    err = done.stderr
     lines = err.splitlines()
     assert done.returncode != 0
     assert "Traceback" not in err
