@@ -39,20 +39,10 @@ from bot.scheduler import LockHeld, Ticker
 from bot.service import Actor
 from matrix_engine.incidents import Action, Incident, Status
 from matrix_engine.timeline import MessageKind, plan_timeline
-from tests.delivery_harness import (
-    ADMINS,
-    DECLARER,
-    EXECUTIVE,
-    INCIDENTS,
-    SECRET,
-    InProcessBot,
-    ManualClock,
-    percentile,
-    posts_by_key,
-    seed_matrix,
-    start_fake,
-)
-from tests.signing import block_action_body, post_signed, slash_command_body
+from tests.harness.clock import ManualClock
+from tests.harness.delivery import InProcessBot, percentile, posts_by_key, start_fake
+from tests.harness.workspace import ADMINS, DECLARER, EXECUTIVE, INCIDENTS, seed_matrix
+from tests.signing import block_action_body, slash_command_body
 
 # Tuesday 2026-01-13 14:55 UTC: Berlin 15:55 (EMEA shift on call), New York 09:55. At 15:00 UTC
 # the EMEA shift ends and the Americas shift (New York 10:00-19:00) starts.
@@ -537,7 +527,7 @@ def test_r2_a_possibly_posted_row_stays_ambiguous_until_slack_was_asked(
         incident = bot.declare("cost-anomaly")
         bot.dispatcher.tick()  # the post times out after Slack committed it
         assert len(fake.posts_with_metadata_key(f"{incident.ref}:card")) == 1
-        clock.advance(1)
+        clock.advance(timedelta(seconds=1))
         if then == "rate-limited":
             fake.rate_limit("conversations.history", channel=INCIDENTS, retry_after=2)
             bot.dispatcher.tick()
@@ -648,7 +638,7 @@ def test_r4_two_dispatchers_without_the_lock_never_double_send(
         for thread in threads:
             thread.start()
         for _ in range(70 * 60 // 5):  # 70 sim-min in 5 s steps, both dispatchers racing
-            clock.advance(5)
+            clock.advance(timedelta(seconds=5))
             time.sleep(0.002)
         stop.set()
         for thread in threads:
@@ -789,7 +779,7 @@ def test_r7_clock_jumps_forward_then_back(bot: InProcessBot, fake: FakeSlack) ->
         "first_response_missed",
         "owner_ping",
     ]  # the overdue ones fired once each
-    bot.clock.set(at(2))  # type: ignore[attr-defined]  # ... and back −60 min
+    bot.clock.step_back(at(2))  # type: ignore[attr-defined]  # ... and back −60 min
     second = bot.declare("model-outage")
     bot.run_until(at(15))
     assert len(local_keys(fake, first)) == 8  # nothing re-sent
@@ -813,7 +803,7 @@ def test_a4_same_signed_declare_ten_times_opens_one_incident(
     )
     replies = []
     for _ in range(10):
-        status, _, reply = post_signed(f"{bot.url}/slack/events", body, SECRET)
+        status, _, reply = bot.post(body)
         assert status == 200
         replies.append(json.loads(reply)["text"])
     assert sum("Declared INC-1" in r for r in replies) == 1 and "Declared" in replies[0]
@@ -843,7 +833,7 @@ def test_a4_concurrent_replays_open_one_incident(bot: InProcessBot) -> None:
 
     def send() -> None:
         barrier.wait(timeout=10)
-        replies.append(json.loads(post_signed(f"{bot.url}/slack/events", body, SECRET)[2])["text"])
+        replies.append(json.loads(bot.post(body)[2])["text"])
 
     threads = [threading.Thread(target=send) for _ in range(10)]
     for thread in threads:
@@ -875,7 +865,7 @@ def test_a4_type_already_open_asks_before_opening_another(
         trigger_id="t-press",
     )
     for _ in range(2):  # a replayed click opens nothing more
-        assert post_signed(f"{bot.url}/slack/events", press, SECRET)[0] == 200
+        assert bot.post(press)[0] == 200
     fake.wait_for(lambda: len(fake.responses(response_url)) == 2, timeout=10, what="replies")
     texts = [r.text for r in fake.responses(response_url)]
     assert sum("Declared INC-2" in t for t in texts) == 1

@@ -9,6 +9,7 @@ killed with SIGKILL, stopped with SIGSTOP, or doubled up. People act through sig
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -25,13 +26,9 @@ import pytest
 
 from bot.clock import SimClock
 from bot.fakeslack import FakeSlack
-from tests.delivery_harness import (
-    INCIDENTS,
-    ServeProcess,
-    percentile,
-    posts_by_key,
-    start_fake,
-)
+from tests.harness.delivery import percentile, posts_by_key, start_fake
+from tests.harness.process import ServeProcess, sim_time_env
+from tests.harness.workspace import ADMINS, INCIDENTS
 
 SIM_START = datetime(2026, 1, 13, 14, 55, tzinfo=UTC)  # a Tuesday; EMEA shift on call
 SCALE = 120.0
@@ -53,21 +50,11 @@ class SimRun:
     folder: Path
     starts: list[float] = field(default_factory=list)
 
-    def env(self) -> dict[str, str]:
-        return {
-            "SLA_BOT_SIM_START": SIM_START.isoformat(),
-            "SLA_BOT_SIM_ANCHOR": repr(self.anchor),
-            "SLA_BOT_TIME_SCALE": str(SCALE),
-        }
-
     def bot(self, name: str = "bot", **kwargs: Any) -> ServeProcess:
-        return ServeProcess(
-            self.fake,
-            self.folder / f"{name}.db",
-            env_extra=self.env(),
-            log=self.folder / f"{name}.log",
-            **kwargs,
-        )
+        """`sla-bot serve` on `name`.db (log: `name`.log) on the shared simulated time."""
+        env = sim_time_env(SIM_START, anchor=self.anchor, scale=SCALE)
+        env["SLA_BOT_ADMINS"] = ",".join(ADMINS)
+        return ServeProcess(self.fake, self.folder / f"{name}.db", env=env, **kwargs)
 
     def minutes(self) -> float:
         return (self.sim.now() - SIM_START).total_seconds() / 60
@@ -92,9 +79,12 @@ def say(bot: ServeProcess, text: str, *, user: str, channel: str = INCIDENTS, tr
     """A signed slash command, retried (same body, same trigger_id) until the bot answers."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        answered = bot.command(text, user=user, channel=channel, trigger_id=trigger)
-        if answered is not None and answered[0] == 200:
-            return str(answered[1].get("text", ""))
+        try:
+            answered = bot.command(text, user_id=user, channel_id=channel, trigger_id=trigger)
+        except (OSError, http.client.HTTPException):  # killed mid-request, or not up yet
+            answered = None
+        if answered is not None and answered.status == 200:
+            return str(answered.json().get("text", ""))
         time.sleep(0.05)
     raise TimeoutError(f"the bot never answered {text!r}")
 
@@ -334,16 +324,19 @@ def test_r3_bot_down_across_twelve_due_reminders_sends_them_in_due_order(run: Si
 def test_r4_second_serve_on_the_same_database_exits_with_lock_held(run: SimRun) -> None:
     first = run.bot("r4")
     first.start()
-    second = run.bot("r4")
-    second.log = run.folder / "r4-second.log"
-    second.port = first.port + 1 if first.port < 65000 else first.port - 1
+    second = run.bot(
+        "r4",
+        log=run.folder / "r4-second.log",
+        port=first.port + 1 if first.port < 65000 else first.port - 1,
+    )
     try:
         second.start(wait=False)
         assert second.process is not None
         assert second.process.wait(timeout=60) != 0
-        log = second.log.read_text()
+        log = second.logs()
         assert "lock held" in log and "serving" not in log
-        assert first.healthz() is not None and first.healthz()[0] == 200  # type: ignore[index]
+        health = first.healthz()
+        assert health is not None and health.status == 200
     finally:
         second.stop()
         first.stop()
@@ -373,7 +366,7 @@ def test_r11_sigstop_then_sigcont_drains_the_backlog_once(run: SimRun) -> None:
         )
         drained = time.monotonic() - resumed
         health = bot.healthz()
-        assert health is not None and health[0] == 200
+        assert health is not None and health.status == 200
         wait_drained(bot.db, run.sim)
     finally:
         bot.stop()

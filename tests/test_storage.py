@@ -8,33 +8,24 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from pathlib import Path
 
 import pytest
 
 from matrix_engine.incidents import Action, Status
-from matrix_engine.loading import load_matrix_text
-from matrix_engine.models import Matrix
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
 from storage.db import BUSY_TIMEOUT_MS, Store
 from storage.incidents import Declared, Incidents
 from storage.outbox import LEASE, Outbox
-from tests.delivery_harness import ROOT, SEED_MATRIX
+from tests.harness.children import killed_child
+from tests.harness.workspace import seed_matrix
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-
-
-@cache
-def seed() -> Matrix:
-    return load_matrix_text(SEED_MATRIX.read_text(), source="seed")
 
 
 @pytest.fixture
@@ -47,7 +38,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def declare(
     incidents: Incidents, type_id: str, *, at: datetime = T0, trigger_id: str | None = None
 ) -> Declared:
-    row = seed().row(type_id)
+    row = seed_matrix().row(type_id)
     return incidents.declare(
         row=row,
         matrix_version=1,
@@ -57,7 +48,7 @@ def declare(
         summary="storage test",
         trigger_id=trigger_id,
         drill=False,
-        plan=lambda t0: plan_timeline(row, declared_at=t0, calendar=seed().calendar),
+        plan=lambda t0: plan_timeline(row, declared_at=t0, calendar=seed_matrix().calendar),
     )
 
 
@@ -117,20 +108,22 @@ def test_declare_writes_incident_plan_and_audit_together(store: Store) -> None:
     declared = declare(incidents, "model-outage", trigger_id="trig-1")
     assert declared.created and declared.incident.status is Status.OPEN
     rows = Outbox(store).for_incident(declared.incident.id)
-    plan = plan_timeline(seed().row("model-outage"), declared_at=T0, calendar=seed().calendar)
+    plan = plan_timeline(
+        seed_matrix().row("model-outage"), declared_at=T0, calendar=seed_matrix().calendar
+    )
     assert sorted(r["key"] for r in rows) == sorted(f"INC-1:{m.key}" for m in plan)
     assert {r["status"] for r in rows} == {"pending"}
     assert [a["action"] for a in incidents.audit_trail(declared.incident.id)] == ["declare"]
     # The row it was declared under is frozen on the incident.
-    assert incidents.get(declared.incident.id).row == seed().row("model-outage")
+    assert incidents.get(declared.incident.id).row == seed_matrix().row("model-outage")
 
 
 def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
     incidents = Incidents(store)
-    row = seed().row("model-outage")
+    row = seed_matrix().row("model-outage")
 
     def half_a_plan(t0: datetime) -> Iterator[PlannedMessage]:
-        yield from plan_timeline(row, declared_at=t0, calendar=seed().calendar)[:3]
+        yield from plan_timeline(row, declared_at=t0, calendar=seed_matrix().calendar)[:3]
         raise RuntimeError("planner crashed half-way")
 
     with pytest.raises(RuntimeError, match="half-way"):
@@ -153,7 +146,7 @@ def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
 
 def test_declare_is_all_or_nothing_when_a_key_repeats(store: Store) -> None:
     incidents = Incidents(store)
-    row = seed().row("latency-spike")
+    row = seed_matrix().row("latency-spike")
     with pytest.raises(sqlite3.IntegrityError):
         incidents.declare(
             row=row,
@@ -178,7 +171,9 @@ def test_replayed_trigger_returns_the_existing_incident(store: Store) -> None:
     assert incidents.by_trigger("trig-7") == first.incident
     assert store.db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 1
     plan_size = len(
-        plan_timeline(seed().row("pii-leakage"), declared_at=T0, calendar=seed().calendar)
+        plan_timeline(
+            seed_matrix().row("pii-leakage"), declared_at=T0, calendar=seed_matrix().calendar
+        )
     )
     assert store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == plan_size
 
@@ -309,8 +304,8 @@ def _declarations_are_whole(db: Path) -> tuple[str, int, list[str]]:
     try:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         expected = {
-            row.id: len(plan_timeline(row, declared_at=T0, calendar=seed().calendar))
-            for row in seed().incidents
+            row.id: len(plan_timeline(row, declared_at=T0, calendar=seed_matrix().calendar))
+            for row in seed_matrix().incidents
         }
         counts = conn.execute(
             "SELECT i.id, i.type, (SELECT COUNT(*) FROM outbox o WHERE o.incident_id = i.id), "
@@ -342,23 +337,8 @@ def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path
     for _ in range(kills):
         if time.monotonic() > deadline:
             break
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.delivery_harness", "declare-loop", str(db)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == b"ready", child.stderr
+        with killed_child("declare-loop", db) as child:
             time.sleep(rng.uniform(0.0, 0.25))  # uniform offsets into the declaration loop
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-            if child.stdout:
-                child.stdout.close()
-            if child.stderr:
-                child.stderr.close()
         assert child.returncode == -signal.SIGKILL
         done += 1
         integrity, _, partial = _declarations_are_whole(db)
@@ -378,22 +358,8 @@ def test_d1_kill_9_during_acknowledgements_never_loses_the_card_refresh(tmp_path
     rng = random.Random(20261202)
     db = tmp_path / "acts.db"
     for _ in range(kills):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.delivery_harness", "act-loop", str(db)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == b"ready", child.stderr
+        with killed_child("act-loop", db):
             time.sleep(rng.uniform(0.0, 0.3))
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-            for stream in (child.stdout, child.stderr):
-                if stream:
-                    stream.close()
     conn = sqlite3.connect(db, timeout=30)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
