@@ -21,7 +21,9 @@ from matrix_engine.metrics import compute_report, month_of
 from matrix_engine.obligations import Check, IncidentFacts
 from matrix_engine.rhythm import next_slots
 from storage.followups import Followups
-from tests.ops_harness import USER, Bot, TestClock, new_fake, running_bot
+from tests.harness.clock import ManualClock
+from tests.harness.stepped import Bot, running_bot
+from tests.harness.workspace import USER
 from tests.sla_history import SEED
 
 NOW = datetime(2026, 11, 10, 15, 0, tzinfo=UTC)  # Tue 10:00 in New York
@@ -214,13 +216,8 @@ def test_matrix_version_rhythm_followups_and_this_months_compliance() -> None:
 # ------------------------------------------------------------------------------ through the app
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Bot]:
-    clock = TestClock(NOW)
-    fake = new_fake(clock)
-    try:
-        with running_bot(fake=fake, clock=clock, db=tmp_path / "bot.db") as running:
-            yield running
-    finally:
-        fake.stop()
+    with running_bot(clock=ManualClock(NOW), db=tmp_path / "bot.db") as running:
+        yield running
 
 
 def open_home(bot: Bot, event_id: str, user: str = USER) -> None:

@@ -8,7 +8,6 @@ locked` surfaced anywhere), never on timings.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -17,11 +16,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,16 +27,11 @@ from bot.logs import JsonFormatter
 from bot.service import Actor
 from storage.db import Store
 from storage.reporting import Reporting
-from tests.ops_harness import (
-    ROOT,
-    SEED_MATRIX,
-    USER,
-    Bot,
-    TestClock,
-    new_fake,
-    running_bot,
-    sla_bot,
-)
+from tests.harness.clock import ManualClock
+from tests.harness.logs import recorded_logs
+from tests.harness.process import sim_time_env, sla_bot
+from tests.harness.stepped import Bot, new_fake, running_bot
+from tests.harness.workspace import ROOT, SEED_MATRIX, USER
 
 # Monday 2026-11-09 08:50 in New York: the weekly coverage review is due at 09:00.
 MONDAY = datetime(2026, 11, 9, 13, 50, tzinfo=UTC)
@@ -61,45 +53,15 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def clock() -> TestClock:
-    return TestClock(MONDAY)
-
-
-@contextmanager
-def bot_at(folder: Path, clock: TestClock, **options: Any) -> Iterator[Bot]:
-    fake = new_fake(clock)
-    try:
-        with running_bot(fake=fake, clock=clock, db=folder / "bot.db", **options) as bot:
-            yield bot
-    finally:
-        fake.stop()
-
-
-@contextmanager
-def json_log_lines() -> Iterator[list[str]]:
-    """Every log line of this process while the block runs, formatted as `serve` does with
-    SLA_BOT_LOG_FORMAT=json."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    lines: list[str] = []
-    try:
-        yield lines
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        lines.extend(stream.getvalue().splitlines())
+def clock() -> ManualClock:
+    return ManualClock(MONDAY)
 
 
 # ------------------------------------------------------------------------------ /metrics
 def test_metrics_parse_and_move_as_incidents_are_declared_and_messages_sent(
-    tmp_path: Path, clock: TestClock
+    tmp_path: Path, clock: ManualClock
 ) -> None:
-    with bot_at(tmp_path, clock, start_ticker=True) as bot:
+    with running_bot(clock=clock, db=tmp_path / "bot.db", start_ticker=True) as bot:
         ticked = lambda: bot.runtime.ticker.last_tick_real is not None  # noqa: E731
         bot.fake.wait_for(ticked, timeout=10, what="the scheduler's first tick")
         before = scrape(bot)
@@ -141,14 +103,18 @@ def test_metrics_parse_and_move_as_incidents_are_declared_and_messages_sent(
         assert "Drills (apart): 0 drills run · mean score n/a" in review.visible_text
 
 
-def test_incident_changes_and_sends_are_json_log_lines(tmp_path: Path, clock: TestClock) -> None:
-    with bot_at(tmp_path, clock) as bot, json_log_lines() as lines:
+def test_incident_changes_and_sends_are_json_log_lines(tmp_path: Path, clock: ManualClock) -> None:
+    as_serve_writes = JsonFormatter()  # `serve` with SLA_BOT_LOG_FORMAT=json
+    with (
+        running_bot(clock=clock, db=tmp_path / "bot.db") as bot,
+        recorded_logs(formatter=as_serve_writes) as logs,
+    ):
         bot.command("declare latency-spike p95 above 4 s")
         bot.run_for(timedelta(minutes=2))
         bot.command("ack INC-1")
         bot.run_for(timedelta(minutes=1))
 
-    events = [json.loads(line) for line in lines]  # every line is one JSON object
+    events = [json.loads(line) for line in logs.text().splitlines()]  # one JSON object a line
     changes = [e for e in events if str(e.get("event", "")).startswith("incident_")]
     assert [(e["event"], e["incident"], e["state"]) for e in changes] == [
         ("incident_declared", "INC-1", "open"),
@@ -178,9 +144,9 @@ def backup_copy(db: Path, target: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_backup_taken_during_a_running_timeline_opens_and_passes_integrity_check(
-    tmp_path: Path, clock: TestClock
+    tmp_path: Path, clock: ManualClock
 ) -> None:
-    with bot_at(tmp_path, clock) as bot:
+    with running_bot(clock=clock, db=tmp_path / "bot.db") as bot:
         stop = threading.Event()
         driver = threading.Thread(target=_keep_busy, args=(bot, stop), daemon=True)
         driver.start()
@@ -228,11 +194,11 @@ def _keep_busy(bot: Bot, stop: threading.Event) -> None:
         bot.run_for(timedelta(minutes=1))
 
 
-def test_backup_refuses_what_it_cannot_do(tmp_path: Path, clock: TestClock) -> None:
+def test_backup_refuses_what_it_cannot_do(tmp_path: Path, clock: ManualClock) -> None:
     missing = sla_bot("backup", str(tmp_path / "copy.db"), "--db", str(tmp_path / "none.db"),
                       cwd=tmp_path)  # fmt: skip
     assert missing.returncode == 1 and "no database here" in missing.stderr
-    with bot_at(tmp_path, clock, start_ticker=True) as bot:
+    with running_bot(clock=clock, db=tmp_path / "bot.db", start_ticker=True) as bot:
         onto_itself = backup_copy(bot.db, bot.db)
         assert onto_itself.returncode == 1 and "cannot overwrite" in onto_itself.stderr
         assert backup_copy(bot.db, tmp_path / "ok.db").returncode == 0
@@ -242,16 +208,8 @@ def test_backup_refuses_what_it_cannot_do(tmp_path: Path, clock: TestClock) -> N
 
 
 # ------------------------------------------------------------------------------ D3
-def sim_env(clock: TestClock) -> dict[str, str]:
-    """Simulated-time settings so a CLI subprocess's "now" is the test clock's."""
-    return {
-        "SLA_BOT_SIM_START": clock.now().isoformat(),
-        "SLA_BOT_SIM_ANCHOR": f"{time.time():.6f}",
-    }
-
-
 def test_d3_backup_restore_restart_resumes_reminders_without_duplicates(
-    tmp_path: Path, clock: TestClock
+    tmp_path: Path, clock: ManualClock
 ) -> None:
     t0 = clock.now()
     fake = new_fake(clock)
@@ -270,7 +228,7 @@ def test_d3_backup_restore_restart_resumes_reminders_without_duplicates(
 
         started = time.monotonic()
         restored = sla_bot("restore", str(tmp_path / "backup.db"), "--db", str(db),
-                           cwd=tmp_path, **sim_env(clock))  # fmt: skip
+                           cwd=tmp_path, **sim_time_env(clock.now(), anchor=time.time()))  # fmt: skip
         assert restored.returncode == 0, restored.stderr
         assert "integrity_check: ok" in restored.stdout
         assert "2 due message(s) will be looked up in Slack" in restored.stdout
@@ -305,11 +263,14 @@ D2_SECONDS = float(os.environ.get("D2_SECONDS", "5"))
 
 
 def test_d2_bot_admin_writes_backups_and_readers_at_once_never_surface_locked(
-    tmp_path: Path, clock: TestClock
+    tmp_path: Path, clock: ManualClock
 ) -> None:
     problems: list[str] = []
     latencies: list[float] = []
-    with bot_at(tmp_path, clock) as bot, _warnings() as logged:
+    with (
+        running_bot(clock=clock, db=tmp_path / "bot.db") as bot,
+        recorded_logs(logging.WARNING) as logs,
+    ):
         stop = threading.Event()
         workers = [
             threading.Thread(target=_keep_busy, args=(bot, stop), daemon=True),
@@ -317,7 +278,8 @@ def test_d2_bot_admin_writes_backups_and_readers_at_once_never_surface_locked(
             threading.Thread(target=_write, args=(bot, stop, problems, latencies), daemon=True),
         ]
         writer = subprocess.Popen(
-            [sys.executable, "-m", "tests.ops_writer", str(bot.db), str(D2_SECONDS)],
+            [sys.executable, "-m", "tests.harness.children", "admin-writer", str(bot.db),
+             str(D2_SECONDS)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         for worker in workers:
@@ -343,7 +305,11 @@ def test_d2_bot_admin_writes_backups_and_readers_at_once_never_surface_locked(
         if writer.returncode != 0:
             problems.append(err)
         declared = bot.runtime.incidents.all()
-    problems.extend(logged)
+    problems.extend(  # warnings and errors the bot logged; delivery events are not problems
+        f"{r.name}: {r.getMessage()}"
+        for r in logs.records
+        if r.levelno >= logging.WARNING and r.name != "sla_bot.events"
+    )
 
     assert not [p for p in problems if "locked" in p.lower()], problems
     assert problems == []
@@ -401,25 +367,3 @@ def _write(bot: Bot, stop: threading.Event, problems: list[str], latencies: list
             time.sleep(0.002)
     finally:
         store.close()
-
-
-@contextmanager
-def _warnings() -> Iterator[list[str]]:
-    """Warnings and errors the bot logged while the block ran."""
-
-    class Collect(logging.Handler):
-        def __init__(self, into: list[str]) -> None:
-            super().__init__(level=logging.WARNING)
-            self.into = into
-
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.name != "sla_bot.events":  # delivery events are not problems
-                self.into.append(f"{record.name}: {record.getMessage()}")
-
-    found: list[str] = []
-    handler = Collect(found)
-    logging.getLogger().addHandler(handler)
-    try:
-        yield found
-    finally:
-        logging.getLogger().removeHandler(handler)

@@ -44,14 +44,10 @@ from bot.fakeslack import validate_blocks
 from matrix_engine.metrics import date_range
 from storage.db import Store
 from storage.reporting import Reporting, card_link
-from tests.ops_harness import (
-    SEED_MATRIX,
-    Bot,
-    TestClock,
-    new_fake,
-    running_bot,
-    sla_bot,
-)
+from tests.harness.clock import ManualClock
+from tests.harness.process import sla_bot
+from tests.harness.stepped import Bot, running_bot
+from tests.harness.workspace import SEED_MATRIX
 from tests.sla_history import CALENDAR
 
 T0 = datetime(2026, 11, 10, 15, 0, tzinfo=UTC)
@@ -140,19 +136,14 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     """The bot after the module docstring's timeline, still running."""
-    clock = TestClock(T0)
-    fake = new_fake(clock)
     folder = tmp_path_factory.mktemp("report-e2e")
-    try:
-        with running_bot(fake=fake, clock=clock, db=folder / "bot.db") as bot:
-            for minute, text in STEPS:
-                bot.run_until(T0 + timedelta(minutes=minute))
-                reply = bot.command(text)
-                assert ":no_entry_sign:" not in reply["text"], (text, reply["text"])
-            bot.run_until(REPORT_AT)
-            yield bot
-    finally:
-        fake.stop()
+    with running_bot(clock=ManualClock(T0), db=folder / "bot.db") as bot:
+        for minute, text in STEPS:
+            bot.run_until(T0 + timedelta(minutes=minute))
+            reply = bot.command(text)
+            assert ":no_entry_sign:" not in reply["text"], (text, reply["text"])
+        bot.run_until(REPORT_AT)
+        yield bot
 
 
 # ------------------------------------------------------------------------------ parsing

@@ -13,18 +13,12 @@
 
 from __future__ import annotations
 
-import http.client
-import os
 import random
-import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +33,11 @@ from storage.db import Store
 from storage.followups import Drills, Followups, Meta
 from storage.outbox import Outbox
 from storage.versions import Versions
-from tests.ops_harness import SECRET, SEED_MATRIX, SLA_BOT, TestClock, running_bot
-from tests.rhythm_harness import NEW_YORK, build_workspace, outbox, seed_document
+from tests.harness.clock import ManualClock
+from tests.harness.process import ServeProcess, sim_time_env
+from tests.harness.rhythm import NEW_YORK, build_workspace, outbox
+from tests.harness.stepped import running_bot
+from tests.harness.workspace import SEED_MATRIX, clocked_fake, seed_document
 
 REVIEW_AT = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)  # Monday 09:00 New York, ISO week 2026-W50
 REVIEW_KEY = "review:2026-W50"
@@ -49,79 +46,7 @@ SCALE = 30.0  # 1 real second = 30 simulated seconds
 WAIT_S = 30.0  # bound on every wait for the subprocess
 
 
-# ---------------------------------------------------------------------------- sla-bot serve
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Serve:
-    """`sla-bot serve` on simulated time; every start shares the same start and anchor."""
-
-    fake: FakeSlack
-    db: Path
-    sim_start: datetime
-    anchor: float
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SLA_BOT_"))}
-        return clean | {
-            "SLACK_BOT_TOKEN": self.fake.token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": self.fake.url,
-            "SLA_BOT_MATRIX": str(SEED_MATRIX),
-            "SLA_BOT_DB": str(self.db),
-            "SLA_BOT_SIM_START": self.sim_start.isoformat(),
-            "SLA_BOT_SIM_ANCHOR": repr(self.anchor),
-            "SLA_BOT_TIME_SCALE": str(SCALE),
-            "SLA_BOT_SLACK_TIMEOUT": "30",  # a hung post is still in flight when we kill
-            "PORT": str(free_port()),
-        }
-
-    def start(self) -> None:
-        env = self.env()
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(SLA_BOT), "serve"],
-                env=env,
-                cwd=self.db.parent,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", int(env["PORT"]), timeout=1)
-                conn.request("GET", "/healthz")
-                conn.getresponse().read()
-                conn.close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"sla-bot serve did not answer in {WAIT_S}s:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=WAIT_S)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
+# ---------------------------------------------------------------------------- waiting, reading
 def wait_until(predicate: object, what: str) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + WAIT_S
@@ -141,26 +66,18 @@ def review_row(db: Path) -> dict[str, object] | None:
     return rows[0] if rows else None
 
 
-@contextmanager
-def sim_fake(clock: SimClock) -> Iterator[FakeSlack]:
-    """The fake stamps `ts` from the same simulated clock as the bot (so metadata lookups by
-    time agree), holding the seed matrix's workspace."""
-    fake = FakeSlack(clock=lambda: clock.now().timestamp()).start()
-    build_workspace(fake, seed_document())
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
 def test_kill_before_and_in_the_middle_of_a_review_post_gives_exactly_one(
     tmp_path: Path,
 ) -> None:
     sim_start = REVIEW_AT - timedelta(minutes=3)  # Monday 08:57 New York, 6 s real before
     anchor = time.time()
     clock = SimClock(sim_start, scale=SCALE, anchor=anchor)
-    with sim_fake(clock) as fake:
-        serve = Serve(fake, tmp_path / "bot.db", sim_start, anchor, tmp_path / "serve.log")
+    # The fake stamps `ts` from the bot's simulated clock (so metadata lookups by time agree).
+    with clocked_fake(clock) as fake:
+        build_workspace(fake, seed_document())
+        env = sim_time_env(sim_start, anchor=anchor, scale=SCALE)
+        env["SLA_BOT_SLACK_TIMEOUT"] = "30"  # a hung post is still in flight when we kill
+        serve = ServeProcess(fake, tmp_path / "bot.db", env=env, log=tmp_path / "serve.log")
         try:
             # 1. Up before the review instant; it plans (nothing is due yet), then dies.
             serve.start()
@@ -225,9 +142,9 @@ def test_kill_before_and_in_the_middle_of_a_review_post_gives_exactly_one(
 def test_a_review_missed_while_down_is_sent_once_within_the_grace_only(
     tmp_path: Path, planned_before_crash: bool, down_until: datetime, posts: int
 ) -> None:
-    clock = TestClock(REVIEW_AT - timedelta(minutes=1))
+    clock = ManualClock(REVIEW_AT - timedelta(minutes=1))
     db = tmp_path / "bot.db"
-    fake = FakeSlack(clock=clock.epoch).start()
+    fake = clocked_fake(clock)
     build_workspace(fake, seed_document())
     try:
         with running_bot(fake=fake, clock=clock, db=db) as bot:
@@ -271,7 +188,7 @@ def instants(seed: int) -> list[datetime]:
     return [*found, END]
 
 
-def planner(db: Path, fake: FakeSlack, clock: TestClock) -> tuple[Store, Rhythm]:
+def planner(db: Path, fake: FakeSlack, clock: ManualClock) -> tuple[Store, Rhythm]:
     """What one bot process builds for planning: its own Store (connection) and Rhythm."""
     store = Store(db)
     matrix = MatrixSource(versions=Versions(store), path=SEED_MATRIX, clock=clock)
@@ -290,7 +207,7 @@ def planner(db: Path, fake: FakeSlack, clock: TestClock) -> tuple[Store, Rhythm]
 
 def run_planner(db: Path, fake: FakeSlack, seed: int, errors: list[BaseException]) -> None:
     try:
-        clock = TestClock(START)
+        clock = ManualClock(START)
         store, rhythm = planner(db, fake, clock)
         for n, at in enumerate(instants(seed), start=1):
             clock.set(at)
@@ -343,7 +260,7 @@ def test_r10_one_review_per_iso_week_and_one_drill_per_month_over_104_weeks(
         assert not any(t.is_alive() for t in threads), "a planner did not finish"
         assert errors == []
         # A third process starting afterwards (e.g. a deploy) adds nothing.
-        clock = TestClock(END)
+        clock = ManualClock(END)
         store, rhythm = planner(db, fake, clock)
         assert rhythm.plan(END) == 0
         store.close()

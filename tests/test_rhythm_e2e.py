@@ -1,6 +1,6 @@
 """The operating rhythm end to end (issue 5, PRODUCT §7): the real `Runtime` on a SQLite file, the
 real WebClient talking to the loopback fake Slack, signed requests where a person acts, and a test
-clock that the test moves (`tests.ops_harness`). Nothing of ours is mocked.
+clock that the test moves (`tests.harness.stepped`). Nothing of ours is mocked.
 
 1. Coverage review: a workspace with an empty user group, a deactivated user, a missing channel
    and a shift gap → `/escalate review` names each problem (and the open/overdue follow-ups);
@@ -36,8 +36,8 @@ from matrix_engine.periods import parse_period
 from matrix_engine.rhythm import drill_instants
 from storage.followups import Followups
 from storage.reporting import Reporting
-from tests.ops_harness import SEED_MATRIX, USER, Bot, sla_bot
-from tests.rhythm_harness import (
+from tests.harness.process import sla_bot
+from tests.harness.rhythm import (
     ADMIN,
     NEW_YORK,
     buttons,
@@ -49,11 +49,11 @@ from tests.rhythm_harness import (
     reply_text,
     rhythm_bot,
     second_scale,
-    seed_document,
     set_shift_hours,
     submit_view,
-    write_matrix,
 )
+from tests.harness.stepped import Bot
+from tests.harness.workspace import SEED_MATRIX, USER, seed_document, write_matrix
 
 INCIDENTS, EXECUTIVE, CUSTOMER, DRILLS, REVIEWS = (
     "C0INCIDENTS",
