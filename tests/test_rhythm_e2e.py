@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -760,19 +761,24 @@ Mon 2027-01-18 09:00 EST  review  2027-W03
 """
 
 
-def test_cli_rhythm_prints_reviews_at_0900_across_the_dst_change_and_drill_scenarios(
-    tmp_path: Path,
-) -> None:
-    done = sla_bot(
+def rhythm_forecast(folder: Path, *, db: Path) -> subprocess.CompletedProcess[str]:
+    """`sla-bot rhythm` for three months from 2026-10-20, the seed matrix, `db`'s drill history."""
+    return sla_bot(
         "rhythm",
         "--from",
         "2026-10-20",
         "--months",
         "3",
-        cwd=tmp_path,
+        cwd=folder,
         SLA_BOT_MATRIX=str(SEED_MATRIX),
-        SLA_BOT_DB=str(tmp_path / "none.db"),
+        SLA_BOT_DB=str(db),
     )
+
+
+def test_cli_rhythm_prints_reviews_at_0900_across_the_dst_change_and_drill_scenarios(
+    tmp_path: Path,
+) -> None:
+    done = rhythm_forecast(tmp_path, db=tmp_path / "none.db")
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == RHYTHM_CALENDAR
@@ -783,16 +789,7 @@ def test_cli_rhythm_forecast_follows_the_drill_history_in_the_database(tmp_path:
         bot.command("drill quality-regression", channel=DRILLS)  # drilled in October
         bot.run_for(timedelta(minutes=1))
 
-    done = sla_bot(
-        "rhythm",
-        "--from",
-        "2026-10-20",
-        "--months",
-        "3",
-        cwd=tmp_path,
-        SLA_BOT_MATRIX=str(SEED_MATRIX),
-        SLA_BOT_DB=str(tmp_path / "bot.db"),
-    )
+    done = rhythm_forecast(tmp_path, db=tmp_path / "bot.db")
 
     assert done.returncode == 0, done.stderr
     drills = [line.split("drill   ")[1] for line in done.stdout.splitlines() if "  drill  " in line]

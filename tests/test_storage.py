@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,8 +36,15 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def declare(
-    incidents: Incidents, type_id: str, *, at: datetime = T0, trigger_id: str | None = None
+    incidents: Incidents,
+    type_id: str,
+    *,
+    at: datetime = T0,
+    trigger_id: str | None = None,
+    summary: str = "storage test",
+    plan: Callable[[datetime], Sequence[PlannedMessage]] | None = None,
 ) -> Declared:
+    """Declare a seed row; its plan is the row's timeline unless `plan` is given."""
     row = seed_matrix().row(type_id)
     return incidents.declare(
         row=row,
@@ -45,10 +52,11 @@ def declare(
         channel="C0INCIDENTS",
         declared_by="U0DECLARER",
         declared_at=at,
-        summary="storage test",
+        summary=summary,
         trigger_id=trigger_id,
         drill=False,
-        plan=lambda t0: plan_timeline(row, declared_at=t0, calendar=seed_matrix().calendar),
+        plan=plan
+        or (lambda t0: plan_timeline(row, declared_at=t0, calendar=seed_matrix().calendar)),
     )
 
 
@@ -127,15 +135,11 @@ def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
         raise RuntimeError("planner crashed half-way")
 
     with pytest.raises(RuntimeError, match="half-way"):
-        incidents.declare(
-            row=row,
-            matrix_version=1,
-            channel="C0INCIDENTS",
-            declared_by="U0DECLARER",
-            declared_at=T0,
+        declare(
+            incidents,
+            "model-outage",
             summary="",
             trigger_id="trig-x",
-            drill=False,
             plan=lambda t0: list(half_a_plan(t0)),
         )
     db = store.db
@@ -146,17 +150,11 @@ def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
 
 def test_declare_is_all_or_nothing_when_a_key_repeats(store: Store) -> None:
     incidents = Incidents(store)
-    row = seed_matrix().row("latency-spike")
     with pytest.raises(sqlite3.IntegrityError):
-        incidents.declare(
-            row=row,
-            matrix_version=1,
-            channel="C0INCIDENTS",
-            declared_by="U0DECLARER",
-            declared_at=T0,
+        declare(
+            incidents,
+            "latency-spike",
             summary="",
-            trigger_id=None,
-            drill=False,
             plan=lambda t0: [message("same", t0), message("same", t0)],
         )
     assert store.db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 0
