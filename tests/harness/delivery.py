@@ -29,7 +29,6 @@ from tests.harness.workspace import (
     INCIDENTS,
     SIGNING_SECRET,
     add_matrix_channels,
-    add_users,
     bot_settings,
     clocked_fake,
     people,
@@ -43,7 +42,8 @@ def start_fake(clock: Clock | None = None, *, seed: int = 0) -> FakeSlack:
     declarer and the admins."""
     fake = clocked_fake(clock, seed=seed)
     add_matrix_channels(fake)
-    add_users(fake, people(seed_document()) | {DECLARER, *ADMINS})
+    for user in sorted(people(seed_document()) | {DECLARER, *ADMINS}):
+        fake.add_user(user)
     return fake
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -81,11 +81,6 @@ def add_matrix_channels(fake: FakeSlack, matrix: Path = SEED_MATRIX) -> None:
     """Create the matrix file's channels in the fake workspace, the bot a member of each."""
     for purpose, channel in (read_document(matrix).get("channels") or {}).items():
         fake.add_channel(str(channel), str(purpose))
-
-
-def add_users(fake: FakeSlack, users: Iterable[str]) -> None:
-    for user in sorted(users):
-        fake.add_user(user)
 
 
 # ---------------------------------------------------------------------------- settings
