@@ -23,7 +23,7 @@ test: lint unit
 lint: $(STAMP)
 	$(BIN)/ruff check bot matrix_engine storage tests benchmarks
 	$(BIN)/ruff format --check bot matrix_engine storage tests benchmarks
-	$(BIN)/mypy bot matrix_engine storage
+	$(BIN)/mypy bot matrix_engine storage tests benchmarks
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q

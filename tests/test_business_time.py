@@ -43,8 +43,18 @@ SMALL_HOURS = Calendar(
 CALENDARS = {"US": US, "DE": DE, "AU": AU, "IN": IN}
 
 
-def local(tz: ZoneInfo, *args: int, fold: int = 0) -> datetime:
-    return datetime(*args, tzinfo=tz, fold=fold)
+def local(
+    tz: ZoneInfo,
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    *,
+    fold: int = 0,
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=tz, fold=fold)
 
 
 def utc(moment: datetime) -> datetime:
@@ -310,6 +320,7 @@ business_durations = st.one_of(
 def independent_working_day(day: date, name: str) -> bool:
     """Oracle straight from the holidays package, not from business_time."""
     calendar = CALENDARS[name]
+    assert calendar.holidays is not None, f"{name} names no holiday calendar"
     official = holidays.country_holidays(
         calendar.holidays, subdiv=calendar.holiday_subdivision, years=day.year
     )

@@ -16,7 +16,7 @@ import random
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from bot.clock import SimClock
-from bot.fakeslack import FakeSlack
+from bot.fakeslack import FakeSlack, Fault
 from tests.harness.delivery import percentile, posts_by_key, start_fake
 from tests.harness.process import ServeProcess, sim_time_env
 from tests.harness.workspace import ADMINS, INCIDENTS
@@ -87,6 +87,10 @@ def say(bot: ServeProcess, text: str, *, user: str, channel: str = INCIDENTS, tr
             return str(answered.json().get("text", ""))
         time.sleep(0.05)
     raise TimeoutError(f"the bot never answered {text!r}")
+
+
+def fired_once(fault: Fault) -> Callable[[], bool]:
+    return lambda: fault.fired == 1
 
 
 def read_db(db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -247,7 +251,7 @@ def test_r2_sigkill_after_slack_accepted_the_post_is_reconciled_not_reposted(
                 bot, "declare cost-anomaly", user="U0DECLARER", channel=channel, trigger=f"r2-{n}"
             )
             assert f"INC-{n + 1}" in reply
-            run.fake.wait_for(lambda f=fault: f.fired == 1, timeout=20, what="the held post")
+            run.fake.wait_for(fired_once(fault), timeout=20, what="the held post")
             assert len(run.fake.posts_with_metadata_key(f"INC-{n + 1}:card")) == 1
             bot.kill()  # the card is in Slack; the row is still `sending`
             bot.start()

@@ -137,7 +137,7 @@ def test_deadlines_of_an_open_model_outage(
     declared = NOW - timedelta(minutes=minutes_ago)
     stamps = {k: NOW + timedelta(minutes=v) for k, v in times.items()}
     facts = IncidentFacts(
-        incident(1, "model-outage", minutes_ago=minutes_ago, **stamps),
+        incident(1, "model-outage", minutes_ago=minutes_ago, status=Status.OPEN, **stamps),
         escalation_sent_at=None if escalated is None else declared + timedelta(minutes=escalated),
     )
 
@@ -230,8 +230,9 @@ def published(fake: FakeSlack, user: str, contains: str) -> dict[str, Any]:
         view = fake.home_view(user)
         return view if view and contains in "\n".join(texts(view)) else None
 
-    result: dict[str, Any] = fake.wait_for(found, timeout=10, what=f"home with {contains!r}")
-    return result
+    view = fake.wait_for(found, timeout=10, what=f"home with {contains!r}")
+    assert view is not None  # wait_for returns only once `found` is truthy
+    return view
 
 
 def test_opening_the_tab_publishes_the_open_incidents(bot: Bot) -> None:

@@ -13,7 +13,7 @@ import hmac
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ def digest(body: str, secret: str, ts: str) -> str:
     return hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
 
 
-def send_raw(app: AppServer, body: str, headers: dict[str, str | bytes]) -> HttpReply:
+def send_raw(app: AppServer, body: str, headers: Mapping[str, str | bytes]) -> HttpReply:
     """POST exactly these headers (plus the form content type)."""
     return app.client.request(
         "POST", "/slack/events", body.encode(), {"Content-Type": FORM, **headers}
@@ -74,7 +74,7 @@ COMMANDS = ["declare model-outage provider down", "latency-spike", "list", "who 
 @st.composite
 def forged_requests(
     draw: st.DrawFn, *, command_body: Callable[[str], str]
-) -> tuple[str, str, dict]:
+) -> tuple[str, str, dict[str, str]]:
     """(attack, body, headers): a slash command that is not correctly signed, one way or another;
     its timestamp is always fresh, so only the signature can be what is wrong."""
     attack = draw(st.sampled_from(ATTACKS))
@@ -124,7 +124,7 @@ def test_a1_unsigned_forged_or_tampered_requests_all_get_401(bot_app: AppServer)
 
     @settings(max_examples=A1_CASES, deadline=None, derandomize=True, database=None)
     @given(request=forged_requests(command_body=command_body))
-    def check(request: tuple[str, str, dict]) -> None:
+    def check(request: tuple[str, str, dict[str, str]]) -> None:
         attack, body, headers = request
         reply = send_raw(bot_app, body, headers)
         assert (reply.status, reply.body) == (401, UNAUTHORIZED_BODY), attack

@@ -99,7 +99,8 @@ def typo(word: str, rng: random.Random) -> str:
 
 def typo_corpus(size: int, *, seed: int) -> list[tuple[str, str]]:
     """``size`` distinct (intended id, typo) pairs, the six seed ids in turn."""
-    rng, seen, corpus = random.Random(seed), set(SEED_IDS), []
+    rng, seen = random.Random(seed), set(SEED_IDS)
+    corpus: list[tuple[str, str]] = []
     while len(corpus) < size:
         intended = SEED_IDS[len(corpus) % len(SEED_IDS)]
         candidate = typo(intended, rng)
@@ -266,6 +267,7 @@ def test_b2_two_hundred_row_matrix_lists_in_messages_slack_accepts(
         timeout=10,
         what="every follow-up message",
     )
+    assert answered is not None  # wait_for returns only once the lambda's result is truthy
     assert [c.status for c in answered] == [200] * (parts - 1), [c.response for c in answered]
     messages = [first, *(r.body for r in app.fake.responses())]
     assert len(messages) == parts >= 5

@@ -20,11 +20,13 @@ NEW_YORK = ZoneInfo("America/New_York")
 WEEKDAYS = (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)
 
 
-def at_utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def at_utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-def shift(region: str, tz: str, hours: str, *members: str, days=tuple(Weekday)) -> Shift:
+def shift(
+    region: str, tz: str, hours: str, *members: str, days: tuple[Weekday, ...] = tuple(Weekday)
+) -> Shift:
     return Shift(
         region=region, timezone=tz, hours=LocalHours.parse(hours), days=days, members=members
     )

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,6 +140,10 @@ def test_incident_changes_and_sends_are_json_log_lines(tmp_path: Path, clock: Ma
 
 
 # ------------------------------------------------------------------------------ backup
+def more_incidents_than(bot: Bot, count: int) -> Callable[[], bool]:
+    return lambda: len(bot.runtime.incidents.all()) > count
+
+
 def backup_copy(db: Path, target: Path) -> subprocess.CompletedProcess[str]:
     return sla_bot("backup", str(target), "--db", str(db), cwd=target.parent)
 
@@ -153,9 +158,7 @@ def test_a_backup_taken_during_a_running_timeline_opens_and_passes_integrity_che
         try:
             copies = []
             for n in range(3):
-                bot.fake.wait_for(
-                    lambda n=n: len(bot.runtime.incidents.all()) > 2 * n, timeout=30, what="work"
-                )
+                bot.fake.wait_for(more_incidents_than(bot, 2 * n), timeout=30, what="work")
                 target = tmp_path / f"backup-{n}.db"
                 done = backup_copy(bot.db, target)
                 assert done.returncode == 0, done.stderr
@@ -228,7 +231,8 @@ def test_d3_backup_restore_restart_resumes_reminders_without_duplicates(
 
         started = time.monotonic()
         restored = sla_bot("restore", str(tmp_path / "backup.db"), "--db", str(db),
-                           cwd=tmp_path, **sim_time_env(clock.now(), anchor=time.time()))  # fmt: skip
+                           cwd=tmp_path, timeout=60,
+                           **sim_time_env(clock.now(), anchor=time.time()))  # fmt: skip
         assert restored.returncode == 0, restored.stderr
         assert "integrity_check: ok" in restored.stdout
         assert "2 due message(s) will be looked up in Slack" in restored.stdout

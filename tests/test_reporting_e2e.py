@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -300,13 +301,15 @@ def test_cli_formats_and_date_range_agree(played: Bot, tmp_path: Path) -> None:
 
 
 def test_cli_refuses_a_bad_period_and_a_missing_database(played: Bot, tmp_path: Path) -> None:
-    env = {"SLA_BOT_MATRIX": str(SEED_MATRIX)}
-    bad = sla_bot("report", "--period", "fortnight", "--db", str(played.db), cwd=tmp_path, **env)
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        return sla_bot("report", *args, cwd=tmp_path, SLA_BOT_MATRIX=str(SEED_MATRIX))
+
+    bad = report("--period", "fortnight", "--db", str(played.db))
     assert bad.returncode == 1
     assert "invalid period 'fortnight'" in bad.stderr and "Traceback" not in bad.stderr
-    missing = sla_bot("report", "--db", str(tmp_path / "nope.db"), cwd=tmp_path, **env)
+    missing = report("--db", str(tmp_path / "nope.db"))
     assert missing.returncode == 1 and "no database here" in missing.stderr
-    half = sla_bot("report", "--from", "2026-11-01", "--db", str(played.db), cwd=tmp_path, **env)
+    half = report("--from", "2026-11-01", "--db", str(played.db))
     assert half.returncode == 1 and "both --from and --to" in half.stderr
     no_matrix = sla_bot("report", "--db", str(played.db), cwd=tmp_path)
     assert no_matrix.returncode == 1 and "cannot read the file" in no_matrix.stderr

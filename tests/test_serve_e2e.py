@@ -224,7 +224,8 @@ def test_bad_settings_stop_start_up_with_one_line_per_problem(
         "SLA_BOT_MATRIX": str(SEED_MATRIX),
         "SLA_BOT_DB": str(tmp_path / "bot.db"),
         "PORT": "3999",
-    } | env
+        **env,
+    }
     if settings["SLA_BOT_MATRIX"] == "BROKEN":
         settings["SLA_BOT_MATRIX"] = str(_bad_matrix(tmp_path))
     given = {k: v for k, v in settings.items() if v is not None}

@@ -19,7 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +28,8 @@ from bot.app import Runtime
 from bot.service import Actor
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Action
-from matrix_engine.timeline import plan_timeline
+from matrix_engine.models import Calendar, IncidentRow
+from matrix_engine.timeline import PlannedMessage, plan_timeline
 from storage.db import Store
 from storage.followups import Followups
 from storage.incidents import Declared, Incidents
@@ -57,6 +58,13 @@ def killed_child(loop: str, db: Path) -> Iterator[subprocess.Popen[bytes]]:
                 stream.close()
 
 
+def planner(
+    row: IncidentRow, calendar: Calendar
+) -> Callable[[datetime], tuple[PlannedMessage, ...]]:
+    """`row`'s whole timeline from the declaration instant `Incidents.declare` passes in."""
+    return lambda t0: plan_timeline(row, declared_at=t0, calendar=calendar)
+
+
 def declare_loop(db: Path) -> None:
     """Declare seed incidents forever, each one with its whole plan in one transaction."""
     matrix = seed_matrix()
@@ -75,7 +83,7 @@ def declare_loop(db: Path) -> None:
             summary=f"declared by pid {os.getpid()} #{n}",
             trigger_id=f"{os.getpid()}-{n}",
             drill=False,
-            plan=lambda t0, row=row: plan_timeline(row, declared_at=t0, calendar=matrix.calendar),
+            plan=planner(row, matrix.calendar),
         )
         n += 1
 
