@@ -392,21 +392,22 @@ def validate_blocks(blocks: Any, *, max_blocks: int, pointer: str = "/blocks") -
     return errors
 
 
-def _texts(node: Any) -> Iterator[str]:
+def block_texts(node: Any) -> Iterator[str]:
+    """Every `text` string in a block tree, in order."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "text" and isinstance(value, str):
                 yield value
             else:
-                yield from _texts(value)
+                yield from block_texts(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _texts(item)
+            yield from block_texts(item)
 
 
 def visible_text(blocks: list[JsonDict]) -> str:
     """Every text string in the blocks, in order, one per line (what the reader sees)."""
-    return "\n".join(_texts(blocks))
+    return "\n".join(block_texts(blocks))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1100,7 +1101,7 @@ class FakeSlack:
             errors = validate_blocks(blocks, max_blocks=MESSAGE_MAX_BLOCKS)
             if errors:
                 raise SlackError("invalid_blocks", *errors)
-            if sum(len(t) for t in _texts(blocks)) > self.blocks_text_limit:
+            if sum(len(t) for t in block_texts(blocks)) > self.blocks_text_limit:
                 raise SlackError("msg_blocks_too_long")
             blocks = self._with_block_ids(blocks)
         if required and not text and not blocks and not args.get("attachments"):

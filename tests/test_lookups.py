@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.blocks import escape
-from bot.fakeslack import FakeSlack, validate_blocks, visible_text
+from bot.fakeslack import FakeSlack, block_texts, validate_blocks, visible_text
 from bot.notices import render_card, render_timeline_message
 from matrix_engine.errors import LookupFailed
 from matrix_engine.lookup import find_row
@@ -44,20 +44,8 @@ def assert_slack_accepts(payload: dict[str, Any]) -> None:
     assert payload.get("text"), "a plain-text fallback is required"
     assert len(payload["text"]) <= 40_000
     assert validate_blocks(blocks, max_blocks=50) == []
-    assert sum(len(t) for t in _texts(blocks)) <= FAKE_TEXT_LIMIT, "msg_blocks_too_long"
+    assert sum(len(t) for t in block_texts(blocks)) <= FAKE_TEXT_LIMIT, "msg_blocks_too_long"
     assert [b.to_dict() for b in Block.parse_all(blocks)] == blocks
-
-
-def _texts(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                yield value
-            else:
-                yield from _texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _texts(item)
 
 
 def state_untouched(app: AppServer) -> None:
@@ -342,7 +330,7 @@ def slack_unescape(text: str) -> str:
 
 
 def all_text(message: dict[str, Any]) -> str:
-    return "\n".join([message.get("text") or "", *_texts(message.get("blocks") or [])])
+    return "\n".join([message.get("text") or "", *block_texts(message.get("blocks") or [])])
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +374,7 @@ def test_b3_card_and_executive_notice_escape_any_summary(summary: str) -> None:
     for message in (card, notice):
         assert foreign_controls(all_text({"text": message.text, "blocks": message.blocks})) == []
     if summary.strip() and len(escape(summary)) <= 3000:
-        shown = [slack_unescape(t) for t in _texts(card.blocks)]
+        shown = [slack_unescape(t) for t in block_texts(card.blocks)]
         assert summary in shown, "escaping loses nothing: readers see exactly what was typed"
 
 
