@@ -23,7 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.answers import Answers
-from bot.clock import Clock, SimClock, SystemClock
+from bot.clock import Clock, FileClock, SimClock, SystemClock
 from bot.directory import UsergroupDirectory
 from bot.dispatcher import Dispatcher
 from bot.gateway import SlackGateway
@@ -61,6 +61,8 @@ class Identity:
 
 
 def make_clock(settings: Settings) -> Clock:
+    if settings.SLA_BOT_SIM_CLOCK_FILE is not None:
+        return FileClock(settings.SLA_BOT_SIM_CLOCK_FILE)
     if settings.SLA_BOT_SIM_START is None and settings.SLA_BOT_TIME_SCALE == 1.0:
         return SystemClock()
     start = settings.SLA_BOT_SIM_START or datetime.now().astimezone()

@@ -54,6 +54,8 @@ BOT_USER_ID = "U0FAKEBOT1"
 BOT_ID = "B0FAKEBOT1"
 BOT_NAME = "sla-bot"
 DEFAULT_TOKEN = "xoxb-fake-0001-sla-bot-token"
+# How long `wait_for` waits by default: generous, so only something really broken runs it out.
+PATIENCE_S = 120.0
 
 MESSAGE_MAX_BLOCKS = 50
 VIEW_MAX_BLOCKS = 100
@@ -949,7 +951,7 @@ class FakeSlack:
                 channel.by_ts.clear()
 
     def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 5.0, *, what: str = "condition"
+        self, predicate: Callable[[], T], timeout: float = PATIENCE_S, *, what: str = "condition"
     ) -> T:
         """Return ``predicate()`` once truthy; re-checked on every change, or ``TimeoutError``."""
         deadline = time.monotonic() + timeout

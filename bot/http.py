@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from slack_bolt import App, BoltRequest
-from slack_sdk.signature import SignatureVerifier
+from slack_sdk.signature import Clock, SignatureVerifier
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,14 @@ class SlackHttpApp:
         health: Callable[[], tuple[bool, dict[str, Any]]],
         metrics: Callable[[], bytes] | None = None,
         first_delivery: Callable[[str], bool] | None = None,
+        signature_clock: Clock | None = None,
     ) -> None:
         self._app = app
         # Socket Mode needs no signing secret; an unguessable one then rejects every HTTP request
         # (slack_sdk refuses an empty secret, which crashed Socket Mode start-up without one).
-        self._verifier = SignatureVerifier(signing_secret or secrets.token_hex(32))
+        self._verifier = SignatureVerifier(
+            signing_secret or secrets.token_hex(32), clock=signature_clock or Clock()
+        )
         self._health = health
         self._metrics = metrics
         self._first_delivery = first_delivery

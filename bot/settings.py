@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     SLA_BOT_SIM_START: datetime | None = None
     SLA_BOT_SIM_ANCHOR: float | None = None
     SLA_BOT_TIME_SCALE: float = Field(default=1.0, gt=0, le=10_000)
+    # Simulated time steered through a file another process writes (tests); wins over the above.
+    SLA_BOT_SIM_CLOCK_FILE: Path | None = None
     # How long the dispatcher waits for Slack before treating a post as ambiguous (reconciled).
     SLA_BOT_SLACK_TIMEOUT: float = Field(default=5.0, gt=0, le=60)
 

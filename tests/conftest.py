@@ -22,4 +22,4 @@ def fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def slack_client(fake_slack: FakeSlack) -> WebClient:
     """The real ``slack_sdk.WebClient`` talking to ``fake_slack`` with a short timeout."""
-    return WebClient(token=fake_slack.token, base_url=fake_slack.url, timeout=5)
+    return WebClient(token=fake_slack.token, base_url=fake_slack.url, timeout=30)

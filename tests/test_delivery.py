@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from bot.blocks import escape
 from bot.clock import SystemClock
-from bot.fakeslack import FakeSlack, Message
+from bot.fakeslack import PATIENCE_S, FakeSlack, Message
 from bot.notices import (
     ACK_ACTION,
     MITIGATE_ACTION,
@@ -327,7 +327,6 @@ def test_s1_retry_after_holds_only_that_channel(tmp_path: Path) -> None:
         quick = bot.declare("latency-spike", channel=OTHER)
         fake.wait_for(
             lambda: len(fake.posts_with_metadata_key("INC-1:owner_ping")) == 1,
-            timeout=30,
             what="the rate-limited incident's owner ping",
         )
         attempts = [
@@ -521,9 +520,9 @@ def test_r2_a_possibly_posted_row_stays_ambiguous_until_slack_was_asked(
     """The card reaches Slack but the reply is lost; the look-up that should follow is itself
     refused (429, or Slack unreachable). The next attempt must still look before posting."""
     fake = start_fake(clock)
-    bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False, SLA_BOT_SLACK_TIMEOUT=0.2)
+    bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False, SLA_BOT_SLACK_TIMEOUT=1.0)
     try:
-        fake.ambiguous_send("chat.postMessage", channel=INCIDENTS, hang=0.6, times=1)
+        fake.ambiguous_send("chat.postMessage", channel=INCIDENTS, hang=3.0, times=1)
         incident = bot.declare("cost-anomaly")
         bot.dispatcher.tick()  # the post times out after Slack committed it
         assert len(fake.posts_with_metadata_key(f"{incident.ref}:card")) == 1
@@ -624,25 +623,40 @@ def test_r4_two_dispatchers_without_the_lock_never_double_send(
             bots[n % 2].declare(types[n % 3], channel=channels[n % len(channels)])
         stop = threading.Event()
         ticks = Counter[int]()
+        ticked = threading.Condition()
         failures: list[BaseException] = []
 
         def run(index: int) -> None:
             try:
                 while not stop.is_set():
                     bots[index].dispatcher.tick()
-                    ticks[index] += 1
+                    with ticked:
+                        ticks[index] += 1
+                        ticked.notify_all()
             except BaseException as exc:  # surfaced below
                 failures.append(exc)
+                with ticked:
+                    ticked.notify_all()
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
         for thread in threads:
             thread.start()
-        for _ in range(70 * 60 // 5):  # 70 sim-min in 5 s steps, both dispatchers racing
+        # 70 sim-min in 5 s steps, both dispatchers racing. Time moves on only once each has
+        # finished a whole tick begun after the last step: a claim's 60 s lease cannot run out
+        # under a send in flight because the machine is slow, only because a dispatcher died.
+        for _ in range(70 * 60 // 5):
             clock.advance(timedelta(seconds=5))
-            time.sleep(0.002)
+            with ticked:
+                wanted = (ticks[0] + 2, ticks[1] + 2)
+                assert ticked.wait_for(
+                    lambda w=wanted: failures or (ticks[0] >= w[0] and ticks[1] >= w[1]),  # type: ignore[misc]
+                    timeout=PATIENCE_S,
+                ), "a dispatcher stopped ticking"
+            if failures:
+                break
         stop.set()
         for thread in threads:
-            thread.join(timeout=60)
+            thread.join(timeout=PATIENCE_S)
         assert failures == []
         bots[0].run_until(at(75))
         rows = bots[0].rows()
@@ -709,13 +723,13 @@ def test_r5_no_escalation_from_a_claim_made_after_resolve_committed(
         barrier = threading.Barrier(2)
 
         def dispatch() -> None:
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=PATIENCE_S)
             time.sleep(dispatch_delay / 10_000)
             for _ in range(ticks):
                 bot.dispatcher.tick()
 
         def resolve() -> None:
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=PATIENCE_S)
             time.sleep(resolve_delay / 10_000)
             bot.service.act(Action.RESOLVE, ref=incident.ref, actor=Actor(ADMINS[0], INCIDENTS))
 
@@ -723,7 +737,7 @@ def test_r5_no_escalation_from_a_claim_made_after_resolve_committed(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=30)
+            thread.join(timeout=PATIENCE_S)
         bot.run_until(due + timedelta(minutes=2))
         violations = _r5_violations(bot, incident)
         assert violations == []
@@ -832,14 +846,14 @@ def test_a4_concurrent_replays_open_one_incident(bot: InProcessBot) -> None:
     barrier = threading.Barrier(10)
 
     def send() -> None:
-        barrier.wait(timeout=10)
+        barrier.wait(timeout=PATIENCE_S)
         replies.append(json.loads(bot.post(body)[2])["text"])
 
     threads = [threading.Thread(target=send) for _ in range(10)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=PATIENCE_S)
     assert len(bot.incidents.all()) == 1
     assert sum("Declared INC-1" in r for r in replies) == 1
     assert sum("Already declared as INC-1" in r for r in replies) == 9
@@ -866,7 +880,7 @@ def test_a4_type_already_open_asks_before_opening_another(
     )
     for _ in range(2):  # a replayed click opens nothing more
         assert bot.post(press)[0] == 200
-    fake.wait_for(lambda: len(fake.responses(response_url)) == 2, timeout=10, what="replies")
+    fake.wait_for(lambda: len(fake.responses(response_url)) == 2, what="replies")
     texts = [r.text for r in fake.responses(response_url)]
     assert sum("Declared INC-2" in t for t in texts) == 1
     assert sum("Already declared as INC-2" in t for t in texts) == 1
@@ -977,7 +991,7 @@ def test_a5_only_owners_declarer_contacts_and_admins_may_act(
         button = {"ack": ACK_ACTION, "mitigate": MITIGATE_ACTION, "resolve": RESOLVE_ACTION}[verb]
         assert bot.press(button, str(incident.id), user=user, response_url=response_url) == 200
         if not allowed:
-            fake.wait_for(lambda: fake.responses(response_url), timeout=10, what="refusal")
+            fake.wait_for(lambda: fake.responses(response_url), what="refusal")
         replies = fake.responses(response_url)
         answer = " ".join(r.text for r in replies)
         assert all(r.response_type == "ephemeral" for r in replies)
@@ -1083,7 +1097,7 @@ def test_healthz_turns_503_when_the_scheduler_stops(bot: InProcessBot) -> None:
 
     assert healthz()[0] == 503  # not started yet: no tick
     bot.runtime.start()
-    bot.fake.wait_for(lambda: healthz()[0] == 200, timeout=10, what="first tick")
+    bot.fake.wait_for(lambda: healthz()[0] == 200, what="first tick")
     status, detail = healthz()
     assert detail["scheduler_running"] is True and detail["outbox"] == {}
     bot.runtime.ticker.shutdown()

@@ -23,7 +23,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
-from bot.fakeslack import BOT_USER_ID, FakeSlack, Message
+from bot.fakeslack import BOT_USER_ID, PATIENCE_S, FakeSlack, Message
 from tests.signing import (
     block_action_body,
     event_body,
@@ -137,7 +137,7 @@ def test_ts_values_are_unique_and_increasing_under_concurrent_posts(fake: FakeSl
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE_S)
 
     stamps = [m.ts for m in fake.messages("C1")]
     assert len(set(stamps)) == 20
@@ -513,7 +513,7 @@ def test_down_refuses_connections_and_recovers_on_the_same_port(fake: FakeSlack)
 
 def test_down_for_a_while_comes_back_by_itself(fake: FakeSlack) -> None:
     fake.go_down(for_seconds=0.05)
-    assert fake.wait_for(lambda: fake.is_up, timeout=5, what="fake back up")
+    assert fake.wait_for(lambda: fake.is_up, what="fake back up")
     assert client(fake).auth_test()["ok"] is True
 
 
@@ -582,7 +582,7 @@ def test_wait_for_returns_the_value_once_true(fake: FakeSlack) -> None:
     web = client(fake)
     threading.Thread(target=web.chat_postMessage, kwargs={"channel": "C1", "text": "hi"}).start()
 
-    found: list[Message] = fake.wait_for(lambda: fake.messages("C1"), timeout=5)
+    found: list[Message] = fake.wait_for(lambda: fake.messages("C1"))
 
     assert [m.text for m in found] == ["hi"]
 
@@ -696,7 +696,7 @@ def verifying_server() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/slack/events"
     server.shutdown()
     server.server_close()
-    thread.join(timeout=5)
+    thread.join(timeout=PATIENCE_S)
 
 
 FORM_TYPE = "application/x-www-form-urlencoded"

@@ -230,7 +230,7 @@ def published(fake: FakeSlack, user: str, contains: str) -> dict[str, Any]:
         view = fake.home_view(user)
         return view if view and contains in "\n".join(texts(view)) else None
 
-    view = fake.wait_for(found, timeout=10, what=f"home with {contains!r}")
+    view = fake.wait_for(found, what=f"home with {contains!r}")
     assert view is not None  # wait_for returns only once `found` is truthy
     return view
 

@@ -186,7 +186,7 @@ def test_b2_longest_allowed_summary_makes_a_card_slack_accepts(bot_app: AppServe
     assert reply.status == 200
     assert_slack_accepts(reply.json())
     posts = bot_app.fake.wait_for(
-        lambda: [c for c in bot_app.fake.calls_to("chat.postMessage") if c.status], timeout=10
+        lambda: [c for c in bot_app.fake.calls_to("chat.postMessage") if c.status]
     )
     assert all(c.response and c.response["ok"] for c in posts), [c.response for c in posts]
     card = bot_app.fake.messages("C0INCIDENTS")[0]
@@ -252,7 +252,6 @@ def test_b2_two_hundred_row_matrix_lists_in_messages_slack_accepts(
         lambda: (lambda done: done if len(done) == parts - 1 else None)(
             [c for c in app.fake.calls_to("response_url") if c.status is not None]
         ),
-        timeout=10,
         what="every follow-up message",
     )
     assert answered is not None  # wait_for returns only once the lambda's result is truthy
@@ -429,7 +428,7 @@ def test_b3_declared_summary_and_update_note_reach_slack_escaped(shared_app: App
         wanted |= {(r, "executive_notify") for r in executive}
         return posts if wanted <= kinds else []
 
-    posts = fake.wait_for(arrived, timeout=30, what="every card and executive notice")
+    posts = fake.wait_for(arrived, what="every card and executive notice")
     for message in posts:
         assert foreign_controls(all_text({"text": message.text, "blocks": message.blocks})) == []
     assert [c.response for c in fake.calls if c.response and not c.response.get("ok")] == []

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.fakeslack import PATIENCE_S
 from bot.logs import JsonFormatter
 from bot.service import Actor
 from storage.db import Store
@@ -64,7 +65,7 @@ def test_metrics_parse_and_move_as_incidents_are_declared_and_messages_sent(
 ) -> None:
     with running_bot(clock=clock, db=tmp_path / "bot.db", start_ticker=True) as bot:
         ticked = lambda: bot.runtime.ticker.last_tick_real is not None  # noqa: E731
-        bot.fake.wait_for(ticked, timeout=10, what="the scheduler's first tick")
+        bot.fake.wait_for(ticked, what="the scheduler's first tick")
         before = scrape(bot)
         assert value(before, "sla_bot_open_incidents", severity="SEV-1", drill="false") == 0
         assert value(before, "sla_bot_incidents_declared_total", severity="SEV-1") == 0
@@ -158,7 +159,7 @@ def test_a_backup_taken_during_a_running_timeline_opens_and_passes_integrity_che
         try:
             copies = []
             for n in range(3):
-                bot.fake.wait_for(more_incidents_than(bot, 2 * n), timeout=30, what="work")
+                bot.fake.wait_for(more_incidents_than(bot, 2 * n), what="work")
                 target = tmp_path / f"backup-{n}.db"
                 done = backup_copy(bot.db, target)
                 assert done.returncode == 0, done.stderr
@@ -166,7 +167,7 @@ def test_a_backup_taken_during_a_running_timeline_opens_and_passes_integrity_che
                 copies.append(target)
         finally:
             stop.set()
-            driver.join(timeout=30)
+            driver.join(timeout=PATIENCE_S)
         assert not driver.is_alive()
 
     for copy in copies:
@@ -302,7 +303,7 @@ def test_d2_bot_admin_writes_backups_and_readers_at_once_never_surface_locked(
                 problems.append(f"report: {report.stderr}")
         stop.set()
         for worker in workers:
-            worker.join(timeout=60)
+            worker.join(timeout=PATIENCE_S)
         out, err = writer.communicate(timeout=60)
         admin = json.loads(out)
         problems.extend(admin["errors"])

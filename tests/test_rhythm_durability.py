@@ -1,7 +1,7 @@
 """Rhythm posts survive crashes and are never doubled (issue 5 §6; RELIABILITY R10, R1 style).
 
-- `sla-bot serve` as a real subprocess on simulated time (SLA_BOT_SIM_START/ANCHOR/TIME_SCALE,
-  shared across restarts), SIGKILLed before a Monday 09:00 review and again in the middle of
+- `sla-bot serve` as a real subprocess on simulated time the test steers (a shared clock file,
+  held still while the process restarts), SIGKILLed before a Monday 09:00 review and again in the middle of
   posting it (Slack committed the post, the answer never came): exactly one review post, found
   again through its metadata key after the restart.
 - A review missed while the bot was down is sent once on restart within the grace (24 h), and not
@@ -25,16 +25,15 @@ from pathlib import Path
 import pytest
 from slack_sdk import WebClient
 
-from bot.clock import SimClock
-from bot.fakeslack import FakeSlack
+from bot.fakeslack import PATIENCE_S, FakeSlack
 from bot.matrix_source import MatrixSource
 from bot.rhythm_posts import Rhythm
 from storage.db import Store
 from storage.followups import Drills, Followups, Meta
-from storage.outbox import Outbox
+from storage.outbox import LEASE, Outbox
 from storage.versions import Versions
-from tests.harness.clock import ManualClock
-from tests.harness.process import ServeProcess, sim_time_env
+from tests.harness.clock import ManualClock, SharedClock
+from tests.harness.process import ServeProcess
 from tests.harness.rhythm import NEW_YORK, build_workspace, outbox
 from tests.harness.stepped import running_bot
 from tests.harness.workspace import SEED_MATRIX, clocked_fake, seed_document
@@ -42,23 +41,28 @@ from tests.harness.workspace import SEED_MATRIX, clocked_fake, seed_document
 REVIEW_AT = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)  # Monday 09:00 New York, ISO week 2026-W50
 REVIEW_KEY = "review:2026-W50"
 REVIEWS = "C0REVIEWS"
-SCALE = 30.0  # 1 real second = 30 simulated seconds
-WAIT_S = 30.0  # bound on every wait for the subprocess
 
 
 # ---------------------------------------------------------------------------- waiting, reading
 def wait_until(predicate: object, what: str) -> None:
+    """Until `predicate()` holds; the deadline only matters when something is really broken."""
     assert callable(predicate)
-    deadline = time.monotonic() + WAIT_S
+    deadline = time.monotonic() + PATIENCE_S
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
 
 def meta(db: Path, key: str) -> str | None:
-    with closing(sqlite3.connect(db, timeout=10)) as conn:
+    with closing(sqlite3.connect(db, timeout=60)) as conn:
         found = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return None if found is None else str(found[0])
+
+
+def planned_at(db: Path) -> datetime | None:
+    """When the process last ran the rhythm planner (it records that once a minute)."""
+    found = meta(db, "rhythm_last_planned")
+    return None if found is None else datetime.fromisoformat(found)
 
 
 def review_row(db: Path) -> dict[str, object] | None:
@@ -69,41 +73,38 @@ def review_row(db: Path) -> dict[str, object] | None:
 def test_kill_before_and_in_the_middle_of_a_review_post_gives_exactly_one(
     tmp_path: Path,
 ) -> None:
-    sim_start = REVIEW_AT - timedelta(minutes=3)  # Monday 08:57 New York, 6 s real before
-    anchor = time.time()
-    clock = SimClock(sim_start, scale=SCALE, anchor=anchor)
-    # The fake stamps `ts` from the bot's simulated clock (so metadata lookups by time agree).
+    # Simulated time the test steers, shared with the fake (its `ts`) and every process.
+    clock = SharedClock(tmp_path / "clock.json", REVIEW_AT - timedelta(minutes=3))
     with clocked_fake(clock) as fake:
         build_workspace(fake, seed_document())
-        env = sim_time_env(sim_start, anchor=anchor, scale=SCALE)
-        env["SLA_BOT_SLACK_TIMEOUT"] = "30"  # a hung post is still in flight when we kill
+        env = clock.env() | {"SLA_BOT_SLACK_TIMEOUT": "30"}  # a hung post is in flight when killed
         serve = ServeProcess(fake, tmp_path / "bot.db", env=env, log=tmp_path / "serve.log")
         try:
-            # 1. Up before the review instant; it plans (nothing is due yet), then dies.
+            # 1. Up at 08:57; it plans (nothing is due yet), then dies.
             serve.start()
-            wait_until(lambda: meta(serve.db, "rhythm_last_planned") is not None, "a planning run")
+            wait_until(lambda: planned_at(serve.db) is not None, "a planning run")
             serve.kill()
-            last_planned = datetime.fromisoformat(str(meta(serve.db, "rhythm_last_planned")))
-            assert last_planned < REVIEW_AT, "the first process must die before 09:00"
+            assert planned_at(serve.db) == REVIEW_AT - timedelta(minutes=3)
             assert fake.posts_with_metadata_key(REVIEW_KEY) == []
             # 2. Down across 09:00. On restart the review is due (within the grace): Slack
             #    commits the post but never answers; the process is killed mid-send.
-            wait_until(lambda: clock.now() > REVIEW_AT + timedelta(seconds=30), "09:00:30")
-            hang = fake.ambiguous_send(channel=REVIEWS, hang=WAIT_S)
+            clock.set(REVIEW_AT + timedelta(seconds=30))
+            hang = fake.ambiguous_send(channel=REVIEWS, hang=PATIENCE_S)
             serve.start()
             wait_until(lambda: fake.posts_with_metadata_key(REVIEW_KEY), "the committed post")
             serve.kill()
             assert hang.fired == 1
             assert review_row(serve.db)["status"] == "sending"  # type: ignore[index]
-            # 3. Restart: once the dead process's claim lapses, the row is found in Slack by
+            # 3. Restart and let the dead process's claim lapse: the row is found in Slack by
             #    its metadata key and marked sent — not posted again.
             serve.start()
+            clock.advance(LEASE + timedelta(seconds=1))
             wait_until(lambda: (review_row(serve.db) or {}).get("status") == "sent", "sent")
-            # 4. One more crash and restart after it was sent changes nothing.
+            # 4. One more crash and restart after it was sent changes nothing, a minute on.
             serve.kill()
             serve.start()
-            resumed = clock.now()
-            wait_until(lambda: clock.now() > resumed + timedelta(minutes=1), "a minute more")
+            resumed = clock.advance(timedelta(minutes=1))
+            wait_until(lambda: (planned_at(serve.db) or resumed) >= resumed, "a minute more")
         finally:
             serve.stop()
         posts = fake.posts_with_metadata_key(REVIEW_KEY)
@@ -199,7 +200,7 @@ def planner(db: Path, fake: FakeSlack, clock: ManualClock) -> tuple[Store, Rhyth
         followups=Followups(store),
         drills=Drills(store),
         matrix=matrix,
-        client=WebClient(token=fake.token, base_url=fake.url, timeout=5),
+        client=WebClient(token=fake.token, base_url=fake.url, timeout=int(PATIENCE_S)),
         clock=clock,
     )
     return store, rhythm
@@ -256,7 +257,7 @@ def test_r10_one_review_per_iso_week_and_one_drill_per_month_over_104_weeks(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=120)
+            thread.join(timeout=PATIENCE_S * 5)
         assert not any(t.is_alive() for t in threads), "a planner did not finish"
         assert errors == []
         # A third process starting afterwards (e.g. a deploy) adds nothing.

@@ -569,7 +569,7 @@ def test_resolving_a_live_incident_asks_for_follow_ups_and_the_modal_records_one
         request = requests[0]
         (action_id, value, label), *_ = buttons(request.blocks)
         press(bot, action_id, value, channel=INCIDENTS, message_ts=request.ts)
-        modal = fake.wait_for(lambda: fake.modals(), timeout=5, what="the follow-up modal")[0]
+        modal = fake.wait_for(lambda: fake.modals(), what="the follow-up modal")[0]
         values = {
             "action": {"text": {"type": "plain_text_input", "value": "Alert on p95 > 2 s"}},
             "owner": {"user": {"type": "users_select", "selected_user": "U0AMERINF1"}},
@@ -702,7 +702,7 @@ def test_slack_rebaseline_shows_the_diff_and_only_an_admin_can_adopt_it(tmp_path
         press(bot, action_id, value, user=USER, channel=INCIDENTS)  # a non-admin presses Adopt
         version_after_refusal = bot.runtime.matrix.active().version
         press(bot, action_id, value, user=ADMIN, channel=INCIDENTS)
-        fake.wait_for(lambda: len(fake.responses()) >= 2, timeout=5, what="both replies")
+        fake.wait_for(lambda: len(fake.responses()) >= 2, what="both replies")
         active = bot.runtime.matrix.active()
         adopted = bot.runtime.store.db.execute(
             "SELECT version, adopted_by, reason FROM matrix_versions ORDER BY version"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.fakeslack import PATIENCE_S
 from matrix_engine.incidents import Action, Status
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
 from storage.db import BUSY_TIMEOUT_MS, Store
@@ -84,7 +85,7 @@ def test_every_thread_gets_its_own_connection_with_durable_pragmas(store: Store)
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=PATIENCE_S)
     probe("main")
     assert len(seen) == 7 and len(connections) == 7
     assert set(seen.values()) == {("wal", 2, BUSY_TIMEOUT_MS, 1)}
@@ -103,7 +104,7 @@ def test_migrations_apply_once_when_two_stores_open_together(tmp_path: Path) -> 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=PATIENCE_S)
     assert errors == []
     conn = sqlite3.connect(tmp_path / "shared.db")
     applied = conn.execute("SELECT name FROM _sqlite_migrations").fetchall()
@@ -182,14 +183,14 @@ def test_replays_racing_on_threads_open_one_incident(store: Store) -> None:
     barrier = threading.Barrier(8)
 
     def replay() -> None:
-        barrier.wait(timeout=10)
+        barrier.wait(timeout=PATIENCE_S)
         results.append(declare(incidents, "model-outage", trigger_id="same-trigger"))
 
     threads = [threading.Thread(target=replay) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=PATIENCE_S)
     assert sorted(r.created for r in results) == [False] * 7 + [True]
     assert {r.incident.id for r in results} == {1}
 
@@ -277,7 +278,7 @@ def test_concurrent_claimers_never_share_a_row(tmp_path: Path, stores: int) -> N
     barrier = threading.Barrier(4)
 
     def claimer(outbox: Outbox) -> None:
-        barrier.wait(timeout=10)
+        barrier.wait(timeout=PATIENCE_S)
         for _ in range(1000):
             batch = outbox.claim_due(now=T0, limit=7)
             if not batch:
@@ -289,7 +290,7 @@ def test_concurrent_claimers_never_share_a_row(tmp_path: Path, stores: int) -> N
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=PATIENCE_S)
     assert len(claimed) == 600 and len(set(claimed)) == 600
     for store in opened:
         store.close()
@@ -298,7 +299,7 @@ def test_concurrent_claimers_never_share_a_row(tmp_path: Path, stores: int) -> N
 # ---------------------------------------------------------------- D1: kill -9 during declarations
 def _declarations_are_whole(db: Path) -> tuple[str, int, list[str]]:
     """integrity_check, number of incidents, and every incident whose plan is incomplete."""
-    conn = sqlite3.connect(db, timeout=30)
+    conn = sqlite3.connect(db, timeout=60)
     try:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         expected = {
@@ -358,7 +359,7 @@ def test_d1_kill_9_during_acknowledgements_never_loses_the_card_refresh(tmp_path
     for _ in range(kills):
         with killed_child("act-loop", db):
             time.sleep(rng.uniform(0.0, 0.3))
-    conn = sqlite3.connect(db, timeout=30)
+    conn = sqlite3.connect(db, timeout=60)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         acknowledged = conn.execute("SELECT COUNT(*) FROM incidents WHERE state != 'open'")

@@ -19,7 +19,9 @@ from tests.harness.workspace import INCIDENTS, USER
 from tests.signing import FORM, JSON, sign, slash_command_body
 
 LOOPBACK = "127.0.0.1"
-REQUEST_TIMEOUT_S = 10.0
+REQUEST_TIMEOUT_S = 60.0
+# How long a stopping server may take; only a server that is really stuck takes this long.
+STOP_DEADLINE_S = 120.0
 # What the front door answers a request that is not a fresh, correctly signed Slack request.
 UNAUTHORIZED_BODY = b'{"error": "invalid request"}'
 _TRIGGERS = itertools.count(1)
@@ -48,16 +50,22 @@ def serving_wsgi(app: Callable[..., Any], *, threads: int = 8) -> Iterator[int]:
 
 
 def _stop_waitress(server: Any, thread: threading.Thread) -> None:
-    """Close the listening socket and every connection from inside waitress's own loop (closing
-    them from another thread races its select), so the loop ends; then stop its workers."""
+    """Stop in the order that leaves no thread using a closed socket: let the workers finish the
+    requests they hold, then close the listening socket and every connection from inside
+    waitress's own loop (closing them from another thread races its select), and wait until the
+    loop has really ended. A loop left running would go on polling file descriptors that later
+    tests reuse, so every wait is long and a loop that does not end fails the test."""
+
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_DEADLINE_S)
 
     def close_all() -> None:
         for channel in list(server._map.values()):
             channel.close()
 
     server.trigger.pull_trigger(close_all)
-    thread.join(timeout=5)
-    server.task_dispatcher.shutdown(timeout=5)
+    thread.join(timeout=STOP_DEADLINE_S)
+    if thread.is_alive():
+        raise AssertionError(f"waitress's loop did not end within {STOP_DEADLINE_S:.0f} s")
 
 
 # ---------------------------------------------------------------------------- client

@@ -23,7 +23,13 @@ import pytest
 
 from bot.fakeslack import FakeSlack
 from tests.harness.loopback import LOOPBACK, CommandsMixin, HttpReply, SignedClient, free_port
-from tests.harness.workspace import SEED_MATRIX, SIGNING_SECRET, SLA_BOT, add_matrix_channels
+from tests.harness.workspace import (
+    SEED_MATRIX,
+    SIGNING_SECRET,
+    SLA_BOT,
+    SLACK_TIMEOUT_S,
+    add_matrix_channels,
+)
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -94,15 +100,16 @@ class ServeProcess(CommandsMixin):
         return self.log or self.db.with_suffix(".log")
 
     def environment(self) -> dict[str, str]:
-        return clean_environment(
-            SLACK_BOT_TOKEN=self.fake.token,
-            SLACK_SIGNING_SECRET=self.secret,
-            SLACK_API_URL=self.fake.url,
-            SLA_BOT_DB=str(self.db),
-            SLA_BOT_MATRIX=str(SEED_MATRIX),
-            PORT=str(self.port),
-            **self.env,
-        )
+        settings = {
+            "SLACK_BOT_TOKEN": self.fake.token,
+            "SLACK_SIGNING_SECRET": self.secret,
+            "SLACK_API_URL": self.fake.url,
+            "SLA_BOT_DB": str(self.db),
+            "SLA_BOT_MATRIX": str(SEED_MATRIX),
+            "PORT": str(self.port),
+            "SLA_BOT_SLACK_TIMEOUT": str(SLACK_TIMEOUT_S),
+        }
+        return clean_environment(**(settings | self.env))
 
     # ---------------------------------------------------------------- life cycle
     def start(self, *, wait: bool = True) -> None:
@@ -182,7 +189,7 @@ class ServeProcess(CommandsMixin):
 
     def incident_count(self) -> int:
         """Incidents in the process's database (read over a separate SQLite connection)."""
-        with closing(sqlite3.connect(self.db, timeout=5)) as db:
+        with closing(sqlite3.connect(self.db, timeout=60)) as db:
             return int(db.execute("SELECT count(*) FROM incidents").fetchone()[0])
 
 

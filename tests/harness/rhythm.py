@@ -185,7 +185,7 @@ def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 # ---------------------------------------------------------------------------- reading results
 def outbox(db: Path, where: str = "1 = 1", params: Iterable[Any] = ()) -> list[dict[str, Any]]:
     """Outbox rows over a separate SQLite connection (what another process would see)."""
-    with closing(sqlite3.connect(db, timeout=10)) as conn:
+    with closing(sqlite3.connect(db, timeout=60)) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute(f"SELECT * FROM outbox WHERE {where} ORDER BY id", list(params))
         return [dict(r) for r in rows.fetchall()]

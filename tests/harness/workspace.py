@@ -84,6 +84,10 @@ def add_matrix_channels(fake: FakeSlack, matrix: Path = SEED_MATRIX) -> None:
 
 
 # ---------------------------------------------------------------------------- settings
+# How long the bot under test waits for the fake Slack before calling a post ambiguous.
+SLACK_TIMEOUT_S = 60.0
+
+
 def bot_settings(*, db: Path, fake: FakeSlack | None = None, **overrides: Any) -> Settings:
     """Settings as `sla-bot serve` reads them (no `.env` file), with `fake` as Slack, the seed
     matrix and the test signing secret; `overrides` win."""
@@ -91,6 +95,8 @@ def bot_settings(*, db: Path, fake: FakeSlack | None = None, **overrides: Any) -
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLA_BOT_DB": db,
         "SLA_BOT_MATRIX": SEED_MATRIX,
+        # A busy machine may take seconds to answer; a test that wants a timeout sets its own.
+        "SLA_BOT_SLACK_TIMEOUT": SLACK_TIMEOUT_S,
     }
     if fake is not None:
         values |= {"SLACK_BOT_TOKEN": fake.token, "SLACK_API_URL": fake.url}
