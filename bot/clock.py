@@ -55,6 +55,10 @@ class SimClock:
         return simulated.total_seconds() / self._scale
 
 
+# How soon a process on a held clock looks again for time to have moved.
+HELD_POLL_S = 0.05
+
+
 class ClockFileError(Exception):
     def __init__(self, path: Path, problem: str) -> None:
         self.path = path
@@ -125,5 +129,6 @@ class FileClock:
         return self.setting().now()
 
     def real_seconds(self, simulated: timedelta) -> float:
+        """With time held, nobody knows when it will move again: look again shortly."""
         scale = self.setting().scale
-        return math.inf if scale == 0 else simulated.total_seconds() / scale
+        return HELD_POLL_S if scale == 0 else simulated.total_seconds() / scale
