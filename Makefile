@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench lock clean
+.PHONY: run test lint typecheck unit bench soak chaos stress-test lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ unit: $(STAMP)
 ## make bench: benchmark scripts (figures go in README and notes)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+## make soak: the 24-hour L5 soak in real (scaled) time, RSS and lateness figures
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
+
+## make chaos: R1 with 100 SIGKILLs at random moments (the suite runs 5)
+chaos: $(STAMP)
+	DURABILITY_KILLS=100 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_durability.py -k r1
+
+## make stress-test: `make test` 3 times in a row beside 2 CPU-bound processes
+stress-test: $(STAMP)
+	$(BIN)/python -m benchmarks.stress_test
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Pinned, tested set of runtime + dev dependencies. Regenerate with `make lock`.' > requirements.lock
