@@ -5,7 +5,8 @@ for the crash and concurrency tests:
     python -m tests.harness.children act-loop DB         (D1: declare + acknowledge, killed)
     python -m tests.harness.children admin-writer DB S   (D2: admin writes for S seconds)
 
-The loops print ``ready`` once they are about to write. The admin writer prints one JSON object:
+The loops print ``ready`` once they are about to write, then a line per committed declaration
+(or acknowledgement), so a test can kill them mid-loop whatever the machine's speed. The admin writer prints one JSON object:
 how many writes, their latencies in ms (each a whole `BEGIN IMMEDIATE` transaction, waiting for
 the lock included) and any error messages.
 """
@@ -86,6 +87,7 @@ def declare_loop(db: Path) -> None:
             plan=planner(row, matrix.calendar),
         )
         n += 1
+        print(f"declared {n}", flush=True)
 
 
 def act_loop(db: Path) -> None:
@@ -108,6 +110,7 @@ def act_loop(db: Path) -> None:
         )
         assert isinstance(result, Declared)
         runtime.service.act(Action.ACK, ref=result.incident.ref, actor=Actor(ADMINS[0], INCIDENTS))
+        print(f"acknowledged {result.incident.ref}", flush=True)
 
 
 def admin_writer(db: Path, seconds: float) -> dict[str, object]:
