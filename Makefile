@@ -36,9 +36,9 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
 
-## make chaos: R1 with 100 SIGKILLs at random moments (the suite runs 5)
+## make chaos: R1 with 100 SIGKILLs at random moments (the suite runs 10)
 chaos: $(STAMP)
-	DURABILITY_KILLS=100 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_durability.py -k r1
+	DURABILITY_KILLS=100 $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_durability.py -k test_r1_
 
 ## make stress-test: `make test` 3 times in a row beside 2 CPU-bound processes
 stress-test: $(STAMP)
