@@ -256,7 +256,7 @@ def test_the_worst_breaches_link_to_the_incident_cards(played: Bot) -> None:
     assert "customer update #2 · not done, 10.00 min late" in lines[0]
     assert "customer update · done, 10.00 min late" in lines[1]
     assert "first response · done, 5.00 min late" in lines[2]
-    client = WebClient(token=played.fake.token, base_url=played.fake.url, timeout=5)
+    client = WebClient(token=played.fake.token, base_url=played.fake.url, timeout=30)
     card = played.runtime.incidents.get(1)
     assert card.card_ts is not None
     permalink = client.chat_getPermalink(channel=card.channel, message_ts=card.card_ts)

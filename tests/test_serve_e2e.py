@@ -27,7 +27,7 @@ ROW_FIELDS = {
     "Executive notify": "No",
     "Customer update window": "Within 90 min if user impact sustained",
 }
-EXIT_TIMEOUT_S = 30
+EXIT_TIMEOUT_S = 120
 
 
 def fields_of(blocks: list[dict[str, Any]]) -> dict[str, str]:

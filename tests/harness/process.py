@@ -31,8 +31,8 @@ from tests.harness.workspace import (
     add_matrix_channels,
 )
 
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 15.0
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
@@ -55,7 +55,7 @@ def sim_time_env(start: datetime, *, anchor: float, scale: float | None = None) 
 
 
 def sla_bot(
-    *args: str, cwd: Path, timeout: float = 60.0, input: str | None = None, **env: str
+    *args: str, cwd: Path, timeout: float = 120.0, input: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run the `sla-bot` CLI to completion in `cwd` with a clean environment plus `env`; its
     output is captured as text (stdin is `input`, or nothing)."""
