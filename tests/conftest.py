@@ -5,11 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 from slack_sdk import WebClient
 
 from bot.fakeslack import FakeSlack
 from tests.harness.app import bot_app, bot_app_factory  # noqa: F401 (fixtures)
 from tests.harness.process import bot_process  # noqa: F401 (a fixture)
+
+# Every property test, whatever its own settings: no per-example deadline and no health check
+# about slow data generation, since both measure how busy the machine is, not the code.
+settings.register_profile(
+    "suite",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("suite")
 
 
 @pytest.fixture
