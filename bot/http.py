@@ -1,8 +1,8 @@
 """The HTTP front door (WSGI): `POST /slack/events`, `GET /healthz`, `GET /metrics`.
 
 Every Slack request is verified here, before Bolt sees it: malformed signature headers (empty,
-non-numeric, float or enormous timestamps, non-ASCII signatures) get 401 instead of the 500 stock
-Bolt gives, and a failed verification is never logged with its body.
+non-numeric, float or enormous timestamps, non-ASCII signatures) and bodies that are not UTF-8 get
+401 instead of the 500 stock Bolt gives, and a failed verification is never logged with its body.
 """
 
 from __future__ import annotations
@@ -41,7 +41,11 @@ def signature_is_valid(verifier: SignatureVerifier, body: bytes, headers: dict[s
     signature = headers.get("x-slack-signature", "")
     if not (_TIMESTAMP.fullmatch(timestamp) and _SIGNATURE.fullmatch(signature)):
         return False
-    return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+    try:  # slack_sdk decodes the body to sign it; Slack only ever sends UTF-8
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return verifier.is_valid(body=text, timestamp=timestamp, signature=signature)
 
 
 def dedupe_key(body: str, content_type: str) -> str | None:
@@ -112,10 +116,7 @@ class SlackHttpApp:
         if not signature_is_valid(self._verifier, raw, headers):
             log.warning("rejected a Slack request with an invalid or stale signature")
             return Reply(401, b'{"error": "invalid request"}')
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return Reply(400, b'{"error": "body is not UTF-8"}')
+        body = raw.decode("utf-8")  # checked by signature_is_valid
         # Events are redelivered by Slack with the same event_id; commands and actions only carry a
         # trigger_id, checked when Slack says this is a redelivery. Lookups never touch the disk
         # (nor parse the body twice).
