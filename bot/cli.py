@@ -13,6 +13,7 @@ import typer
 
 from bot.cli_ops import add_ops_commands
 from bot.cli_rhythm import add_rhythm_commands
+from bot.matrix_source import read_matrix_text
 from bot.settings import Settings, SettingsError, load_settings
 from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
 from matrix_engine.generator import generate_matrix
@@ -65,20 +66,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def read_text(path: Path) -> str:
-    from bot.matrix_source import MAX_FILE_BYTES
-
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        fail(f"{path}: cannot read: {exc.strerror}")
-    if len(raw) > MAX_FILE_BYTES:
-        fail(
-            f"{path}: error: the file is {len(raw):,} bytes; a matrix file is at most {MAX_FILE_BYTES:,}"
-        )
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        fail(f"{path}: error: the file is not UTF-8 text")
+        return read_matrix_text(path)
+    except MatrixInvalid as exc:
+        fail("\n".join(p.format(str(path)) for p in exc.problems))
 
 
 def load_matrix(path: Path) -> Matrix:

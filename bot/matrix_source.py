@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.clock import Clock
-from matrix_engine.errors import MatrixInvalid
+from matrix_engine.errors import MatrixInvalid, Problem
 from matrix_engine.loading import load_matrix_text
 from matrix_engine.models import Matrix
 from storage.versions import Versions
@@ -22,20 +23,32 @@ class ActiveMatrix:
     text: str
 
 
+def read_matrix_text(path: Path) -> str:
+    """A matrix file's text, read without ever holding more than the size limit in memory (a
+    symlink to /dev/zero stops there); MatrixInvalid, naming the file, if it is unreadable,
+    larger than `MAX_FILE_BYTES` or not UTF-8. A file over the limit is refused, never cut."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+            size = os.fstat(file.fileno()).st_size
+    except OSError as exc:
+        raise _unreadable(path, f"cannot read the file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        what = f"{size:,} bytes" if size > MAX_FILE_BYTES else f"more than {MAX_FILE_BYTES:,} bytes"
+        raise _unreadable(path, f"the file is {what}; a matrix file is at most {MAX_FILE_BYTES:,}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _unreadable(path, "the file is not UTF-8 text") from None
+
+
+def _unreadable(path: Path, message: str) -> MatrixInvalid:
+    return MatrixInvalid([Problem("", message)], source=str(path))
+
+
 def read_matrix_file(path: Path) -> tuple[str, Matrix]:
     """Read and validate a matrix file; MatrixInvalid (with file, field and line) if it is not."""
-    from matrix_engine.errors import Problem
-
-    try:
-        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
-    except OSError as exc:
-        raise MatrixInvalid(
-            [Problem("", f"cannot read the file: {exc.strerror}")], source=str(path)
-        ) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MatrixInvalid([Problem("", "the file is not UTF-8 text")], source=str(path)) from None
+    text = read_matrix_text(path)
     return text, load_matrix_text(text, source=str(path))
 
 

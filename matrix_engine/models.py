@@ -15,6 +15,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any
 
+import holidays
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +25,7 @@ from pydantic import (
     PlainSerializer,
     StrictBool,
     StringConstraints,
+    model_validator,
 )
 
 from matrix_engine.durations import Duration
@@ -236,14 +238,47 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 WORKWEEK = (Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI)
 
 
+def _known_country(code: str) -> str:
+    """A country the `holidays` package has public holidays for (business time needs them)."""
+    if code not in holidays.list_supported_countries():
+        raise ValueError(
+            f"{code!r} is not a country the holidays package knows public holidays for "
+            "(ISO 3166 codes such as 'US', 'DE', 'GB')"
+        )
+    return code
+
+
+HolidayCountry = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{2,3}$"), AfterValidator(_known_country)
+]
+
+
 class Calendar(Frozen):
-    """Where business time is counted: time zone, working hours and days, public holidays."""
+    """Where business time is counted: time zone, working hours and days, public holidays.
+
+    A calendar needs at least one working day, and its holidays must be a country (and
+    subdivision) the `holidays` package knows: "1 business day" is counted in it."""
 
     timezone: TimeZoneName
     working_hours: HoursField = Field(default_factory=lambda: LocalHours.parse("09:00-17:00"))
-    working_days: tuple[Weekday, ...] = WORKWEEK
-    holidays: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}$")] | None = None
+    working_days: tuple[Weekday, ...] = Field(default=WORKWEEK, min_length=1)
+    holidays: HolidayCountry | None = None
     holiday_subdivision: str | None = None
+
+    @model_validator(mode="after")
+    def _known_subdivision(self) -> Calendar:
+        if self.holidays is None or self.holiday_subdivision is None:
+            return self
+        try:
+            holidays.country_holidays(self.holidays, subdiv=self.holiday_subdivision)
+        except NotImplementedError:
+            known = holidays.list_supported_countries()[self.holidays]
+            listed = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+            raise ValueError(
+                f"holiday_subdivision {self.holiday_subdivision!r} is not a subdivision of "
+                f"{self.holidays}" + (f" (known: {listed})" if known else " (it has none)")
+            ) from None
+        return self
 
 
 class Channels(Frozen):

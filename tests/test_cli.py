@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import resource
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from matrix_engine.models import Impact, Interactions, OnCall, Review, Tier
 from tests.harness import process
-from tests.harness.workspace import ROOT
+from tests.harness.workspace import ROOT, SLA_BOT
 
 BAD = sorted((ROOT / "tests" / "data" / "bad_matrices").glob("*.yaml"))
 runner = CliRunner()
@@ -145,3 +146,94 @@ def test_generate_rejects_an_unknown_choice() -> None:
     assert result.returncode != 0
     assert "platinum" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- issue 11: files over the cap
+def _limited_memory() -> None:
+    """A child that reads /dev/zero to the end dies of MemoryError here, not after 10 GB."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def test_validate_of_a_symlink_to_dev_zero_stops_at_the_size_cap(tmp_path: Path) -> None:
+    link = tmp_path / "matrix.yaml"
+    link.symlink_to("/dev/zero")
+
+    result = subprocess.run(
+        [str(SLA_BOT), "validate", str(link)],
+        env=process.clean_environment(),
+        cwd=tmp_path,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=120,
+        preexec_fn=_limited_memory,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"{link}: error: the file is more than 1,000,000 bytes; a matrix file is at most 1,000,000"
+    )
+
+
+def test_serve_refuses_a_matrix_over_one_megabyte_instead_of_cutting_it(tmp_path: Path) -> None:
+    big = tmp_path / "matrix.yaml"
+    seed = (ROOT / "manifests" / "matrix.yaml").read_text(encoding="utf-8")
+    big.write_text(seed + "\n# padding\n" + ("# " + "x" * 98 + "\n") * 11_000, encoding="utf-8")
+    size = big.stat().st_size
+
+    result = process.sla_bot(
+        "serve",
+        cwd=tmp_path,
+        SLACK_BOT_TOKEN="xoxb-test-0000",
+        SLACK_SIGNING_SECRET="test-signing-secret",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        SLA_BOT_MATRIX=str(big),
+        SLA_BOT_DB=str(tmp_path / "bot.db"),
+    )
+
+    assert result.returncode == 1
+    assert (
+        f"{big}: error: the file is {size:,} bytes; a matrix file is at most 1,000,000"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "replacement", "expected"),
+    [
+        (
+            "  holidays: US\n",
+            "  holidays: XX\n",
+            "calendar.holidays: 'XX' is not a country the holidays package knows",
+        ),
+        (
+            "  working_days: [mon, tue, wed, thu, fri]\n",
+            "  working_days: []\n",
+            "calendar.working_days: needs at least 1 entry",
+        ),
+    ],
+    ids=["holidays-XX", "no-working-days"],
+)
+def test_validate_and_serve_refuse_a_calendar_business_days_cannot_be_counted_in(
+    tmp_path: Path, line: str, replacement: str, expected: str
+) -> None:
+    seed = (ROOT / "manifests" / "matrix.yaml").read_text(encoding="utf-8")
+    assert line in seed
+    path = tmp_path / "matrix.yaml"
+    path.write_text(seed.replace(line, replacement), encoding="utf-8")
+
+    checked = sla_bot("validate", str(path))
+    served = process.sla_bot(
+        "serve",
+        cwd=tmp_path,
+        SLACK_BOT_TOKEN="xoxb-test-0000",
+        SLACK_SIGNING_SECRET="test-signing-secret",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+        SLA_BOT_MATRIX=str(path),
+        SLA_BOT_DB=str(tmp_path / "bot.db"),
+    )
+
+    assert checked.returncode == 1 and expected in checked.stderr
+    assert served.returncode == 1 and expected in served.stderr
+    assert "Traceback" not in checked.stderr + served.stderr
