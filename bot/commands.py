@@ -5,17 +5,18 @@ list                          ListAll     the whole matrix
 who <type>                    Who         owner lookup: on call now, hand-off, escalation
 help | (empty)                Help
 declare <type> [summary]      Declare     open an incident (§6)
-ack|mitigate|resolve [id]     Transition
-update [id] <text>            Update      log a customer update
+ack|mitigate|resolve [id]     Transition  the id is checked by the service, never guessed
+update [id] <text>            Update      a first word `INC-…` is the id, else it is text
 status [id]                   Status
 report [period]               Report      SLA figures for a period (§8)
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from matrix_engine.incidents import looks_like_incident_ref
 
 MAX_TEXT = 3000
 
@@ -149,8 +150,6 @@ SUBCOMMANDS: dict[str, str] = {
     "help": "this help",
 }
 
-_INCIDENT_ID = re.compile(r"(?i)inc-\d+")
-
 
 def parse_command(text: str) -> Command:
     """Turn the free text after the slash command into a Command."""
@@ -175,15 +174,15 @@ def parse_command(text: str) -> Command:
             return Invalid("Which incident type? e.g. `declare latency-spike p95 above 2 s`")
         return Declare(rest[0], _after_words(text, 2))
     if head in {a.value for a in Action}:
-        return Transition(Action(head), _incident_ref(rest))
+        return _one_ref(head, rest) or Transition(Action(head), rest[0] if rest else None)
     if head == "update":
-        ref = _incident_ref(rest[:1])
+        ref = rest[0] if rest and looks_like_incident_ref(rest[0]) else None
         body = _after_words(text, 2 if ref else 1)
         return (
             Update(ref, body) if body else Invalid("What did you tell customers? `update <text>`")
         )
     if head == "status":
-        return Status(_incident_ref(rest))
+        return _one_ref(head, rest) or Status(rest[0] if rest else None)
     if head == "review":
         return Review()
     if head == "drill":
@@ -216,10 +215,16 @@ def _rebaseline(rest: list[str], text: str) -> Command:
     return Rebaseline(RebaselineReason(rest[0].lower()), note)
 
 
-def _incident_ref(words: list[str]) -> str | None:
-    if words and _INCIDENT_ID.fullmatch(words[0]):
-        return words[0].upper()
-    return None
+def _one_ref(verb: str, rest: list[str]) -> Invalid | None:
+    """`ack`, `resolve`, `status` … take at most one word, the incident id (checked later)."""
+    if len(rest) <= 1:
+        return None
+    typed = " ".join(rest)
+    shown = typed if len(typed) <= 60 else typed[:59] + "…"
+    return Invalid(
+        f"`{verb}` takes one incident id, e.g. `{verb} INC-12`; `{shown}` is more than that. "
+        "Nothing was changed."
+    )
 
 
 def _after_words(text: str, count: int) -> str:

@@ -3,6 +3,7 @@ follow-ups and re-baselining the matrix (§7)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from matrix_engine.localtime import local_date, zone
 from storage.followups import Drills, Followups
 from storage.incidents import Declared, Incidents
 from storage.versions import Versions, digest
+
+# `#12` or `12`: ASCII digits (a number too large to exist is still a number).
+_FOLLOWUP_ID = re.compile(r"#?0*([1-9][0-9]{0,39})")
 
 
 class NotAdmin(Exception):
@@ -115,14 +119,14 @@ class Operations:
         return stored
 
     def done_followup(self, args: str, *, actor: Actor) -> Followup:
-        word = args.strip().lstrip("#")
-        if not word.isdigit():
+        match = _FOLLOWUP_ID.fullmatch(args.strip())
+        if match is None:
             raise FollowupProblem(
                 "Which follow-up? `followup done <followup-id>` (see `followup list`)."
             )
-        done = self._followups.done(int(word), by=actor.user_id, at=self._clock.now())
+        done = self._followups.done(int(match[1]), by=actor.user_id, at=self._clock.now())
         if done is None:
-            raise FollowupProblem(f"No open follow-up #{word}.")
+            raise FollowupProblem(f"No open follow-up #{match[1]}.")
         return done
 
     def open_followups(self) -> list[Followup]:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from bot.clock import Clock
 from bot.matrix_source import MatrixSource
-from matrix_engine.incidents import Action, Incident, Status, may_act
+from matrix_engine.incidents import Action, Incident, Status, incident_number, may_act
 from matrix_engine.lookup import find_row
 from matrix_engine.models import IncidentRow
 from matrix_engine.scorecard import score_drill
@@ -52,6 +52,32 @@ class WhichIncident(Exception):
         else:
             message = "No open incident in this channel. Name one, e.g. `ack INC-12`."
         super().__init__(message)
+
+
+class NoSuchIncident(IncidentNotFound):
+    """An incident id that names no incident (or is no id at all): nothing is changed, and the
+    message lists the closest open incidents, this channel's first."""
+
+    def __init__(self, ref: str, *, number: int | None, nearby: list[Incident], here: str) -> None:
+        shown = ref if len(ref) <= 40 else ref[:39] + "…"
+        if number is None:
+            message = f"`{shown}` is not an incident id (they look like INC-12)"
+        else:
+            digits = str(number)
+            shown_number = digits if len(digits) <= 24 else digits[:23] + "…"
+            message = f"There is no incident INC-{shown_number}"
+        super().__init__(ref, f"{message}; nothing was changed. {_open_list(nearby, here)}")
+        self.nearby = nearby
+
+
+def _open_list(incidents: list[Incident], here: str) -> str:
+    if not incidents:
+        return "No incident is open."
+    refs = ", ".join(
+        f"{i.ref} (`{i.row.id}`{', in this channel' if i.channel == here else ''})"
+        for i in incidents
+    )
+    return f"Open incidents closest to it: {refs}."
 
 
 @dataclass(frozen=True)
@@ -137,16 +163,30 @@ class IncidentService:
         return channel_id if channel_id[:1] in ("C", "G") else channels.incidents
 
     def find(self, ref: str | None, *, channel_id: str) -> Incident:
-        """The incident `ref` names, or the only open one in the channel."""
+        """The incident `ref` names (`INC-12`, `12`), or the only open one in the channel when
+        no ref is given. A ref that names no incident raises NoSuchIncident: it is never
+        guessed, so a typo cannot act on another incident."""
         if ref is not None:
-            number = ref.upper().removeprefix("INC-")
-            if not number.isdigit():
-                raise IncidentNotFound(ref)
-            return self._incidents.get(int(number))
+            number = incident_number(ref)
+            try:
+                if number is not None:
+                    return self._incidents.get(number)
+            except IncidentNotFound:
+                pass
+            raise NoSuchIncident(
+                ref, number=number, nearby=self._nearby(number, channel_id), here=channel_id
+            )
         open_here = self._incidents.open_incidents(channel=channel_id)
         if len(open_here) != 1:
             raise WhichIncident(open_here)
         return open_here[0]
+
+    def _nearby(self, number: int | None, channel_id: str, *, limit: int = 3) -> list[Incident]:
+        """Open incidents closest to what was typed: this channel's first, then by number."""
+        candidates = self._incidents.open_incidents()
+        target = number if number is not None else max((i.id for i in candidates), default=0)
+        candidates.sort(key=lambda i: (i.channel != channel_id, abs(i.id - target), -i.id))
+        return candidates[:limit]
 
     def act(self, action: Action, *, ref: str | None, actor: Actor) -> Incident:
         """Acknowledge, mitigate or resolve, if `actor` may; the card and thread follow."""

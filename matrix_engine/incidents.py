@@ -9,6 +9,7 @@ contacts and admins. Everyone may declare and look up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -80,6 +81,22 @@ class Incident:
             resolved_at=self.resolved_at,
             last_update_at=self.last_update_at,
         )
+
+
+# `INC-12`, `inc-12` or `12`: ASCII digits only (a number too large to exist is still a number).
+_INCIDENT_REF = re.compile(r"(?:INC-)?0*([1-9][0-9]{0,39})", re.IGNORECASE)
+
+
+def incident_number(text: str) -> int | None:
+    """The incident number `text` names (`INC-12`, `inc-12`, `12`), or None if it is no id at
+    all (`foo`, `INC--1`, `INC-0`, `INC-1.5`, unicode digits, more than 40 digits)."""
+    match = _INCIDENT_REF.fullmatch(text.strip())
+    return int(match[1]) if match else None
+
+
+def looks_like_incident_ref(word: str) -> bool:
+    """A word meant as an incident id, well-formed or not (`INC-…`), rather than free text."""
+    return word[:4].upper() == "INC-"
 
 
 class TransitionRefused(Exception):

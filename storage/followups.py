@@ -56,6 +56,8 @@ class Followups:
 
     def done(self, followup_id: int, *, by: str, at: datetime) -> Followup | None:
         """Mark done; None if there is no such open follow-up."""
+        if not 0 < followup_id < 2**63:  # beyond SQLite's integers: no such row
+            return None
         with self._store.immediate() as db:
             cursor = db.execute(
                 "UPDATE followups SET done_at = ?, done_by = ? WHERE id = ? AND done_at IS NULL",
@@ -74,6 +76,8 @@ class Followups:
         return self.get(followup_id)
 
     def get(self, followup_id: int) -> Followup | None:
+        if not 0 < followup_id < 2**63:
+            return None
         rows = list(self._store.db.table("followups").rows_where("id = ?", [followup_id]))
         return _decode(rows[0]) if rows else None
 

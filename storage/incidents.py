@@ -21,9 +21,9 @@ from storage.db import Store
 
 
 class IncidentNotFound(LookupError):
-    def __init__(self, ref: str) -> None:
+    def __init__(self, ref: str, message: str | None = None) -> None:
         self.ref = ref
-        super().__init__(f"No incident {ref}.")
+        super().__init__(message or f"No incident {ref}.")
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,8 @@ class Incidents:
         return self._get(self._store.db, incident_id)
 
     def _get(self, db: Any, incident_id: int) -> Incident:
+        if not 0 < incident_id < 2**63:  # beyond SQLite's integers: no such row
+            raise IncidentNotFound(f"INC-{incident_id}")
         found = db.execute("SELECT * FROM incidents WHERE id = ?", [incident_id]).fetchone()
         if found is None:
             raise IncidentNotFound(f"INC-{incident_id}")
