@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import BaseModel, Field
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot import commands as c
 from bot.blocks import (
     Message,
     escape,
+    fit_button_value,
     render_help,
     render_matrix,
     render_notice,
@@ -21,20 +22,20 @@ from bot.blocks import (
     to_message,
     when,
 )
+from bot.limits import REPORTS, REVIEWS, RateLimiter
 from bot.matrix_source import MatrixSource
-from bot.operations import FollowupProblem, NotAdmin, Operations
+from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
+from bot.operations import Operations
 from bot.report_blocks import render_period_problem, render_report
 from bot.reports import Reports
 from bot.rhythm_blocks import render_candidate, render_followups
 from bot.rhythm_posts import render_drill_proposal
-from bot.service import Actor, AlreadyOpen, IncidentService, NotAllowed, WhichIncident
+from bot.service import Actor, AlreadyOpen, IncidentService
 from matrix_engine.business_time import add_duration
-from matrix_engine.errors import LookupFailed, MatrixInvalid
-from matrix_engine.incidents import Action, Incident, TransitionRefused
+from matrix_engine.incidents import Action, Incident
 from matrix_engine.lookup import find_row
 from matrix_engine.models import Calendar
 from matrix_engine.periods import PeriodError
-from storage.incidents import IncidentNotFound
 
 DECLARE_ANYWAY = "declare_anyway"
 
@@ -64,12 +65,14 @@ class Answers:
         service: IncidentService,
         command_name: str,
         ops: Operations,
+        limits: RateLimiter,
         reports: Reports | None = None,
     ) -> None:
         self._matrix = matrix
         self._service = service
         self._command = command_name
         self._ops = ops
+        self._limits = limits
         self._reports = reports
 
     def _proposal(self) -> Message:
@@ -87,9 +90,10 @@ class Answers:
             f"{escape(incident.row.title)}) in <#{incident.channel}>. It is scored when resolved."
         )
 
-    def _followup(self, verb: str, args: str, actor: Actor, now: datetime) -> Message:
+    def _followup(self, verb: str, args: str, request: Request, now: datetime) -> Message:
+        actor = Actor(request.user_id, request.channel_id)
         if verb == "add":
-            f = self._ops.add_followup(args, actor=actor)
+            f = self._ops.add_followup(args, actor=actor, trigger_id=request.trigger_id)
             policy = " (needs a policy update)" if f.needs_policy_update else ""
             return render_notice(
                 f":clipboard: Follow-up #{f.id} for {f.incident_ref}: {escape(f.action)} — <@{f.owner}> by "
@@ -111,12 +115,8 @@ class Answers:
         parsed = c.parse_command(request.text)
         try:
             return self._answer(parsed, request, now)
-        except LookupFailed as exc:
-            return Answer([render_notice(f":grey_question: {escape(str(exc))}")])
-        except (NotAllowed, WhichIncident, IncidentNotFound, TransitionRefused, NotAdmin) as exc:
-            return Answer([render_notice(f":no_entry_sign: {escape(str(exc))}")])
-        except (FollowupProblem, MatrixInvalid) as exc:
-            return Answer([render_notice(f":grey_question: {escape(str(exc))[:2800]}")])
+        except MISTAKES as exc:
+            return Answer([render_notice(words_for(exc) or INTERNAL_ERROR)])
 
     def _answer(self, parsed: c.Command, request: Request, now: datetime) -> Answer:
         active = self._matrix.active()
@@ -138,13 +138,16 @@ class Answers:
                 incident = self._service.act(Action(action.value), ref=ref, actor=actor)
                 return Answer([render_notice(f"{incident.ref} is now *{incident.status.value}*.")])
             case c.Update(ref, text):
-                incident = self._service.log_update(ref=ref, text=text, actor=actor)
+                incident = self._service.log_update(
+                    ref=ref, text=text, actor=actor, trigger_id=request.trigger_id
+                )
                 return Answer([render_notice(f"Customer update logged for {incident.ref}.")])
             case c.Status(ref):
                 return Answer([self._status(ref, request.channel_id, now)])
             case c.Report(period_text):
-                return Answer([self._report(period_text, now)])
+                return Answer([self._report(period_text, actor, now)])
             case c.Review():
+                self._limits.take(REVIEWS, channel=actor.channel_id, user=actor.user_id)
                 channel = self._ops.review_now(actor)
                 return Answer(
                     [
@@ -163,7 +166,7 @@ class Answers:
                     [render_notice(self._drill_started(drill.incident, created=drill.created))]
                 )
             case c.FollowupCmd(verb, args):
-                return Answer([self._followup(verb, args, actor, now)])
+                return Answer([self._followup(verb, args, request, now)])
             case c.Rebaseline(reason, note):
                 return Answer([self._rebaseline(reason.value, note, actor)])
             case c.Invalid(message):
@@ -198,14 +201,15 @@ class Answers:
             ]
         )
 
-    def _report(self, period_text: str, now: datetime) -> Message:
+    def _report(self, period_text: str, actor: Actor, now: datetime) -> Message:
         if self._reports is None:
             return render_notice("Reports are not available in this bot.")
         try:
-            report = self._reports.for_text(period_text, now=now)
+            period = self._reports.period(period_text, now=now)
         except PeriodError as exc:
             return render_period_problem(exc, command=self._command)
-        return render_report(report, command=self._command)
+        self._limits.take(REPORTS, channel=actor.channel_id, user=actor.user_id)
+        return render_report(self._reports.for_period(period, now=now), command=self._command)
 
     def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
         if ref is not None:
@@ -237,11 +241,15 @@ def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:
         f"*{i.ref}* (declared {when(i.declared_at)} by <@{i.declared_by}>)"
         for i in result.open_here
     )
-    value = json.dumps({"type": result.row.id, "summary": summary[:1500]})
+    value, kept = declare_anyway_value(result.row.id, summary)
+    question = f":warning: `{result.row.id}` is already open here: {refs}. Open another one anyway?"
+    if kept < len(summary):
+        question += (
+            f" Your summary is longer than a button can carry: the new incident would get its "
+            f"first {kept:,} of {len(summary):,} characters."
+        )
     blocks: list[Block] = [
-        section(
-            f":warning: `{result.row.id}` is already open here: {refs}. Open another one anyway?"
-        ),
+        section(question),
         ActionsBlock(
             elements=[
                 ButtonElement(text="Open another incident", action_id=DECLARE_ANYWAY, value=value)
@@ -249,3 +257,19 @@ def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:
         ),
     ]
     return to_message(f"{result.row.id} is already open here: {result.open_here[0].ref}", blocks)
+
+
+class DeclareAnyway(BaseModel):
+    """What the "Open another incident" button carries."""
+
+    type: str = Field(max_length=200)
+    summary: str = Field(default="", max_length=c.MAX_TEXT)
+
+
+def declare_anyway_value(row_id: str, summary: str) -> tuple[str, int]:
+    """The "Open another incident" button's value, and how many characters of `summary` it
+    keeps (all of them unless Slack's limit on a button's value forbids it)."""
+    return fit_button_value(
+        lambda kept: DeclareAnyway(type=row_id, summary=summary[:kept]).model_dump_json(),
+        length=len(summary),
+    )

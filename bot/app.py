@@ -29,6 +29,7 @@ from bot.dispatcher import Dispatcher
 from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
+from bot.limits import RateLimiter
 from bot.listeners import register
 from bot.matrix_source import MatrixSource
 from bot.operations import Operations
@@ -197,6 +198,7 @@ class Runtime:
             service=self.service,
             command_name=settings.SLA_BOT_COMMAND,
             ops=self.ops,
+            limits=RateLimiter(clock=self.clock, exempt=settings.SLA_BOT_ADMINS),
             reports=self.reports,
         )
         self.app = self._bolt_app()

@@ -7,7 +7,7 @@ truncated to those limits first and user-supplied text is escaped so it cannot m
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ TEXT_MAX = 40000
 # bound it does not publish; the fake Slack estimates 12,000 characters, so stay under that.
 MESSAGE_TEXT_BUDGET = 11_000
 SHARE_ACTION = "share_row"
+BUTTON_VALUE_MAX = 2000
 
 SEVERITY_EMOJI = {"SEV-1": ":red_circle:", "SEV-2": ":large_orange_circle:"}
 
@@ -55,6 +56,21 @@ def escape(text: str) -> str:
 
 def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fit_button_value(value_with: Callable[[int], str], *, length: int) -> tuple[str, int]:
+    """The button value `value_with(n)` for the largest `n <= length` that keeps it within
+    Slack's limit (counted in UTF-16 units, so an emoji counts twice), and that `n`: a value
+    carrying user text keeps as much of it as fits instead of breaking the message."""
+
+    def fits(kept: int) -> bool:
+        return len(value_with(kept).encode("utf-16-le")) // 2 <= BUTTON_VALUE_MAX
+
+    low, high = 0, length
+    while low < high:  # the longest prefix that fits
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle - 1)
+    return value_with(low), low
 
 
 def to_message(text: str, blocks: Sequence[Block]) -> Message:

@@ -13,18 +13,21 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from pydantic import BaseModel, Field
+from slack_bolt import Ack, App, BoltResponse, Respond
 from slack_sdk import WebClient
 
-from bot.answers import DECLARE_ANYWAY, Answer, Answers, Request
-from bot.blocks import SHARE_ACTION, Message, escape, render_notice, render_row
+from bot.answers import DECLARE_ANYWAY, Answer, Answers, DeclareAnyway, Request
+from bot.blocks import SHARE_ACTION, Message, render_notice, render_row
 from bot.clock import Clock
-from bot.matrix_source import MatrixSource
+from bot.matrix_source import ActiveMatrix, MatrixSource
+from bot.mistakes import INTERNAL_ERROR, MISTAKES, StaleButton, parse_value, words_for
 from bot.notices import ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION, UPDATE_ACTION
-from bot.service import Actor, IncidentService, NotAllowed
-from matrix_engine.incidents import Action, TransitionRefused
+from bot.service import Actor, IncidentService
+from matrix_engine.errors import LookupFailed
+from matrix_engine.incidents import Action
 from matrix_engine.lookup import find_row
-from storage.incidents import IncidentNotFound
+from matrix_engine.models import IncidentRow
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def register(
     def on_share(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
         active = matrix.active()
-        row = find_row(active.matrix, body["actions"][0]["value"])
+        row = _row_still_there(active, str(body["actions"][0].get("value") or ""), "shared")
         message = render_row(active.matrix, row, at=clock.now(), shareable=False)
         sharer = body["user"]["id"]
         shared = Message(message.text + f" (shared by <@{sharer}>)", message.blocks)
@@ -88,12 +91,7 @@ def register(
         ack()
         action = BUTTON_ACTIONS[body["actions"][0]["action_id"]]
         actor = Actor(body["user"]["id"], (body.get("channel") or {}).get("id", ""))
-        ref = f"INC-{body['actions'][0]['value']}"
-        try:
-            service.act(action, ref=ref, actor=actor)
-        except (NotAllowed, TransitionRefused, IncidentNotFound) as exc:
-            notice = render_notice(f":no_entry_sign: {escape(str(exc))}")
-            later(lambda: respond(**_payload(notice), replace_original=False))
+        service.act(action, ref=str(body["actions"][0].get("value")), actor=actor)
 
     for action_id in BUTTON_ACTIONS:
         app.action(action_id)(on_incident_button)
@@ -109,12 +107,14 @@ def register(
 
     @app.view(UPDATE_MODAL)
     def on_update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
-        text = view["state"]["values"]["update"]["text"]["value"] or ""
-        actor = Actor(body["user"]["id"], meta.get("channel", ""))
+        text = input_value(view, "update", "text")
         try:
-            service.log_update(ref=f"INC-{meta['incident_id']}", text=text, actor=actor)
-        except (NotAllowed, IncidentNotFound) as exc:
+            meta = parse_value(UpdateMeta, view.get("private_metadata"), what="form")
+            actor = Actor(body["user"]["id"], meta.channel)
+            service.log_update(
+                ref=meta.incident_id, text=text, actor=actor, trigger_id=body.get("trigger_id")
+            )
+        except MISTAKES as exc:
             ack(response_action="errors", errors={"update": str(exc)[:150]})
             return
         ack()
@@ -122,11 +122,12 @@ def register(
     @app.action(DECLARE_ANYWAY)
     def on_declare_anyway(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        value = json.loads(body["actions"][0]["value"])
+        value = parse_value(DeclareAnyway, body["actions"][0].get("value"), what="button")
         actor = Actor(body["user"]["id"], (body.get("channel") or {}).get("id", ""))
+        row = _row_still_there(matrix.active(), value.type, "declared")
         answer: Answer = answers.declare(
-            query=value["type"],
-            summary=value.get("summary", ""),
+            query=row.id,
+            summary=value.summary,
             actor=actor,
             trigger_id=body.get("trigger_id"),
             force=True,
@@ -134,20 +135,69 @@ def register(
         later(lambda: respond(**_payload(answer.messages[0]), replace_original=True))
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any], respond: Respond) -> None:
-        log.error("unhandled error in a listener", exc_info=error)
-        if body.get("response_url"):
-            notice = render_notice(
-                ":boom: Something went wrong on our side; the operator's log has the details."
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond) -> BoltResponse:
+        """The one place a listener's error becomes words: a user's mistake is answered and
+        logged in a line; anything else is logged with its traceback and answered as ours."""
+        words = words_for(error)
+        if words is None:
+            log.error("unhandled error in a listener", exc_info=error)
+            words = INTERNAL_ERROR
+        else:
+            log.info("refused: %s", type(error).__name__)
+        notice = render_notice(words)
+        if "command" in body:  # a slash command: the answer rides on the HTTP response
+            return BoltResponse(status=200, body=json.dumps(_payload(notice)))
+        if body.get("type") == "view_submission":
+            return BoltResponse(
+                status=200,
+                body=json.dumps({"response_action": "update", "view": notice_view(notice)}),
             )
+        if body.get("response_url") or body.get("response_urls"):
             later(lambda: respond(**_payload(notice), replace_original=False))
+        return BoltResponse(status=200, body="")
+
+
+class UpdateMeta(BaseModel):
+    """What the customer-update modal carries from the card it was opened from."""
+
+    incident_id: str = Field(max_length=100)
+    channel: str = Field(default="", max_length=100)
+
+
+def _row_still_there(active: ActiveMatrix, row_id: str, done: str) -> IncidentRow:
+    """The row a button names, or StaleButton when it has left the matrix since."""
+    try:
+        return find_row(active.matrix, row_id)
+    except LookupFailed:
+        shown = row_id if len(row_id) <= 60 else row_id[:59] + "…"
+        raise StaleButton(
+            f"`{shown}` is not in the matrix any more (version {active.version}), so nothing was "
+            f"{done}. `/escalate list` shows the incident types there are now."
+        ) from None
+
+
+def input_value(view: dict[str, Any], block_id: str, action_id: str) -> str:
+    """The text typed into a modal's input (empty when Slack sent none)."""
+    state = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    value = (state.get(action_id) or {}).get("value")
+    return value if isinstance(value, str) else ""
+
+
+def notice_view(message: Message) -> dict[str, Any]:
+    """A modal showing `message` in place of a form that could not be submitted."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "SLA bot"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": message.blocks,
+    }
 
 
 def update_modal(*, incident_id: str, channel: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": UPDATE_MODAL,
-        "private_metadata": json.dumps({"incident_id": incident_id, "channel": channel}),
+        "private_metadata": UpdateMeta(incident_id=incident_id, channel=channel).model_dump_json(),
         "title": {"type": "plain_text", "text": "Customer update"},
         "submit": {"type": "plain_text", "text": "Log update"},
         "close": {"type": "plain_text", "text": "Cancel"},

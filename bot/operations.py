@@ -95,13 +95,12 @@ class Operations:
 
     # ---- follow-ups ----------------------------------------------------------------------------
 
-    def add_followup(self, args: str, *, actor: Actor) -> Followup:
+    def add_followup(self, args: str, *, actor: Actor, trigger_id: str | None = None) -> Followup:
         now = self._clock.now()
         calendar = self._matrix.active().matrix.calendar
         parsed = parse_followup_args(args, today=local_date(now, zone(calendar.timezone)))
         if isinstance(parsed, ArgsProblem):
             raise FollowupProblem(parsed.message)
-        self._incidents.get(parsed.incident_id)  # IncidentNotFound if it does not exist
         followup = Followup(
             incident_id=parsed.incident_id,
             action=parsed.action,
@@ -109,20 +108,42 @@ class Operations:
             eta=parsed.eta,
             needs_policy_update=parsed.needs_policy_update,
         )
-        return self.record_followup(followup, actor=actor)
+        return self.record_followup(followup, actor=actor, trigger_id=trigger_id)
 
-    def record_followup(self, followup: Followup, *, actor: Actor) -> Followup:
+    def record_followup(
+        self, followup: Followup, *, actor: Actor, trigger_id: str | None = None
+    ) -> Followup:
+        """Add a follow-up to an incident, if `actor` is one of its people (as for ack) or an
+        admin; the same request delivered again (`trigger_id`) adds it once."""
+        incident = self._service.find(followup.incident_ref, channel_id=actor.channel_id)
+        self._service.authorise(incident, actor, "add follow-ups to it")
         now = self._clock.now()
-        stored = self._followups.add(followup, by=actor.user_id, at=now)
-        self._rhythm.plan_followup(stored, now=now)
-        self._poke()
+        stored, created = self._followups.add_once(
+            followup, by=actor.user_id, at=now, trigger_id=trigger_id
+        )
+        if created:
+            self._rhythm.plan_followup(stored, now=now)
+            self._poke()
         return stored
 
     def done_followup(self, args: str, *, actor: Actor) -> Followup:
+        """Mark a follow-up done, if `actor` is its owner, one of its incident's people (as for
+        ack) or an admin."""
         match = _FOLLOWUP_ID.fullmatch(args.strip())
         if match is None:
             raise FollowupProblem(
                 "Which follow-up? `followup done <followup-id>` (see `followup list`)."
+            )
+        followup = self._followups.get(int(match[1]))
+        if followup is None or followup.is_done:
+            raise FollowupProblem(f"No open follow-up #{match[1]}.")
+        if actor.user_id != followup.owner:
+            incident = self._incidents.get(followup.incident_id)
+            self._service.authorise(
+                incident,
+                actor,
+                f"mark follow-up #{followup.id} done",
+                also="its owner, ",
             )
         done = self._followups.done(int(match[1]), by=actor.user_id, at=self._clock.now())
         if done is None:

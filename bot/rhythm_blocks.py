@@ -8,7 +8,7 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from bot.blocks import Message, context, escape, header, section, to_message
+from bot.blocks import Message, context, escape, fit_button_value, header, section, to_message
 from bot.operations import Candidate
 from matrix_engine.diff import render_diff_text
 from matrix_engine.followups import Followup, is_overdue
@@ -47,7 +47,10 @@ def render_candidate(candidate: Candidate, *, reason: str) -> Message:
             )
         ]
         return to_message(text, blocks)
-    value = json.dumps({"digest": candidate.digest, "reason": reason[:1500]})
+    value, _ = fit_button_value(
+        lambda kept: json.dumps({"digest": candidate.digest, "reason": reason[:kept]}),
+        length=len(reason),
+    )
     blocks = [
         header(f"Re-baseline: candidate version {candidate.next_version}"),
         section(f"*Why:* {escape(reason)}"),

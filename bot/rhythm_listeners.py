@@ -8,17 +8,18 @@ from concurrent.futures import Executor, Future
 from datetime import date
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import Message, escape, render_notice
+from bot.mistakes import MISTAKES, StaleButton, parse_value
 from bot.notices import FOLLOWUP_ADD_ACTION
 from bot.operations import FollowupProblem, NotAdmin, Operations
 from bot.rhythm_blocks import ADOPT_ACTION
 from bot.rhythm_posts import START_DRILL
 from bot.service import Actor
-from matrix_engine.errors import LookupFailed, MatrixInvalid
+from matrix_engine.errors import MatrixInvalid
 from matrix_engine.followups import Followup
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,19 @@ FOLLOWUP_DONE = "followup_done"
 
 def _actor(body: dict[str, Any]) -> Actor:
     return Actor(body["user"]["id"], (body.get("channel") or {}).get("id", ""))
+
+
+def _value(body: dict[str, Any]) -> str:
+    """The pressed button's value (the bot's buttons always carry one)."""
+    value = body["actions"][0].get("value")
+    return value if isinstance(value, str) else ""
+
+
+class AdoptValue(BaseModel):
+    """What a re-baseline preview's *Adopt* button carries."""
+
+    digest: str
+    reason: str = Field(max_length=3000)
 
 
 def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
@@ -48,13 +62,9 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
     @app.action(START_DRILL)
     def on_start_drill(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        try:
-            drill = ops.start_drill(
-                body["actions"][0]["value"], actor=_actor(body), trigger_id=body.get("trigger_id")
-            )
-        except LookupFailed as exc:
-            reply(respond, render_notice(f":grey_question: {escape(str(exc))}"))
-            return
+        drill = ops.start_drill(
+            _value(body), actor=_actor(body), trigger_id=body.get("trigger_id")
+        )  # an unknown type (LookupFailed) is answered by the error handler
         reply(
             respond,
             render_notice(
@@ -65,37 +75,45 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
     @app.action(FOLLOWUP_ADD_ACTION)
     def on_add_followup(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = followup_modal(incident_id=body["actions"][0]["value"])
+        view = followup_modal(incident_id=_value(body))
         background.submit(lambda: client.views_open(trigger_id=body["trigger_id"], view=view))
 
     @app.view(FOLLOWUP_MODAL)
     def on_followup_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view["state"]["values"]
+        values = (view.get("state") or {}).get("values") or {}
         try:
+            meta = parse_value(FollowupMeta, view.get("private_metadata"), what="form")
             followup = Followup(
-                incident_id=int(json.loads(view.get("private_metadata") or "{}")["incident_id"]),
-                action=values["action"]["text"]["value"] or "",
-                owner=values["owner"]["user"]["selected_user"] or "",
-                eta=date.fromisoformat(values["eta"]["date"]["selected_date"] or ""),
-                needs_policy_update=bool(values["policy"]["check"].get("selected_options")),
+                incident_id=meta.incident_id,
+                action=_chosen(values, "action", "text", "value"),
+                owner=_chosen(values, "owner", "user", "selected_user"),
+                eta=date.fromisoformat(str(_chosen(values, "eta", "date", "selected_date"))),
+                needs_policy_update=bool(_chosen(values, "policy", "check", "selected_options")),
             )
-        except (ValidationError, ValueError, KeyError) as exc:
+        except (ValidationError, ValueError) as exc:
             ack(
                 response_action="errors",
                 errors={"action": f"Please check the fields: {str(exc)[:120]}"},
             )
             return
+        except StaleButton as exc:
+            ack(response_action="errors", errors={"action": str(exc)[:150]})
+            return
+        try:
+            ops.record_followup(
+                followup,
+                actor=Actor(body["user"]["id"], ""),
+                trigger_id=body.get("trigger_id"),
+            )
+        except MISTAKES as exc:
+            ack(response_action="errors", errors={"action": str(exc)[:150]})
+            return
         ack()
-        ops.record_followup(followup, actor=Actor(body["user"]["id"], ""))
 
     @app.action(FOLLOWUP_DONE)
     def on_followup_done(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        try:
-            done = ops.done_followup(body["actions"][0]["value"], actor=_actor(body))
-        except FollowupProblem as exc:
-            reply(respond, render_notice(escape(str(exc))))
-            return
+        done = ops.done_followup(_value(body), actor=_actor(body))  # refusals: the error handler
         reply(
             respond,
             render_notice(f":white_check_mark: Follow-up #{done.id} is done."),
@@ -105,10 +123,10 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
     @app.action(ADOPT_ACTION)
     def on_adopt(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        value = json.loads(body["actions"][0]["value"])
+        value = parse_value(AdoptValue, _value(body), what="button")
         try:
             active = ops.adopt(
-                actor=_actor(body), expected_digest=value["digest"], reason=value["reason"]
+                actor=_actor(body), expected_digest=value.digest, reason=value.reason
             )
         except (NotAdmin, FollowupProblem, MatrixInvalid) as exc:
             reply(respond, render_notice(f":no_entry_sign: {escape(str(exc))[:2800]}"))
@@ -116,7 +134,7 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
         reply(
             respond,
             render_notice(
-                f":white_check_mark: Matrix version {active.version} is now active ({escape(value['reason'])}). "
+                f":white_check_mark: Matrix version {active.version} is now active ({escape(value.reason)}). "
                 "Open incidents keep the row they were declared under."
             ),
             replace=True,
@@ -126,6 +144,19 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
 def _log_failure(future: Future[None]) -> None:
     if future.exception() is not None:
         log.error("reply failed", exc_info=future.exception())
+
+
+class FollowupMeta(BaseModel):
+    """What the follow-up modal carries from the button it was opened from."""
+
+    incident_id: int = Field(gt=0, lt=2**63)
+
+
+def _chosen(values: dict[str, Any], block_id: str, action_id: str, key: str) -> Any:
+    """What was typed or picked in a modal's input; empty when Slack sent none."""
+    state = (values.get(block_id) or {}).get(action_id) or {}
+    chosen = state.get(key) if isinstance(state, dict) else None
+    return chosen if chosen else ""
 
 
 def followup_modal(*, incident_id: str) -> dict[str, Any]:
@@ -143,7 +174,7 @@ def followup_modal(*, incident_id: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": FOLLOWUP_MODAL,
-        "private_metadata": json.dumps({"incident_id": incident_id}),
+        "private_metadata": json.dumps({"incident_id": incident_id}),  # FollowupMeta
         "title": {"type": "plain_text", "text": "Follow-up"},
         "submit": {"type": "plain_text", "text": "Save"},
         "blocks": [

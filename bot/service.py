@@ -29,13 +29,13 @@ STATE_KINDS = {
 
 
 class NotAllowed(Exception):
-    def __init__(self, incident: Incident, user_id: str, action: str) -> None:
+    def __init__(self, incident: Incident, user_id: str, action: str, *, also: str = "") -> None:
         self.incident = incident
         self.user_id = user_id
         self.action = action
         super().__init__(
-            f"Only {incident.ref}'s owners, its declarer, escalation contacts and admins may "
-            f"{action} it."
+            f"Only {also}{incident.ref}'s owners, its declarer, escalation contacts and admins "
+            f"may {action}; nothing was changed."
         )
 
 
@@ -191,7 +191,7 @@ class IncidentService:
     def act(self, action: Action, *, ref: str | None, actor: Actor) -> Incident:
         """Acknowledge, mitigate or resolve, if `actor` may; the card and thread follow."""
         incident = self.find(ref, channel_id=actor.channel_id)
-        self._authorise(incident, actor, action.value)
+        self.authorise(incident, actor, f"{action.value} it")
         announce = self._announcement(
             STATE_KINDS[action.target], note_key=f"state:{action.target.value}"
         )
@@ -229,20 +229,29 @@ class IncidentService:
         self._outbox.add(message, incident_id=incident.id, payload={"scorecard": card.as_dict()})
         self._wake()
 
-    def log_update(self, *, ref: str | None, text: str, actor: Actor) -> Incident:
-        """Record that a customer update went out; deadline reminders for it stop."""
+    def log_update(
+        self, *, ref: str | None, text: str, actor: Actor, trigger_id: str | None = None
+    ) -> Incident:
+        """Record that a customer update went out; deadline reminders for it stop. The same
+        request delivered again (`trigger_id`) is recorded once."""
         incident = self.find(ref, channel_id=actor.channel_id)
-        self._authorise(incident, actor, "log a customer update for")
+        self.authorise(incident, actor, "log a customer update for it")
         at = self._clock.now()
         announce = self._announcement(
             MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}"
         )
-        after = self._incidents.log_update(
-            incident.id, text=text, actor=actor.user_id, at=at, announce=announce
+        logged = self._incidents.log_update(
+            incident.id,
+            text=text,
+            actor=actor.user_id,
+            at=at,
+            trigger_id=trigger_id,
+            announce=announce,
         )
-        self._wake()
-        self._changed(after, "customer_update", actor.user_id)
-        return after
+        if logged.created:
+            self._wake()
+            self._changed(logged.incident, "customer_update", actor.user_id)
+        return logged.incident
 
     def _changed(self, incident: Incident, change: str, actor: str) -> None:
         """One structured log line per incident change, then whoever listens (metrics, App Home)."""
@@ -262,7 +271,10 @@ class IncidentService:
     def open_incidents(self, *, channel_id: str | None = None) -> list[Incident]:
         return self._incidents.open_incidents(channel=channel_id)
 
-    def _authorise(self, incident: Incident, actor: Actor, action: str) -> None:
+    def authorise(self, incident: Incident, actor: Actor, action: str, *, also: str = "") -> None:
+        """Go ahead if `actor` is one of the incident's people (owning roles and their user
+        groups, the declarer, escalation contacts) or an admin; otherwise record the refusal and
+        raise NotAllowed naming `action` (and `also`, anyone else who may)."""
         matrix = self._matrix.active().matrix
         if may_act(matrix=matrix, incident=incident, user_id=actor.user_id, admins=self._admins):
             return
@@ -277,7 +289,7 @@ class IncidentService:
             incident_id=incident.id,
             detail={"action": action},
         )
-        raise NotAllowed(incident, actor.user_id, action)
+        raise NotAllowed(incident, actor.user_id, action, also=also)
 
     def _announcement(self, kind: MessageKind, *, note_key: str) -> list[PlannedMessage]:
         """The card refresh and the thread note that follow a change; written with the change,

@@ -27,7 +27,18 @@ class Followups:
         self._store = store
 
     def add(self, followup: Followup, *, by: str, at: datetime) -> Followup:
+        return self.add_once(followup, by=by, at=at, trigger_id=None)[0]
+
+    def add_once(
+        self, followup: Followup, *, by: str, at: datetime, trigger_id: str | None
+    ) -> tuple[Followup, bool]:
+        """Store a follow-up; (it, True). A request (`trigger_id`) already stored adds nothing:
+        (the follow-up it added, False)."""
         with self._store.immediate() as db:
+            if trigger_id is not None:
+                found = list(db.table("followups").rows_where("trigger_id = ?", [trigger_id]))
+                if found:
+                    return _decode(found[0]), False
             new_id = (
                 db.table("followups")
                 .insert(
@@ -39,6 +50,7 @@ class Followups:
                         "needs_policy_update": int(followup.needs_policy_update),
                         "created_by": by,
                         "created_at": to_epoch(at),
+                        "trigger_id": trigger_id,
                     }
                 )
                 .last_pk
@@ -52,7 +64,7 @@ class Followups:
                     "detail": json.dumps({"followup": new_id, "owner": followup.owner}),
                 }
             )
-        return followup.model_copy(update={"id": new_id})
+        return followup.model_copy(update={"id": new_id}), True
 
     def done(self, followup_id: int, *, by: str, at: datetime) -> Followup | None:
         """Mark done; None if there is no such open follow-up."""

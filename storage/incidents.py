@@ -32,6 +32,12 @@ class Declared:
     created: bool  # False when the same request (trigger_id) had already declared it
 
 
+@dataclass(frozen=True)
+class UpdateLogged:
+    incident: Incident
+    created: bool  # False when the same request (trigger_id) had already logged it
+
+
 def incident_key(incident_id: int, local_key: str) -> str:
     """The globally unique key of an incident's planned message (also in Slack metadata)."""
     return f"INC-{incident_id}:{local_key}"
@@ -179,17 +185,27 @@ class Incidents:
         text: str,
         actor: str,
         at: datetime,
+        trigger_id: str | None = None,
         announce: Sequence[PlannedMessage] = (),
-    ) -> Incident:
-        """Record a customer update as posted; deadline reminders for it stop."""
+    ) -> UpdateLogged:
+        """Record a customer update as posted; deadline reminders for it stop. A request
+        (`trigger_id`) already recorded changes nothing."""
         with self._store.immediate() as db:
             incident = self._get(db, incident_id)
+            if (
+                trigger_id is not None
+                and db.execute(
+                    "SELECT 1 FROM customer_updates WHERE trigger_id = ?", [trigger_id]
+                ).fetchone()
+            ):
+                return UpdateLogged(incident, created=False)
             db.table("customer_updates").insert(
                 {
                     "incident_id": incident_id,
                     "text": text,
                     "posted_by": actor,
                     "posted_at": to_epoch(at),
+                    "trigger_id": trigger_id,
                 }
             )
             db.table("incidents").update(incident_id, {"last_update_at": to_epoch(at)})
@@ -202,7 +218,7 @@ class Incidents:
                 detail={"text": text},
             )
             _plan(db, incident_id, announce)
-            return self._get(db, incident.id)
+            return UpdateLogged(self._get(db, incident.id), created=True)
 
     def customer_updates(self, incident_id: int) -> list[dict[str, Any]]:
         return list(

@@ -155,3 +155,12 @@ def m003_reporting_indexes(db: Database) -> None:
     """Reports select incidents by declaration time and read each one's customer updates."""
     _table(db, "incidents").create_index(["declared_at"], if_not_exists=True)
     _table(db, "customer_updates").create_index(["incident_id"], if_not_exists=True)
+
+
+@MIGRATIONS()
+def m004_request_keys(db: Database) -> None:
+    """Customer updates and follow-ups remember the Slack request (trigger_id) that made them, so
+    a redelivered request (an HTTP retry, a Socket Mode redelivery) is applied once."""
+    for name in ("customer_updates", "followups"):
+        _table(db, name).add_column("trigger_id", str)
+        _table(db, name).create_index(["trigger_id"], unique=True, if_not_exists=True)

@@ -1,0 +1,75 @@
+"""The one place an error becomes words for the person who caused it.
+
+    a user's mistake                       → what was wrong and what to do, nothing changed
+    ├── LookupFailed, FollowupProblem,     :grey_question: (a typo, a stale or odd button value,
+    │   MatrixInvalid, StaleButton            a matrix file that does not validate)
+    └── NotAllowed, NotAdmin, RateLimited, :no_entry_sign: (not yours to do, not now, or no
+        WhichIncident, IncidentNotFound,      such incident)
+        TransitionRefused
+    anything else                          → "something went wrong on our side"; the traceback
+                                              goes to the operator's log
+
+Slash commands answer through `Answers.answer`; button presses, modal submissions and events
+through the Bolt `@app.error` handler (`bot.listeners`). Both take their words from `words_for`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from bot.blocks import escape
+from bot.limits import RateLimited
+from bot.operations import FollowupProblem, NotAdmin
+from bot.service import NotAllowed, WhichIncident
+from matrix_engine.errors import LookupFailed, MatrixInvalid
+from matrix_engine.incidents import TransitionRefused
+from storage.incidents import IncidentNotFound
+
+INTERNAL_ERROR = ":boom: Something went wrong on our side; the operator's log has the details."
+MAX_WORDS = 2800
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class StaleButton(Exception):
+    """A button or modal whose value the bot cannot act on: the incident type has left the
+    matrix since it was drawn, or the value is not one the bot made."""
+
+
+_QUESTION = (LookupFailed, FollowupProblem, MatrixInvalid, StaleButton)
+_REFUSAL = (
+    NotAllowed,
+    NotAdmin,
+    RateLimited,
+    WhichIncident,
+    IncidentNotFound,
+    TransitionRefused,
+)
+MISTAKES: tuple[type[Exception], ...] = (*_QUESTION, *_REFUSAL)
+
+
+def words_for(error: Exception) -> str | None:
+    """The escaped Slack text answering a user's mistake, or None for an internal error."""
+    if isinstance(error, _QUESTION):
+        emoji = ":grey_question:"
+    elif isinstance(error, _REFUSAL):
+        emoji = ":no_entry_sign:"
+    else:
+        return None
+    return f"{emoji} {escape(str(error))[:MAX_WORDS]}"
+
+
+def parse_value(model: type[Model], raw: object, *, what: str) -> Model:
+    """A button value or modal metadata the bot wrote as JSON, read back into `model`; anything
+    else (edited, truncated, from an older version of the bot) is a StaleButton."""
+    try:
+        data: Any = json.loads(raw) if isinstance(raw, str) else raw
+        return model.model_validate(data)
+    except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+        raise StaleButton(
+            f"This {what} carries a value the bot cannot read; nothing was changed. "
+            "Run the command again for a fresh one."
+        ) from None
