@@ -16,7 +16,7 @@ from matrix_engine.models import IncidentRow
 from matrix_engine.scorecard import score_drill
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
 from storage.followups import Drills
-from storage.incidents import Declared, IncidentNotFound, Incidents
+from storage.incidents import Declared, IncidentNotFound, Incidents, OpenHere
 from storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -132,10 +132,6 @@ class IncidentService:
         active = self._matrix.active()
         row = find_row(active.matrix, query)
         channel = self._declare_channel(actor.channel_id, drill=drill)
-        if not force and not drill:
-            open_here = self._incidents.open_incidents(channel=channel, type_id=row.id)
-            if open_here and not self._is_replay(trigger_id, open_here):
-                return AlreadyOpen(row, open_here)
         calendar = active.matrix.calendar
         declared = self._incidents.declare(
             row=row,
@@ -147,14 +143,14 @@ class IncidentService:
             trigger_id=trigger_id,
             drill=drill,
             plan=lambda t0: plan_timeline(row, declared_at=t0, calendar=calendar),
+            unless_open=not force and not drill,
         )
+        if isinstance(declared, OpenHere):
+            return AlreadyOpen(row, declared.incidents)
         if declared.created:
             self._wake()
             self._changed(declared.incident, "declared", actor.user_id)
         return declared
-
-    def _is_replay(self, trigger_id: str | None, open_here: list[Incident]) -> bool:
-        return False if trigger_id is None else self._incidents.by_trigger(trigger_id) is not None
 
     def _declare_channel(self, channel_id: str, *, drill: bool) -> str:
         channels = self._matrix.active().matrix.channels

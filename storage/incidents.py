@@ -33,6 +33,13 @@ class Declared:
 
 
 @dataclass(frozen=True)
+class OpenHere:
+    """Not declared: these incidents of the same type are still open in the channel."""
+
+    incidents: list[Incident]
+
+
+@dataclass(frozen=True)
 class UpdateLogged:
     incident: Incident
     created: bool  # False when the same request (trigger_id) had already logged it
@@ -61,8 +68,11 @@ class Incidents:
         trigger_id: str | None,
         drill: bool,
         plan: Callable[[datetime], Sequence[PlannedMessage]],
-    ) -> Declared:
-        """Write the incident and its whole planned timeline in one transaction."""
+        unless_open: bool = False,
+    ) -> Declared | OpenHere:
+        """Write the incident and its whole planned timeline in one transaction. With
+        `unless_open`, an incident of the same type still open in the channel is returned
+        instead (OpenHere): decided under the write lock, so simultaneous declares open one."""
         with self._store.immediate() as db:
             if trigger_id:
                 existing = db.execute(
@@ -70,6 +80,10 @@ class Incidents:
                 ).fetchone()
                 if existing is not None:
                     return Declared(self._decode(db, existing), created=False)
+            if unless_open:
+                open_here = self._open(db, channel=channel, type_id=row.id)
+                if open_here:
+                    return OpenHere(open_here)
             incident_id = (
                 db.table("incidents")
                 .insert(
@@ -139,6 +153,9 @@ class Incidents:
     def open_incidents(
         self, *, channel: str | None = None, type_id: str | None = None
     ) -> list[Incident]:
+        return self._open(self._store.db, channel=channel, type_id=type_id)
+
+    def _open(self, db: Any, *, channel: str | None, type_id: str | None) -> list[Incident]:
         where, params = ["state != 'resolved'"], []
         if channel is not None:
             where.append("channel = ?")
@@ -146,7 +163,6 @@ class Incidents:
         if type_id is not None:
             where.append("type = ?")
             params.append(type_id)
-        db = self._store.db
         rows = db.execute(
             f"SELECT * FROM incidents WHERE {' AND '.join(where)} ORDER BY id", params
         )

@@ -4,12 +4,17 @@ of one type in one channel open one incident. Signed requests over real HTTP to 
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from bot.listeners import UPDATE_MODAL, update_modal
 from tests.harness.app import AppServer
+from tests.harness.loopback import LOOPBACK, SignedClient
 from tests.harness.workspace import INCIDENTS, USER
+from tests.signing import view_submission_body
 
 
 def state(app: AppServer) -> list[tuple[Any, ...]]:
@@ -131,3 +136,96 @@ def test_an_incident_button_with_a_value_naming_no_incident_is_answered(
     )
     assert "nothing was changed" in answer[0].text and "INC-1 (`model-outage`" in answer[0].text
     assert state(bot_app) == before
+
+
+# ---------------------------------------------------------------- applied once
+def posts_of(app: AppServer, event_type: str) -> list[Any]:
+    return [m for m in app.fake.messages() if m.event_type == event_type]
+
+
+def test_a_retried_update_is_recorded_and_posted_once(bot_app: AppServer) -> None:
+    bot_app.command("declare model-outage provider 5xx")
+    body = bot_app.command_body("update INC-1 Status page updated", trigger_id="1.7.update")
+
+    replies = [
+        bot_app.client.post(body, headers={"X-Slack-Retry-Num": str(n)} if n else None)
+        for n in range(3)
+    ]
+
+    assert [r.status for r in replies] == [200] * 3
+    assert reply_text(replies[0]) == "Customer update logged for INC-1."
+    assert len(bot_app.runtime.incidents.customer_updates(1)) == 1
+    bot_app.fake.wait_for(
+        lambda: posts_of(bot_app, "customer_update_logged"), timeout=15, what="the note"
+    )
+    bot_app.runtime.background.submit(lambda: None).result(timeout=10)
+    assert len(posts_of(bot_app, "customer_update_logged")) == 1
+    outbox = bot_app.runtime.store.db.execute(
+        "SELECT count(*) FROM outbox WHERE kind = 'customer_update_logged'"
+    ).fetchone()[0]
+    assert outbox == 1
+
+
+def test_a_retried_followup_add_creates_one_followup(bot_app: AppServer) -> None:
+    bot_app.command("declare model-outage provider 5xx")
+    body = bot_app.command_body(
+        f"followup add INC-1 <@{USER}> 2099-01-05 Write the failover runbook",
+        trigger_id="1.8.followup",
+    )
+
+    replies = [
+        bot_app.client.post(body, headers={"X-Slack-Retry-Num": str(n)} if n else None)
+        for n in range(3)
+    ]
+
+    assert reply_text(replies[0]).startswith(":clipboard: Follow-up #1 for INC-1")
+    ids = bot_app.runtime.store.db.execute("SELECT id FROM followups").fetchall()
+    assert ids == [(1,)]
+    reminders = bot_app.runtime.store.db.execute(
+        "SELECT key FROM outbox WHERE key LIKE 'followup:%' ORDER BY key"
+    ).fetchall()
+    assert reminders == [("followup:1:followup_due",), ("followup:1:followup_overdue",)]
+
+
+def test_ten_simultaneous_declares_of_one_type_in_one_channel_open_one_incident(
+    bot_app: AppServer,
+) -> None:
+    count = 10
+    bodies = [
+        bot_app.command_body(f"declare model-outage outage seen by {n}", trigger_id=f"2.{n}.race")
+        for n in range(count)
+    ]
+    clients = [SignedClient(LOOPBACK, bot_app.client.port, bot_app.secret) for _ in range(count)]
+    for client in clients:  # open every connection first, so the requests leave together
+        assert client.get("/healthz").status in (200, 503)
+    start = threading.Barrier(count)
+
+    def declare(n: int) -> str:
+        start.wait(timeout=60)
+        return reply_text(clients[n].post(bodies[n]))
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        texts = list(pool.map(declare, range(count)))
+    for client in clients:
+        client.close()
+
+    assert bot_app.incident_count() == 1
+    assert sum(t.startswith(":rotating_light: Declared INC-1") for t in texts) == 1
+    assert texts.count("model-outage is already open here: INC-1") == count - 1
+
+
+def test_a_redelivered_update_modal_submission_is_recorded_once(bot_app: AppServer) -> None:
+    bot_app.command("declare model-outage provider 5xx")
+    body = view_submission_body(
+        UPDATE_MODAL,
+        {"update": {"text": {"type": "plain_text_input", "value": "Status page updated"}}},
+        USER,
+        private_metadata=update_modal(incident_id="1", channel=INCIDENTS)["private_metadata"],
+        trigger_id="3.1.modal",
+    )
+
+    replies = [bot_app.client.post(body) for _ in range(3)]  # each one reaches the listener
+
+    assert [(r.status, r.body) for r in replies] == [(200, b"")] * 3
+    assert bot_app.dispatched == 1 + 3
+    assert len(bot_app.runtime.incidents.customer_updates(1)) == 1

@@ -102,3 +102,36 @@ def test_a_declare_envelope_opens_one_incident_even_when_replayed(
         what="incident card posted",
     )
     assert len(card) == 1
+
+
+def test_redelivered_update_and_followup_envelopes_are_applied_once(
+    socket_bot: tuple[Runtime, FakeSlack],
+) -> None:
+    runtime, fake = socket_bot
+    run_bolt_app(runtime.app, envelope("slash_commands", slash("declare model-outage 5xx")))
+    update = slash("update INC-1 Status page updated", trigger="trig-update")
+    followup = slash(
+        "followup add INC-1 <@U0AMERINF1> 2099-01-05 Write the failover runbook",
+        trigger="trig-followup",
+    )
+
+    for retry in (None, 1, 2):
+        assert (
+            run_bolt_app(runtime.app, envelope("slash_commands", update, retry=retry)).status == 200
+        )
+        assert (
+            run_bolt_app(runtime.app, envelope("slash_commands", followup, retry=retry)).status
+            == 200
+        )
+
+    assert len(runtime.incidents.customer_updates(1)) == 1
+    assert [f.id for f in runtime.followups.for_incident(1)] == [1]
+    fake.wait_for(
+        lambda: [m for m in fake.messages() if m.event_type == "customer_update_logged"],
+        timeout=15,
+        what="the update's thread note",
+    )
+    notes = runtime.store.db.execute(
+        "SELECT count(*) FROM outbox WHERE kind = 'customer_update_logged'"
+    ).fetchone()[0]
+    assert notes == 1

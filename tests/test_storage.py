@@ -48,7 +48,7 @@ def declare(
 ) -> Declared:
     """Declare a seed row; its plan is the row's timeline unless `plan` is given."""
     row = seed_matrix().row(type_id)
-    return incidents.declare(
+    declared = incidents.declare(
         row=row,
         matrix_version=1,
         channel="C0INCIDENTS",
@@ -60,6 +60,8 @@ def declare(
         plan=plan
         or (lambda t0: plan_timeline(row, declared_at=t0, calendar=seed_matrix().calendar)),
     )
+    assert isinstance(declared, Declared)
+    return declared
 
 
 def message(key: str, due: datetime = T0) -> PlannedMessage:
