@@ -6,7 +6,10 @@ very same object graph with a different Slack URL or clock.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.answers import Answers
+from bot.blocks import render_notice
 from bot.clock import Clock, FileClock, SimClock, SystemClock
 from bot.directory import UsergroupDirectory
 from bot.dispatcher import Dispatcher
@@ -52,6 +56,7 @@ from storage.versions import Versions
 log = logging.getLogger(__name__)
 
 SLACK_TIMEOUT_S = 10
+IDENTIFY_EVERY_S = 30.0
 
 
 @dataclass
@@ -125,6 +130,8 @@ class Runtime:
         )
         self.matrix.load()
         self.identity = Identity()
+        self._identify_lock = threading.Lock()
+        self._identify_after = 0.0
         self.client = interactive_client(settings)
         self.gateway = SlackGateway(delivery_client(settings))
         self.background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-bg")
@@ -226,6 +233,16 @@ class Runtime:
         )
 
         @app.middleware
+        def one_workspace(
+            req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+        ) -> BoltResponse:
+            # Signed with our secret is not enough: an org-wide or shared app can receive
+            # requests from other workspaces, and those are refused before any listener runs.
+            if req.context.team_id is not None and req.context.team_id == self.workspace():
+                return next()
+            return self._refuse_workspace(req)
+
+        @app.middleware
         def once_per_event(
             req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
         ) -> BoltResponse:
@@ -249,6 +266,38 @@ class Runtime:
         register_rhythm(app, ops=self.ops, background=self.background)
         return app
 
+    def workspace(self) -> str | None:
+        """The workspace this bot serves: SLACK_TEAM_ID, else the one auth.test names (asked
+        again, at most every 30 s, while it is not known)."""
+        if self.settings.SLACK_TEAM_ID is not None:
+            return self.settings.SLACK_TEAM_ID
+        if self.identity.team_id is None:
+            with self._identify_lock:  # requests arriving meanwhile wait for this one answer
+                if self.identity.team_id is None and time.monotonic() >= self._identify_after:
+                    self._identify_after = time.monotonic() + IDENTIFY_EVERY_S
+                    self.identify(client=directory_client(self.settings))
+        return self.identity.team_id
+
+    def _refuse_workspace(self, req: BoltRequest) -> BoltResponse:
+        team, user = req.context.team_id, req.context.user_id or "unknown"
+        expected = self.workspace()
+        log.warning("refused a request from workspace %s (this bot serves %s)", team, expected)
+        self.incidents.audit(
+            at=self.clock.now(),
+            actor=user,
+            action="refused_workspace",
+            detail={"team_id": team, "serves": expected},
+        )
+        if expected is None:
+            words = "The bot has not yet learned which workspace it serves; try again shortly."
+        else:
+            words = "This bot serves another Slack workspace; nothing was done."
+        if "command" in req.body:
+            notice = render_notice(f":no_entry_sign: {words}")
+            body = {"response_type": "ephemeral", "text": notice.text, "blocks": notice.blocks}
+            return BoltResponse(status=200, body=json.dumps(body))
+        return BoltResponse(status=200, body="")
+
     def _authorize(self) -> AuthorizeResult:
         return AuthorizeResult(
             enterprise_id=None,
@@ -258,10 +307,11 @@ class Runtime:
             bot_token=_secret(self.settings.SLACK_BOT_TOKEN),
         )
 
-    def identify(self) -> None:
-        """Ask Slack who we are (auth.test); a failure is logged, not fatal, and retried later."""
+    def identify(self, *, client: WebClient | None = None) -> None:
+        """Ask Slack who we are (auth.test); a failure is logged, not fatal: `workspace` asks
+        again when a request arrives."""
         try:
-            response = self.client.auth_test()
+            response = (client or self.client).auth_test()
         except SlackApiError as exc:
             log.error("auth.test failed: %s (check SLACK_BOT_TOKEN)", exc.response.get("error"))
             return

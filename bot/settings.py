@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: SecretStr | None = None
     SLACK_APP_TOKEN: SecretStr | None = None
     SLACK_API_URL: str = DEFAULT_SLACK_API_URL
+    # The workspace the bot serves; requests from any other are refused (default: auth.test's).
+    SLACK_TEAM_ID: str | None = None
     SLA_BOT_MATRIX: Path = Path("manifests/matrix.yaml")
     SLA_BOT_DB: Path = Path("sla-bot.db")
     SLA_BOT_COMMAND: str = "/escalate"
@@ -72,6 +74,13 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("SLACK_TEAM_ID")
+    @classmethod
+    def _team_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"T[A-Z0-9]{2,20}", value):
+            raise ValueError("must be a Slack workspace ID like T012AB3CD")
+        return value
 
     @field_validator("SLA_BOT_COMMAND")
     @classmethod

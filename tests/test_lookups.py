@@ -29,7 +29,8 @@ from matrix_engine.lookup import find_row
 from matrix_engine.oncall import on_call_for_row
 from matrix_engine.timeline import MessageKind
 from tests.harness.app import AppServer, running_app
-from tests.harness.workspace import SEED_MATRIX, USER, seed_document, seed_matrix, write_matrix
+from tests.harness.mentions import all_text, foreign_controls, injected_text, slack_unescape
+from tests.harness.workspace import USER, seed_document, seed_matrix, write_matrix
 
 SCALE = int(os.environ.get("STRESS", "1"))
 SEED = seed_matrix()
@@ -273,65 +274,6 @@ def _parts(first: dict[str, Any]) -> int:
 
 
 # ================================================================================ B3: injection
-INJECTIONS = [
-    "<!channel>",
-    "<!here>",
-    "<!everyone>",
-    "<!subteam^S1>",
-    "<@U1>",
-    "<https://evil|ok>",
-    "&amp;lt;",
-    "<#C1>",
-    "<mailto:a@evil|x>",
-    "<",
-    ">",
-    "&",
-]
-injected_text = st.lists(
-    st.one_of(
-        st.sampled_from(INJECTIONS),
-        st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=8),
-    ),
-    min_size=1,
-    max_size=8,
-).map("".join)
-
-_CONTROL = re.compile(r"<[^<>]*>")
-_KNOWN_USERS = set(re.findall(r"\bU0[A-Z0-9]+\b", SEED_MATRIX.read_text())) | {USER}
-_KNOWN_GROUPS = set(re.findall(r"\bS0[A-Z0-9]+\b", SEED_MATRIX.read_text()))
-_BOT_MADE = [
-    re.compile(r"<@(?P<user>U[A-Z0-9]+)>"),
-    re.compile(r"<!subteam\^(?P<group>S[A-Z0-9]+)>"),
-    re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[0-9: -]+UTC>"),
-    re.compile(r"<#C0[A-Z0-9]+>"),
-    re.compile(r"<https://sla-fake\.slack\.com/archives/C0[A-Z0-9]+/p\d+(\?[^|<>]*)?\|INC-\d+>"),
-]
-
-
-def foreign_controls(text: str) -> list[str]:
-    """Slack control sequences in ``text`` the bot did not make itself (mentions of people and
-    groups in the matrix, date tokens, channel and card links)."""
-    foreign = []
-    for token in _CONTROL.findall(text):
-        match = next((m for p in _BOT_MADE if (m := p.fullmatch(token))), None)
-        known = match is not None and (
-            match.groupdict().get("user", USER) in _KNOWN_USERS
-            and match.groupdict().get("group", "S0AIPLATFORM") in _KNOWN_GROUPS
-        )
-        if not known:
-            foreign.append(token)
-    return foreign
-
-
-def slack_unescape(text: str) -> str:
-    """What a reader sees: Slack decodes exactly &amp; &lt; &gt;."""
-    return re.sub(r"&(amp|lt|gt);", lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m[1]], text)
-
-
-def all_text(message: dict[str, Any]) -> str:
-    return "\n".join([message.get("text") or "", *block_texts(message.get("blocks") or [])])
-
-
 @pytest.fixture(scope="module")
 def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     with (
