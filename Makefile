@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench soak chaos stress-test lock clean
+.PHONY: run test lint typecheck unit bench soak chaos stress-test fuzz lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ chaos: $(STAMP)
 ## make stress-test: `make test` 3 times in a row beside 2 CPU-bound processes
 stress-test: $(STAMP)
 	$(BIN)/python -m benchmarks.stress_test
+
+## make fuzz: the signed-request fuzz test (tests/test_fuzz_http.py) with 10,000 examples; make test runs 500
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz_http.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Pinned, tested set of runtime + dev dependencies. Regenerate with `make lock`.' > requirements.lock

@@ -34,7 +34,7 @@ from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
 from bot.limits import RateLimiter
-from bot.listeners import register
+from bot.listeners import register, register_fallbacks
 from bot.matrix_source import MatrixSource
 from bot.operations import Operations
 from bot.reports import Reports
@@ -264,6 +264,7 @@ class Runtime:
         )
         register_home(app, self.home)
         register_rhythm(app, ops=self.ops, background=self.background)
+        register_fallbacks(app)
         return app
 
     def workspace(self) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -99,10 +100,9 @@ def register(
     @app.action(UPDATE_ACTION)
     def on_update_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = update_modal(
-            incident_id=body["actions"][0]["value"],
-            channel=(body.get("channel") or {}).get("id", ""),
-        )
+        channel = (body.get("channel") or {}).get("id", "")
+        incident = service.find(str(body["actions"][0].get("value")), channel_id=channel)
+        view = update_modal(incident_id=str(incident.id), channel=channel)
         later(lambda: client.views_open(trigger_id=body["trigger_id"], view=view))
 
     @app.view(UPDATE_MODAL)
@@ -191,6 +191,25 @@ def notice_view(message: Message) -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Close"},
         "blocks": message.blocks,
     }
+
+
+def register_fallbacks(app: App) -> None:
+    """Last of all: a button or form the bot does not know (an older version's, or not ours) is
+    answered as such instead of Bolt's 404."""
+
+    @app.action(re.compile(".*"))
+    def on_unknown_action(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        raise StaleButton(_UNKNOWN.format(what="button"))
+
+    @app.view(re.compile(".*"))
+    def on_unknown_view(ack: Ack, body: dict[str, Any]) -> None:
+        raise StaleButton(_UNKNOWN.format(what="form"))
+
+
+_UNKNOWN = (
+    "This {what} is not one the bot knows (it may be from an older version); nothing was changed."
+)
 
 
 def update_modal(*, incident_id: str, channel: str) -> dict[str, Any]:

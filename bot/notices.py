@@ -197,7 +197,8 @@ def render_followup_request(incident: Incident) -> Message:
         text="Add follow-up", action_id=FOLLOWUP_ADD_ACTION, value=str(incident.id)
     )
     hint = context(
-        f"Or: `/escalate followup add {incident.ref} @owner YYYY-MM-DD <action> [--policy]`"
+        f"Or: `/escalate followup add {incident.ref} @owner YYYY-MM-DD {escape('<action>')} "
+        "[--policy]`"  # unescaped, Slack would read <action> as a link
     )
     return to_message(text, [section(text), ActionsBlock(elements=[button]), hint])
 

@@ -14,6 +14,7 @@ from bot.service import Actor, IncidentService
 from matrix_engine.diff import MatrixDiff, diff_matrices
 from matrix_engine.drills import DrillProposal, propose_drills
 from matrix_engine.followups import ArgsProblem, Followup, parse_followup_args
+from matrix_engine.incidents import Incident
 from matrix_engine.localtime import local_date, zone
 from storage.followups import Drills, Followups
 from storage.incidents import Declared, Incidents
@@ -125,6 +126,10 @@ class Operations:
             self._rhythm.plan_followup(stored, now=now)
             self._poke()
         return stored
+
+    def find_incident(self, ref: str, *, actor: Actor) -> Incident:
+        """The incident a button names (NoSuchIncident, with the closest open ones, if none)."""
+        return self._service.find(ref, channel_id=actor.channel_id)
 
     def done_followup(self, args: str, *, actor: Actor) -> Followup:
         """Mark a follow-up done, if `actor` is its owner, one of its incident's people (as for

@@ -75,7 +75,8 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
     @app.action(FOLLOWUP_ADD_ACTION)
     def on_add_followup(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = followup_modal(incident_id=_value(body))
+        incident = ops.find_incident(_value(body), actor=_actor(body))  # NoSuchIncident: answered
+        view = followup_modal(incident_id=str(incident.id))
         background.submit(lambda: client.views_open(trigger_id=body["trigger_id"], view=view))
 
     @app.view(FOLLOWUP_MODAL)
