@@ -10,6 +10,7 @@ import holidays
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from matrix_engine.business_time import (
     add_business_time,
@@ -298,8 +299,13 @@ def test_naive_datetimes_are_rejected(call):
         call()
 
 
-def test_calendar_without_working_days_is_an_error():
-    closed = Calendar(timezone="UTC", working_days=())
+def test_calendar_without_working_days_is_refused():
+    with pytest.raises(ValidationError, match="working_days"):
+        Calendar(timezone="UTC", working_days=())
+
+
+def test_calendar_without_working_time_is_an_error_not_a_hang():
+    closed = Calendar.model_construct(timezone="UTC", working_days=())  # validation bypassed
     with pytest.raises(ValueError, match="no working time"):
         add_duration(datetime(2026, 1, 1, tzinfo=UTC), parse_duration("1 business h"), closed)
 
