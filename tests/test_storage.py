@@ -338,7 +338,7 @@ def wait_for_lines(child: subprocess.Popen[bytes], count: int) -> int:
 
 @pytest.mark.slow
 def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path) -> None:
-    kills = int(os.environ.get("D1_KILLS", "50"))
+    kills = int(os.environ.get("D1_KILLS", "30"))
     rng = random.Random(20261201)
     db = tmp_path / "d1.db"
     Store(db).close()
