@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -107,6 +108,21 @@ def delivery_client(settings: Settings) -> WebClient:
     )
     client.retry_handlers = []
     return client
+
+
+class _TokenComesFromAuthorize(logging.Filter):
+    """Bolt warns "As you gave `client` as well, `token` will be unused" whenever SLACK_BOT_TOKEN
+    is in the environment and a client is given. Ours is: the token comes from `authorize`, so
+    that warning says nothing an operator can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+def _quiet_bolt_token_warning() -> None:
+    bolt_logger = logging.getLogger(f"slack_bolt.{App.__name__}")
+    if not any(isinstance(f, _TokenComesFromAuthorize) for f in bolt_logger.filters):
+        bolt_logger.addFilter(_TokenComesFromAuthorize())
 
 
 def _secret(value: object) -> str | None:
@@ -221,7 +237,8 @@ class Runtime:
         def authorize() -> AuthorizeResult:  # Bolt passes arguments by the names declared here
             return self._authorize()
 
-        # Bolt takes the token from `authorize`; a tokenless copy of the client avoids its warning.
+        # Bolt takes the token from `authorize`, so its client needs none of its own.
+        _quiet_bolt_token_warning()
         bolt_client = interactive_client(self.settings.model_copy(update={"SLACK_BOT_TOKEN": None}))
         app = App(
             client=bolt_client,

@@ -72,9 +72,11 @@ class Ticker:
         self._tick = tick
         self._next_due = next_due
         self._clock = clock
+        # A job that fires while a tick runs returns at once (see `_run`), so two instances of a
+        # job are as many as can ever overlap: APScheduler never has to skip one (and warn).
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            job_defaults={"coalesce": True, "max_instances": 2, "misfire_grace_time": None},
         )
         self._interval = safety_interval
         self._stall_after = stall_after
@@ -99,16 +101,32 @@ class Ticker:
         self._schedule_at(datetime.now(UTC))
 
     def _run(self) -> None:
-        with self._running:
-            while True:
-                self._again.clear()
-                try:
-                    self._tick()
-                except Exception:  # the scheduler thread must survive; the traceback is logged
-                    log.exception("dispatcher tick failed")
-                self.last_tick_real = datetime.now(UTC)
-                if not self._again.is_set():
-                    break
+        """One job run. A job that fires while a tick is running returns at once: a wake that
+        came meanwhile set `_again`, so the running tick goes round once more."""
+        ran = False
+        while self._running.acquire(blocking=False):
+            ran = True
+            try:
+                self._tick_until_quiet()
+            finally:
+                self._running.release()
+            if not self._again.is_set():  # else a wake came between the last tick and release
+                break
+        if ran:
+            self._schedule_next_due()
+
+    def _tick_until_quiet(self) -> None:
+        while True:
+            self._again.clear()
+            try:
+                self._tick()
+            except Exception:  # the scheduler thread must survive; the traceback is logged
+                log.exception("dispatcher tick failed")
+            self.last_tick_real = datetime.now(UTC)
+            if not self._again.is_set():
+                return
+
+    def _schedule_next_due(self) -> None:
         due = self._next_due()
         if due is not None:
             wait = max(0.0, self._clock.real_seconds(due - self._clock.now()))
