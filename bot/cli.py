@@ -1,5 +1,6 @@
 """The `sla-bot` command line. Errors become one clear line and a non-zero exit, never a traceback
-(set SLA_BOT_LOG_LEVEL=DEBUG to see it in the log)."""
+(set SLA_BOT_LOG_LEVEL=DEBUG to see it in the log): a mistake in the arguments (exit 2) names the
+option and points to `--help`; anything else that goes wrong (exit 1) names the file or setting."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from typer._click import exceptions as click_errors  # typer exports no UsageError of its own
 
+from bot.cli_common import fail, option_problems, write_output
 from bot.cli_ops import add_ops_commands
 from bot.cli_rhythm import add_rhythm_commands
 from bot.matrix_source import read_matrix_text
+from bot.scheduler import LockHeld
 from bot.settings import Settings, SettingsError, load_settings
 from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
 from matrix_engine.generator import generate_matrix
@@ -31,6 +36,7 @@ from matrix_engine.models import (
 )
 from matrix_engine.render import render_csv, render_json, render_markdown, render_yaml
 from matrix_engine.render.cells import TABLE_HEADER, row_cells
+from storage.db import DatabaseUnusable
 
 log = logging.getLogger("sla-bot")
 
@@ -58,11 +64,6 @@ RENDERERS = {
     Format.json: render_json,
     Format.yaml: render_yaml,
 }
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
 
 
 def read_text(path: Path) -> str:
@@ -97,19 +98,22 @@ def generate(
     ] = None,
 ) -> None:
     """Generate a matrix from a profile (no options: the seed's Customer support assistant)."""
-    profile = Profile(
-        use_case=use_case,
-        interactions=interactions,
-        impact=impact,
-        on_call=on_call,
-        review=review,
-        tier=tier,
-    )
+    try:
+        profile = Profile(
+            use_case=use_case,
+            interactions=interactions,
+            impact=impact,
+            on_call=on_call,
+            review=review,
+            tier=tier,
+        )
+    except ValidationError as exc:
+        fail(f"sla-bot generate: {option_problems(exc)}", code=2)
     text = RENDERERS[fmt](generate_matrix(profile))
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         typer.echo(f"wrote {output} ({fmt.value})", err=True)
 
 
@@ -163,7 +167,7 @@ def serve() -> None:
     try:
         settings.require_slack()
     except SettingsError as exc:
-        fail(str(exc))
+        fail(cannot_start(exc))
     run_server(settings)
 
 
@@ -201,17 +205,33 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        fail("sla-bot cannot start:\n" + "\n".join(f"  {line}" for line in exc.problems))
+        fail(cannot_start(exc))
+
+
+def cannot_start(exc: SettingsError) -> str:
+    """`sla-bot cannot start: <problem>`, or the problems one per line below it."""
+    if len(exc.problems) == 1:
+        return f"sla-bot cannot start: {exc.problems[0]}"
+    return "sla-bot cannot start:\n" + "\n".join(f"  {line}" for line in exc.problems)
 
 
 def main() -> None:
     """Entry point: the single place CLI errors become words."""
     try:
-        app()
-    except MatrixInvalid as exc:
-        typer.echo(str(exc), err=True)
+        code = app(standalone_mode=False, prog_name="sla-bot")
+    except click_errors.NoArgsIsHelpError:
+        sys.exit(2)  # the help has been printed
+    except click_errors.UsageError as exc:
+        typer.echo(usage_mistake(exc), err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("sla-bot: stopped before finishing (nothing was changed)", err=True)
         sys.exit(1)
-    except (MatrixError, SettingsError) as exc:
+    except MatrixInvalid as exc:
+        errors = [p.format(exc.source) for p in exc.problems if p.severity == "error"]
+        typer.echo(errors[0] if len(errors) == 1 else str(exc), err=True)
+        sys.exit(1)
+    except (MatrixError, SettingsError, LockHeld, DatabaseUnusable) as exc:
         typer.echo(f"sla-bot: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -220,6 +240,14 @@ def main() -> None:
         log.debug("unexpected error", exc_info=True)
         typer.echo(f"sla-bot: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_mistake(exc: click_errors.UsageError) -> str:
+    """`sla-bot generate: Invalid value for '--tier': … (see sla-bot generate --help)`, one line."""
+    command = exc.ctx.command_path if exc.ctx is not None else "sla-bot"
+    message = " ".join(exc.format_message().split()).replace("Value error, ", "")
+    return f"{command}: {message} (see {command} --help)"
 
 
 if __name__ == "__main__":

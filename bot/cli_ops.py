@@ -10,18 +10,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from bot.cli_common import existing_database, fail, write_output
 from bot.matrix_source import read_matrix_file
 from bot.reports import DEFAULT_PERIOD, Reports
 from bot.scheduler import LockHeld, SingletonLock
 from bot.settings import Settings, load_settings
 from matrix_engine.metrics import PeriodError, date_range
 from matrix_engine.report import render_report_csv, render_report_json, render_report_markdown
-from storage.backup import BackupFailed, backup, restore
-from storage.db import Store
+from storage.backup import BackupFailed, backup, check_restore, restore
 from storage.reporting import Reporting
 
 
@@ -40,18 +40,6 @@ REPORT_RENDERERS = {
 DbOption = Annotated[
     Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
 ]
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
-def _database(settings: Settings, db: Path | None) -> Path:
-    path = db or settings.SLA_BOT_DB
-    if not path.is_file():
-        _fail(f"{path}: no database here (give --db or set SLA_BOT_DB)")
-    return path
 
 
 def _now(settings: Settings) -> datetime:
@@ -96,12 +84,14 @@ def report(
     """SLA figures for a period: per incident type and severity, breaches, drills apart."""
     settings = load_settings()
     if (first is None) != (last is None):
-        _fail("give both --from and --to, or neither")
+        fail("give both --from and --to, or neither")
     if first is not None and period is not None:
-        _fail("give either --period or --from/--to, not both")
+        fail("give either --period or --from/--to, not both")
     now = _instant(at) if at is not None else _now(settings)
+    if output is not None and not output.parent.is_dir():
+        fail(f"{output}: cannot write: no folder {output.parent}")
     _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
-    store = Store(_database(settings, db))
+    store = existing_database(db or settings.SLA_BOT_DB)
     try:
         reports = Reports(reporting=Reporting(store), matrix=lambda: matrix)
         try:
@@ -111,14 +101,14 @@ def report(
                 else reports.period(period or DEFAULT_PERIOD, now=now)
             )
         except PeriodError as exc:
-            _fail(f"sla-bot report: {exc}")
+            fail(f"sla-bot report: {exc}")
         text = REPORT_RENDERERS[fmt](reports.for_period(chosen, now=now))
     finally:
         store.close()
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text)
         typer.echo(f"wrote {output} ({fmt.value}, {chosen.label})", err=True)
 
 
@@ -126,9 +116,9 @@ def _instant(text: str) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        _fail(f"--at {text!r} is not an ISO instant such as 2026-12-01T12:00:00Z")
+        fail(f"--at {text!r} is not an ISO instant such as 2026-12-01T12:00:00Z")
     if at.tzinfo is None:
-        _fail("--at needs a UTC offset, e.g. 2026-12-01T12:00:00Z")
+        fail("--at needs a UTC offset, e.g. 2026-12-01T12:00:00Z")
     return at
 
 
@@ -137,17 +127,23 @@ def _day(value: datetime) -> date:
 
 
 def backup_command(
-    file: Annotated[Path, typer.Argument(help="Where to write the copy.")],
+    file: Annotated[Path, typer.Argument(help="Where to write the copy (a new file).")],
     db: DbOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace FILE if it already exists.")
+    ] = False,
 ) -> None:
     """Copy the database consistently while the bot runs, then check the copy.
 
-    Uses SQLite's online backup API; the copy is checked with PRAGMA integrity_check."""
-    source = _database(load_settings(), db)
+    Uses SQLite's online backup API; the copy is checked with PRAGMA integrity_check. An existing
+    FILE is kept unless --overwrite is given."""
+    source = db or load_settings().SLA_BOT_DB
+    if not source.is_file():
+        fail(f"{source}: no database here (give --db or set SLA_BOT_DB)")
     try:
-        result = backup(source, file)
+        result = backup(source, file, overwrite=overwrite)
     except BackupFailed as exc:
-        _fail(f"sla-bot backup: {exc}")
+        fail(f"sla-bot backup: {exc}")
     typer.echo(f"{file}: {result.pages} pages, {result.size:,} bytes")
     typer.echo(f"integrity_check: {result.integrity}")
     if not result.ok:
@@ -163,15 +159,19 @@ def restore_command(
     Messages already due are looked up in Slack before they are posted, so none goes out twice."""
     settings = load_settings()
     target = db or settings.SLA_BOT_DB
+    try:
+        check_restore(file, target)  # before the lock file is created next to the database
+    except BackupFailed as exc:
+        fail(f"sla-bot restore: {exc}")
     lock = SingletonLock(target.with_suffix(target.suffix + ".lock"))
     try:
         lock.acquire()
     except LockHeld:
-        _fail(f"sla-bot restore: a bot is running on {target}; stop it first")
+        fail(f"sla-bot restore: a bot is running on {target}; stop it first")
     try:
         result = restore(file, target, now=_now(settings))
     except BackupFailed as exc:
-        _fail(f"sla-bot restore: {exc}")
+        fail(f"sla-bot restore: {exc}")
     finally:
         lock.release()
     typer.echo(f"restored {target} from {file}; integrity_check: {result.integrity}")

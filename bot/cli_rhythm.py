@@ -9,18 +9,20 @@ import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import yaml
+from pydantic import ValidationError
 
+from bot.cli_common import existing_database, fail
 from bot.matrix_source import read_matrix_file
 from bot.settings import Settings, load_settings
 from matrix_engine.diff import diff_matrices, render_diff_text
-from matrix_engine.drills import DrillRecord, forecast_drills
+from matrix_engine.drills import DrillRecord, drill_calendar
 from matrix_engine.generator import generate_matrix
 from matrix_engine.loading import load_matrix_text
-from matrix_engine.localtime import local_instant, zone
+from matrix_engine.localtime import local_date, local_instant, zone
 from matrix_engine.models import Matrix, Profile
 from matrix_engine.render import render_yaml
 from matrix_engine.rhythm import SlotKind, rhythm_slots
@@ -42,11 +44,6 @@ class Reason(StrEnum):
     traffic = "traffic"
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
 def rhythm(
     start: Annotated[
         str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: today).")
@@ -55,21 +52,30 @@ def rhythm(
     matrix_file: MatrixOption = None,
     db: DbOption = None,
 ) -> None:
-    """The review and drill calendar, with the scenarios each drill would use."""
+    """The review and drill calendar, with the scenarios each drill would use.
+
+    Drills of past months show what was proposed then; from this month on, the forecast assumes
+    each proposed drill is run in its month (whatever --from is)."""
+    from bot.app import make_clock
+
     settings = load_settings()
     _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
     tz = zone(matrix.calendar.timezone)
+    today = local_date(make_clock(settings).now(), tz)
     try:
-        first = date.fromisoformat(start) if start else datetime.now(UTC).astimezone(tz).date()
+        first = date.fromisoformat(start) if start else today
     except ValueError:
-        _fail(f"--from {start!r}: expected a date like 2026-12-01")
+        fail(f"--from {start!r}: expected a date like 2026-12-01")
     begin = local_instant(first, time(0), tz)
     end = begin + timedelta(days=31 * months)
     history = _drill_history(db or settings.SLA_BOT_DB)
-    month_keys = sorted(
-        {s.period for s in rhythm_slots(matrix, start=begin, end=end) if s.kind is SlotKind.DRILL}
+    month_keys = [
+        s.period for s in rhythm_slots(matrix, start=begin, end=end) if s.kind is SlotKind.DRILL
+    ]
+    calendar = drill_calendar(
+        matrix, history=history, months=month_keys, this_month=f"{today:%Y-%m}"
     )
-    proposals = {p.month: p for p in forecast_drills(matrix, history=history, months=month_keys)}
+    proposals = {p.month: p for p in calendar}
     typer.echo(
         f"Operating rhythm · {matrix.profile.review.label} reviews · calendar {matrix.calendar.timezone}"
     )
@@ -83,9 +89,9 @@ def rhythm(
 
 
 def _drill_history(path: Path) -> list[DrillRecord]:
-    if not path.is_file():
-        return []
-    store = Store(path)
+    if not path.exists():
+        return []  # no bot has run here yet: no drills
+    store = existing_database(path)
     try:
         return Drills(store).history()
     finally:
@@ -109,20 +115,28 @@ def rebaseline(
 ) -> None:
     """Show the target-by-target diff of a candidate matrix and adopt it as a new version."""
     if (profile is None) == (candidate_file is None):
-        _fail("give exactly one of --profile FILE (regenerate) or --candidate FILE (edited matrix)")
+        fail("give exactly one of --profile FILE (regenerate) or --candidate FILE (edited matrix)")
     settings = load_settings()
     target = matrix_file or settings.SLA_BOT_MATRIX
-    store = Store(db or settings.SLA_BOT_DB)
+    # Every argument is read and checked before the database is opened (or created).
+    new_profile = _read_profile(profile) if profile is not None else None
+    edited = read_matrix_file(candidate_file) if candidate_file is not None else None
+    path = db or settings.SLA_BOT_DB
+    if path.exists():
+        store = existing_database(path)
+    else:
+        read_matrix_file(target)  # it becomes version 1 of the new database
+        store = Store(path)
     try:
         versions = Versions(store)
         active = _active(versions, target)
-        text, candidate = _candidate(active, profile=profile, candidate_file=candidate_file)
+        text, candidate = edited or _regenerated(active, new_profile)
         diff = diff_matrices(active, candidate)
         typer.echo(render_diff_text(diff))
         if diff.is_empty:
             return
         if not yes and not typer.confirm("Adopt this matrix as the new active version?"):
-            _fail("not adopted", code=1)
+            fail("not adopted", code=1)
         who = f"cli:{_user()}"
         adopted = versions.adopt(
             text=text,
@@ -155,19 +169,25 @@ def _active(versions: Versions, path: Path) -> Matrix:
     return load_matrix_text(current.text, source=f"version {current.version}")
 
 
-def _candidate(
-    active: Matrix, *, profile: Path | None, candidate_file: Path | None
-) -> tuple[str, Matrix]:
-    if candidate_file is not None:
-        return read_matrix_file(candidate_file)
-    assert profile is not None
+def _read_profile(path: Path) -> Profile:
+    """The profile in a YAML file (a bare profile, or a matrix file's `profile` section)."""
     try:
-        data = yaml.safe_load(profile.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        _fail(f"{profile}: cannot read the profile: {exc}")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        fail(f"{path}: cannot read the profile: {' '.join(str(exc).split())}")
     fields = data.get("profile", data) if isinstance(data, dict) else data
-    new_profile = Profile.model_validate(fields)
-    matrix = generate_matrix(new_profile, template=active)
+    try:
+        return Profile.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'profile'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"{path}: not a profile: {problems}")
+
+
+def _regenerated(active: Matrix, profile: Profile | None) -> tuple[str, Matrix]:
+    assert profile is not None
+    matrix = generate_matrix(profile, template=active)
     return render_yaml(matrix), matrix
 
 
@@ -195,10 +215,7 @@ def history(
 ) -> None:
     """List the matrix versions (who, when, why), or show one version's diff."""
     settings: Settings = load_settings()
-    path = db or settings.SLA_BOT_DB
-    if not path.is_file():
-        _fail(f"{path}: no database here (give --db or set SLA_BOT_DB)")
-    store = Store(path)
+    store = existing_database(db or settings.SLA_BOT_DB)
     try:
         versions = Versions(store).all()
     finally:
@@ -211,7 +228,7 @@ def history(
         return
     by_number = {v.version: v for v in versions}
     if show not in by_number:
-        _fail(f"no version {show}; versions: {', '.join(str(v) for v in by_number) or 'none'}")
+        fail(f"no version {show}; versions: {', '.join(str(v) for v in by_number) or 'none'}")
     new = load_matrix_text(by_number[show].text)
     old = load_matrix_text(by_number[show - 1].text) if show - 1 in by_number else new
     typer.echo(f"v{show}: {by_number[show].reason} — by {by_number[show].adopted_by}")

@@ -29,6 +29,7 @@ __all__ = [
     "Grade",
     "Outcome",
     "Scorecard",
+    "drill_calendar",
     "forecast_drills",
     "parse_month",
     "propose_drills",
@@ -84,6 +85,37 @@ def forecast_drills(
         proposals.append(proposal)
         records.extend(_assumed_runs(matrix, proposal))
     return proposals
+
+
+def drill_calendar(
+    matrix: Matrix, *, history: Sequence[DrillRecord], months: Iterable[str], this_month: str
+) -> list[DrillProposal]:
+    """The proposal for each of `months` (`YYYY-MM`, in order). A month before `this_month` gets
+    what was proposed then (from the drills run before it). `this_month` and later get a forecast
+    chained from `this_month` (`forecast_drills`), so a month's forecast is the same whichever
+    month a listing starts at."""
+    wanted = sorted(set(months))
+    if not wanted:
+        return []
+    found = {
+        month: propose_drills(matrix, history=history, month=month)
+        for month in wanted
+        if month < this_month
+    }
+    if wanted[-1] >= this_month:
+        ahead = forecast_drills(matrix, history=history, months=_months(this_month, wanted[-1]))
+        found |= {proposal.month: proposal for proposal in ahead}
+    return [found[month] for month in wanted]
+
+
+def _months(first: str, last: str) -> list[str]:
+    """Every month from `first` to `last` included, as `YYYY-MM`."""
+    day, end = parse_month(first), parse_month(last)
+    found = []
+    while day <= end:
+        found.append(f"{day:%Y-%m}")
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return found
 
 
 def parse_month(month: str) -> date:

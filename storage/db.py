@@ -18,6 +18,43 @@ from sqlite_utils import Database
 from storage.schema import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_HEADER = b"SQLite format 3\x00"
+# Tables every sla-bot database has had since its first migration.
+CORE_TABLES = frozenset({"incidents", "outbox", "matrix_versions"})
+
+
+class DatabaseUnusable(Exception):
+    """A file that cannot be used as the bot's database: not SQLite, damaged, or another
+    program's SQLite database."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def check_database(path: Path) -> None:
+    """Raise DatabaseUnusable unless `path` is a database this bot made. Reads only: a command
+    that merely reads must never turn someone else's file into ours."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise DatabaseUnusable(path, f"cannot read it: {exc.strerror}") from None
+    if header != SQLITE_HEADER:
+        raise DatabaseUnusable(path, "not an SQLite database")
+    try:
+        # Not `mode=ro`: a read-only connection to a WAL database cannot remove the -wal and
+        # -shm files it makes, and would leave them behind.
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise DatabaseUnusable(path, f"the database is damaged or unreadable ({exc})") from None
+    if not found >= CORE_TABLES:
+        raise DatabaseUnusable(path, "an SQLite database, but not an sla-bot one")
 
 
 class Store:
@@ -28,8 +65,12 @@ class Store:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[Database] = []
-        with self.immediate() as db:  # two processes starting together migrate once
-            MIGRATIONS.apply(db)
+        try:
+            with self.immediate() as db:  # two processes starting together migrate once
+                MIGRATIONS.apply(db)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise DatabaseUnusable(self.path, f"cannot be used as the database ({exc})") from exc
 
     @property
     def db(self) -> Database:

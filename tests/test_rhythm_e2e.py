@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from matrix_engine.periods import parse_period
 from matrix_engine.rhythm import drill_instants
 from storage.followups import Followups
 from storage.reporting import Reporting
-from tests.harness.process import sla_bot
+from tests.harness.process import sim_time_env, sla_bot
 from tests.harness.rhythm import (
     ADMIN,
     NEW_YORK,
@@ -761,17 +762,22 @@ Mon 2027-01-18 09:00 EST  review  2027-W03
 """
 
 
-def rhythm_forecast(folder: Path, *, db: Path) -> subprocess.CompletedProcess[str]:
-    """`sla-bot rhythm` for three months from 2026-10-20, the seed matrix, `db`'s drill history."""
+def rhythm_forecast(
+    folder: Path, *, db: Path, start: str = "2026-10-20", months: int = 3
+) -> subprocess.CompletedProcess[str]:
+    """`sla-bot rhythm` for `months` months from `start`, the seed matrix, `db`'s drill history,
+    on 2026-11-02 (so November is this month: October is past, the forecast starts in November)."""
     return sla_bot(
         "rhythm",
         "--from",
-        "2026-10-20",
+        start,
         "--months",
-        "3",
+        str(months),
         cwd=folder,
         SLA_BOT_MATRIX=str(SEED_MATRIX),
         SLA_BOT_DB=str(db),
+        timeout=60.0,
+        **sim_time_env(at_ny(2026, 11, 2, 12), anchor=time.time()),
     )
 
 
@@ -782,6 +788,25 @@ def test_cli_rhythm_prints_reviews_at_0900_across_the_dst_change_and_drill_scena
 
     assert done.returncode == 0, done.stderr
     assert done.stdout == RHYTHM_CALENDAR
+
+
+def test_cli_rhythm_forecast_of_a_month_does_not_depend_on_where_the_listing_starts(
+    tmp_path: Path,
+) -> None:
+    def drills(start: str, months: int) -> dict[str, str]:
+        done = rhythm_forecast(tmp_path, db=tmp_path / "none.db", start=start, months=months)
+        assert done.returncode == 0, done.stderr
+        lines = [
+            line.split("drill   ")[1] for line in done.stdout.splitlines() if "  drill  " in line
+        ]
+        return dict(line.split("  ", 1) for line in lines)
+
+    january = "SEV-1: pii-leakage  SEV-2: latency-spike"
+    assert drills("2026-10-20", 4)["2027-01"] == january
+    assert drills("2026-12-15", 2)["2027-01"] == january
+    assert drills("2027-01-01", 1) == {"2027-01": january}
+    # A past month shows what was proposed then: nothing was drilled before November either.
+    assert drills("2026-09-01", 1)["2026-09"] == "SEV-1: model-outage  SEV-2: latency-spike"
 
 
 def test_cli_rhythm_forecast_follows_the_drill_history_in_the_database(tmp_path: Path) -> None:
