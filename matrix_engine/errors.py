@@ -6,6 +6,7 @@
     ├── MatrixInvalid                a matrix file that does not validate (carries every Problem)
     └── LookupFailed                 an incident type that matches no row, or several
         ├── UnknownIncidentType
+        │   └── MentionNotType       a mention (@here, @someone, #channel) where a type belongs
         └── AmbiguousIncidentType
 
 Each exception formats its own message from its data; callers never build error text.
@@ -92,6 +93,18 @@ class LookupFailed(MatrixError, LookupError):
 
 class UnknownIncidentType(LookupFailed):
     """No row has this id, alias or prefix."""
+
+
+class MentionNotType(UnknownIncidentType):
+    """A Slack mention or channel link given where an incident type belongs: never a type, so no
+    type is suggested for it."""
+
+    def __init__(self, query: str, shown: str) -> None:
+        self.shown = shown
+        super().__init__(query, [])
+
+    def _message(self) -> str:
+        return f"{self.shown} is a mention, not an incident type; `list` shows the incident types."
 
 
 class AmbiguousIncidentType(LookupFailed):

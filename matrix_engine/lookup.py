@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import difflib
+import re
 
-from matrix_engine.errors import AmbiguousIncidentType, UnknownIncidentType
+from matrix_engine.errors import AmbiguousIncidentType, MentionNotType, UnknownIncidentType
 from matrix_engine.models import IncidentRow, Matrix
+
+# Slack's encoded mentions and links (`<!here>`, `<@U1|ann>`, `<!subteam^S1>`, `<#C1|ops>`) and
+# the same typed plainly (`@here`, `@ann`, `#ops`).
+_ENCODED = re.compile(r"<([!@#])([^>|]*)(?:\|([^>]*))?>")
+_PLAIN = re.compile(r"[@#]\S*")
 
 
 def find_row(matrix: Matrix, query: str) -> IncidentRow:
     """The row whose id or alias equals `query` (case-insensitive), else whose id or alias it
     uniquely prefixes; otherwise UnknownIncidentType / AmbiguousIncidentType with suggestions."""
+    mention = _mention(query)
+    if mention is not None:
+        raise MentionNotType(query, mention)
     wanted = "-".join(query.strip().lower().split())
     names = _names(matrix)
     if wanted in names:
@@ -35,6 +44,17 @@ def suggest(matrix: Matrix, query: str, *, limit: int = 3) -> list[str]:
         scored[row.id] = max(scored.get(row.id, 0.0), ratio)
     ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))
     return [row_id for row_id, score in ranked[:limit] if score >= 0.4]
+
+
+def _mention(query: str) -> str | None:
+    """How a query that is a mention or channel link reads (`@here`, `#ops`), else None."""
+    text = query.strip()
+    encoded = _ENCODED.fullmatch(text)
+    if encoded is not None:
+        sigil, target, label = encoded.groups()
+        name = (label or target.removeprefix("subteam^")).lstrip("@#")
+        return f"{'#' if sigil == '#' else '@'}{name}"
+    return text if _PLAIN.fullmatch(text) else None
 
 
 def _names(matrix: Matrix) -> dict[str, IncidentRow]:

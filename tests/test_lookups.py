@@ -147,6 +147,33 @@ def test_b1_random_strings_get_a_friendly_answer_and_change_nothing(bot_app: App
     state_untouched(bot_app)
 
 
+MENTIONS = [
+    ("<!here>", "@here"),
+    ("@here", "@here"),
+    ("<!channel>", "@channel"),
+    ("<@U0QUALITY1|quality>", "@quality"),
+    ("<!subteam^S0INFERENCE|@inference>", "@inference"),
+    ("<#C0INCIDENTS|incidents>", "#incidents"),
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), MENTIONS, ids=[m[1] for m in MENTIONS])
+@pytest.mark.parametrize("verb", ["", "who ", "declare "], ids=["lookup", "who", "declare"])
+def test_a_mention_is_not_an_incident_type_and_gets_no_suggestion(
+    shared_app: AppServer, text: str, shown: str, verb: str
+) -> None:
+    reply = shared_app.command(verb + text)
+    assert reply.status == 200
+    payload = reply.json()
+    assert_slack_accepts(payload)
+    assert visible_text(payload["blocks"]) == (
+        f":grey_question: {shown} is a mention, not an incident type; `list` shows the incident "
+        "types."
+    )
+    assert not any(row_id in payload["text"] for row_id in SEED_IDS)
+    assert shared_app.incident_count() == 0
+
+
 def test_b1_typo_corpus_really_is_at_distance_one_or_two() -> None:
     assert len({t for _, t in TYPOS}) == len(TYPOS) == 1000
     assert {i for i, _ in TYPOS} == set(SEED_IDS)
