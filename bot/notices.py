@@ -212,15 +212,16 @@ def render_scorecard(incident: Incident, card: Scorecard) -> Message:
         mark = {"met": ":white_check_mark:", "missed": ":x:"}.get(
             check.outcome.value, ":heavy_minus_sign:"
         )
-        figures = ""
+        parts = [escape(check.detail)] if check.detail else []
         if check.actual_seconds is not None and check.target_seconds is not None:
-            figures = (
-                f" — {_minutes(check.actual_seconds)} vs target {_minutes(check.target_seconds)}"
-            )
-        elif check.required:
-            figures = f" — {check.on_time or 0}/{check.required} on time"
-        detail = f" ({escape(check.detail)})" if check.detail else ""
-        lines.append(f"{mark} {check.name.label}{figures}{detail}")
+            figures = f"{_minutes(check.actual_seconds)} vs target {_minutes(check.target_seconds)}"
+            parts.insert(0, figures)
+        elif check.target_seconds is not None:
+            parts.append(f"target {_minutes(check.target_seconds)}")
+        elif check.required and check.actual_seconds is None:
+            parts.insert(0, f"{check.on_time or 0}/{check.required} on time")
+        said = f" — {' · '.join(parts)}" if parts else ""
+        lines.append(f"{mark} {check.name.label}{said}")
     lines.append(f"*Score:* {card.summary()}")
     text = "\n".join(lines)
     return to_message(

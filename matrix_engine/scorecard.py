@@ -5,6 +5,10 @@ declaration:
 
 - acknowledge: acknowledged at or before `declared_at + first_response`;
 - mitigate: mitigated at or before `declared_at + escalate_after`;
+- a drill rehearses each step, so a step taken only as part of a later one is *skipped*, and
+  missed: acknowledging when it was mitigated or resolved straight from open (stamped at the same
+  instant as that later step), mitigating when it was resolved without being marked mitigated. A
+  drill resolved at once scores 0 %, not 100 %;
 - customer updates, by the row's policy:
   - every N until mitigation: the windows `(t(k-1), t(k)]` (t(0) = declaration, included in the
     first window; t(k) = t(k-1) + N) that end before mitigation each need an update logged inside
@@ -133,6 +137,7 @@ def score_drill(
         raise ValueError(f"{incident.ref} is still open: score it once mitigated or resolved")
     updates = _updates(incident, update_times, since=t0)
     row = incident.row
+    ack_skipped, mitigate_skipped = _skipped_steps(incident)
     checks = (
         _deadline_check(
             CheckName.ACKNOWLEDGE,
@@ -140,6 +145,7 @@ def score_drill(
             target=row.first_response,
             done=incident.acknowledged_at,
             calendar=calendar,
+            skipped=ack_skipped,
         ),
         _deadline_check(
             CheckName.MITIGATE,
@@ -147,6 +153,7 @@ def score_drill(
             target=row.escalate_after,
             done=incident.mitigated_at,
             calendar=calendar,
+            skipped=mitigate_skipped,
         ),
         _customer_check(incident, updates, calendar=calendar),
     )
@@ -172,18 +179,46 @@ def _seconds(start: datetime, end: datetime) -> int:
     return round((end - start).total_seconds())
 
 
+def _skipped_steps(incident: Incident) -> tuple[str, str]:
+    """Why acknowledging and mitigating count as skipped ("" when taken on their own): a step is
+    stamped at the same instant as the later step that implied it (`apply_action`)."""
+    acknowledged, mitigated, resolved = (
+        incident.acknowledged_at,
+        incident.mitigated_at,
+        incident.resolved_at,
+    )
+    ack = ""
+    if acknowledged is not None and acknowledged == mitigated:
+        straight = "resolved" if mitigated == resolved else "mitigated"
+        ack = f"skipped: {straight} without being acknowledged first"
+    mitigate = ""
+    if mitigated is not None and mitigated == resolved:
+        mitigate = "skipped: resolved without being marked mitigated first"
+    return ack, mitigate
+
+
 def _deadline_check(
-    name: CheckName, *, t0: datetime, target: Duration, done: datetime | None, calendar: Calendar
+    name: CheckName,
+    *,
+    t0: datetime,
+    target: Duration,
+    done: datetime | None,
+    calendar: Calendar,
+    skipped: str = "",
 ) -> Check:
     due = add_duration(t0, target, calendar)
     actual = None if done is None else require_aware(done)
-    met = actual is not None and actual <= due
+    met = actual is not None and actual <= due and not skipped
+    # The target's own words only where its seconds do not say it all (business time).
+    detail = skipped or ("never happened" if actual is None else "")
+    if target.business:
+        detail = f"{detail}; {target}" if detail else str(target)
     return Check(
         name=name,
         outcome=Outcome.MET if met else Outcome.MISSED,
         actual_seconds=None if actual is None else _seconds(t0, actual),
         target_seconds=_seconds(t0, due),
-        detail=f"target {target}" if actual is not None else f"never happened (target {target})",
+        detail=detail,
     )
 
 

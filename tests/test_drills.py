@@ -175,6 +175,8 @@ def drill(
     def at(offset: timedelta | None) -> datetime | None:
         return None if offset is None else t0 + offset
 
+    if resolve is None and mitigate is not None:
+        resolve = mitigate + MINUTE  # resolved as a step of its own, after mitigation
     return Incident(
         id=7,
         row=matrix.row(row_id),
@@ -184,11 +186,12 @@ def drill(
         declared_at=t0,
         acknowledged_at=at(ack),
         mitigated_at=at(mitigate),
-        resolved_at=at(resolve if resolve is not None else mitigate),
+        resolved_at=at(resolve),
         drill=True,
     )
 
 
+S = timedelta(seconds=1)
 M = MINUTE
 H = timedelta(hours=1)
 MET, MISSED, NA = Outcome.MET, Outcome.MISSED, Outcome.NOT_APPLICABLE
@@ -227,6 +230,16 @@ SCORE_CASES = [
     ("conditional-unmitigated-update-five-minutes-late",
      drill("latency-spike", ack=25 * M, mitigate=120 * M), [95 * M],
      [(MISSED, 1500, 1200), (MISSED, 7200, 2700), (MISSED, 5700, 5400, 0, 1)], 0, Grade.F),
+    # A drill rehearses each step: one stamped only by a later step (same instant) is skipped.
+    ("resolved-at-once-skips-acknowledge-and-mitigate",
+     drill("model-outage", ack=3 * S, mitigate=3 * S, resolve=3 * S), [],
+     [(MISSED, 3, 600), (MISSED, 3, 1200), (NA, None, None, None, None)], 0, Grade.F),
+    ("mitigated-straight-from-open-skips-acknowledge",
+     drill("latency-spike", ack=10 * M, mitigate=10 * M, resolve=30 * M), [],
+     [(MISSED, 600, 1200), (MET, 600, 2700), (NA, None, None, None, None)], 50, Grade.C),
+    ("resolved-without-marking-mitigated-skips-mitigate",
+     drill("latency-spike", ack=5 * M, mitigate=15 * M, resolve=15 * M), [],
+     [(MET, 300, 1200), (MISSED, 900, 2700), (NA, None, None, None, None)], 50, Grade.C),
     ("not-required-is-not-applicable",
      drill("cost-anomaly", ack=19 * M, mitigate=61 * M), [],
      [(MET, 1140, 1200), (MISSED, 3660, 3600), (NA, None, None, None, None)], 50, Grade.C),
