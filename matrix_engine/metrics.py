@@ -3,6 +3,9 @@
 `compute_report` takes the facts storage holds about incidents and returns an `SlaReport` (data; the
 renderers in `report.py` turn it into Markdown, CSV or JSON). Rules:
 
+- The report is as of `now`: an incident declared later is not in it, and what happened after
+  `now` (an acknowledgement, an update, a resolution) had not happened yet (`known_at`). So a
+  report judged at a past instant shows what was known then.
 - Live incidents count in the period they were declared in. Drills are never in the live figures:
   they get their own section (the same figures, plus each drill's scorecard score).
 - Each incident is judged against the row it was declared under (its snapshot), see `obligations`,
@@ -35,6 +38,7 @@ from matrix_engine.obligations import (
     Outcome,
     elapsed,
     judge_incident,
+    known_at,
 )
 from matrix_engine.periods import Period, PeriodError, date_range, month_of, parse_period, week_of
 
@@ -222,9 +226,10 @@ def compute_report(
     `incident_types` (the current matrix's rows) are listed even without incidents, in their order,
     and give each row its title and severity; rows known only from older snapshots follow.
     """
+    known = [then for f in facts if (then := known_at(f, now)) is not None]
     judged = [
         _judge(f, calendar=calendar, now=now, tolerance=escalation_tolerance)
-        for f in facts
+        for f in known
         if f.incident.declared_at in period
     ]
     live = [j for j in judged if not j.facts.incident.drill]

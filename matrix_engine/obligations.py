@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from matrix_engine.business_time import add_duration
 from matrix_engine.durations import Duration
-from matrix_engine.incidents import Incident
+from matrix_engine.incidents import Incident, Status
 from matrix_engine.localtime import require_aware
 from matrix_engine.models import Calendar
 from matrix_engine.policies import (
@@ -57,6 +57,52 @@ class IncidentFacts:
     customer_update_times: tuple[datetime, ...] = ()
     link: str | None = None
     drill_score: float | None = None
+
+
+def known_at(facts: IncidentFacts, at: datetime) -> IncidentFacts | None:
+    """The facts as they stood at `at`: what happened later (an acknowledgement, an update, the
+    escalation post, the resolution and its drill score) had not happened yet. None for an
+    incident declared after `at`. Judging as of a past instant sees only its past."""
+    at = require_aware(at, name="at")
+    incident = facts.incident
+    if require_aware(incident.declared_at, name="declared_at") > at:
+        return None
+
+    def by(moment: datetime | None) -> datetime | None:
+        return moment if moment is not None and require_aware(moment) <= at else None
+
+    acknowledged, mitigated, resolved = (
+        by(incident.acknowledged_at),
+        by(incident.mitigated_at),
+        by(incident.resolved_at),
+    )
+    reached = [
+        status
+        for status, moment in (
+            (Status.ACKNOWLEDGED, acknowledged),
+            (Status.MITIGATED, mitigated),
+            (Status.RESOLVED, resolved),
+        )
+        if moment is not None
+    ]
+    then = replace(
+        incident,
+        status=reached[-1] if reached else Status.OPEN,
+        acknowledged_at=acknowledged,
+        acknowledged_by=incident.acknowledged_by if acknowledged else None,
+        mitigated_at=mitigated,
+        mitigated_by=incident.mitigated_by if mitigated else None,
+        resolved_at=resolved,
+        resolved_by=incident.resolved_by if resolved else None,
+        last_update_at=by(incident.last_update_at),
+    )
+    return replace(
+        facts,
+        incident=then,
+        escalation_sent_at=by(facts.escalation_sent_at),
+        customer_update_times=tuple(u for u in facts.customer_update_times if by(u)),
+        drill_score=facts.drill_score if resolved else None,
+    )
 
 
 class Check(StrEnum):

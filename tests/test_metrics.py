@@ -635,3 +635,36 @@ def test_rows_and_severities_partition_the_live_figures(history: list[IncidentFa
     )
     worst_first = [abs(b.deviation) for b in result.breaches]
     assert worst_first == sorted(worst_first, reverse=True)
+
+
+def _later_after(facts: IncidentFacts, at: datetime, shift: timedelta) -> IncidentFacts:
+    """`facts` with everything that happened after `at` happening `shift` later still."""
+
+    def moved(moment: datetime | None) -> datetime | None:
+        return moment + shift if moment is not None and moment > at else moment
+
+    incident = facts.incident
+    return replace(
+        facts,
+        incident=replace(
+            incident,
+            acknowledged_at=moved(incident.acknowledged_at),
+            mitigated_at=moved(incident.mitigated_at),
+            resolved_at=moved(incident.resolved_at),
+        ),
+        escalation_sent_at=moved(facts.escalation_sent_at),
+        customer_update_times=tuple(u for u in map(moved, facts.customer_update_times) if u),
+    )
+
+
+@settings(max_examples=100 * SCALE, deadline=None)
+@given(history=random_history(), minutes=st.integers(0, 31 * 1440))
+def test_a_report_judged_at_an_instant_sees_nothing_after_it(
+    history: list[IncidentFacts], minutes: int
+) -> None:
+    at = ny(11, 1, 0) + timedelta(minutes=minutes)
+    later = [_later_after(f, at, timedelta(days=3)) for f in history]
+    assert report(history, now=at) == report(later, now=at)
+    assert report(history, now=at).overall.incidents == sum(
+        1 for f in history if not f.incident.drill and f.incident.declared_at <= at
+    )

@@ -300,6 +300,28 @@ def test_cli_formats_and_date_range_agree(played: Bot, tmp_path: Path) -> None:
     assert "| Live incidents | 3 | 11.00 / 25.00 |" in markdown.stdout
 
 
+def test_cli_report_at_an_earlier_instant_counts_only_what_had_happened_by_then(
+    played: Bot, tmp_path: Path
+) -> None:
+    at = T0 + timedelta(minutes=45)  # INC-3 resolved at 42; INC-1 and INC-2 still open
+    done = sla_bot(
+        "report", "--period", "2026-11", "--format", "json", "--at", at.isoformat(),
+        "--db", str(played.db), "--matrix", str(SEED_MATRIX), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    overall = document["overall"]
+    assert overall["incidents"] == 3
+    assert overall["mtta"]["mean_min"] == 11.0  # every acknowledgement came by minute 26
+    assert (overall["mttm"]["mean_min"], overall["mttr"]["mean_min"]) == (20.0, 40.0)  # INC-3
+    # INC-2's escalation (posted at 46) and its update (due 91, logged at 101) lie ahead.
+    assert overall["escalation"] == {"met": 1, "missed": 0, "pending": 1, "percent": 100.0}
+    assert overall["customer_updates"] == {"met": 2, "missed": 0, "pending": 2, "percent": 100.0}
+    breaches = [(b["incident"], b["check"], b["deviation_min"]) for b in document["breaches"]]
+    assert breaches == [("INC-2", "first_response", 5.0)]  # acknowledged 5 min late, at 26
+    assert all(b["deviation_s"] > 0 for b in document["breaches"]), "nothing judged early"
+
+
 def test_cli_refuses_a_bad_period_and_a_missing_database(played: Bot, tmp_path: Path) -> None:
     def report(*args: str) -> subprocess.CompletedProcess[str]:
         return sla_bot("report", *args, cwd=tmp_path, SLA_BOT_MATRIX=str(SEED_MATRIX))
