@@ -107,9 +107,13 @@ def add_business_time(start: datetime, duration: Duration, calendar: Calendar) -
     """`start` plus `duration` counted in working time only, whatever the duration's flag.
 
     Seconds, minutes and hours consume working time across nights, weekends and holidays. Days
-    follow the policy "due = the Nth next working day at the same local time": `start` is first
-    rolled forward into working time, then moved N working days on, keeping its local time of day
-    (clamped into that day's working hours if DST makes the time nonexistent or out of hours).
+    are N full working days of working time:
+
+    - started during working hours: due at the same local time on the Nth next working day
+      (clamped into that day's working hours if DST makes the time nonexistent or out of hours);
+    - started outside working hours (evening, night, weekend, holiday): the clock starts when the
+      next working day opens, and is due when the Nth working day from then closes. Declared
+      Wednesday 21:27 before Thanksgiving, 1 business day is due Friday 17:00.
     """
     utc_start = require_aware(start, name="start")
     if duration.unit is Unit.DAYS:
@@ -133,8 +137,12 @@ def _add_working_span(start: datetime, span: timedelta, calendar: Calendar) -> d
 def _add_working_days(start: datetime, days: int, calendar: Calendar) -> datetime:
     windows = working_windows(start, calendar)
     first = next(windows)
-    anchor = max(start, first.start)
-    clock = anchor.astimezone(zone(calendar.timezone)).time()
+    if start < first.start:  # outside working hours: the Nth working day from the next opening
+        target = first
+        for _ in range(days - 1):
+            target = next(windows)
+        return target.end
+    clock = start.astimezone(zone(calendar.timezone)).time()
     target = first
     for _ in range(days):
         target = next(windows)

@@ -23,6 +23,9 @@ from matrix_engine.business_time import (
 from matrix_engine.durations import Duration, Unit, parse_duration
 from matrix_engine.localtime import local_instant
 from matrix_engine.models import Calendar, LocalHours, Weekday
+from tests.harness.clock import ManualClock
+from tests.harness.rhythm import of_kind
+from tests.harness.stepped import running_bot
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -67,14 +70,21 @@ def utc(moment: datetime) -> datetime:
 BUSINESS_CASES = [
     ("fri-1630-plus-1-business-day-is-mon-1630", US, (2026, 11, 20, 16, 30), "1 business day",
      (2026, 11, 23, 16, 30)),
-    ("sat-0300-plus-1-business-day-rolls-to-mon-0900-then-tue-0900", US, (2026, 11, 21, 3, 0),
-     "1 business day", (2026, 11, 24, 9, 0)),
+    # Outside working hours the clock starts at the next opening: due at the Nth day's close.
+    ("sat-0300-plus-1-business-day-is-monday-close", US, (2026, 11, 21, 3, 0),
+     "1 business day", (2026, 11, 23, 17, 0)),
     ("fri-1700-exact-end-is-working-time-mon-1700", US, (2026, 11, 20, 17, 0), "1 business day",
      (2026, 11, 23, 17, 0)),
-    ("fri-1701-after-hours-rolls-to-tue-0900", US, (2026, 11, 20, 17, 1), "1 business day",
-     (2026, 11, 24, 9, 0)),
+    ("fri-1701-after-hours-is-monday-close", US, (2026, 11, 20, 17, 1), "1 business day",
+     (2026, 11, 23, 17, 0)),
+    ("mon-0859-before-opening-is-monday-close", US, (2026, 11, 23, 8, 59), "1 business day",
+     (2026, 11, 23, 17, 0)),
     ("wed-before-thanksgiving-plus-1-business-day-skips-thu", US, (2026, 11, 25, 16, 30),
      "1 business day", (2026, 11, 27, 16, 30)),
+    ("wed-2127-before-thanksgiving-is-friday-close", US, (2026, 11, 25, 21, 27),
+     "1 business day", (2026, 11, 27, 17, 0)),
+    ("sun-0300-plus-2-business-days-is-tuesday-close", US, (2026, 11, 22, 3, 0),
+     "2 business days", (2026, 11, 24, 17, 0)),
     ("thanksgiving-business-hours-skipped", US, (2026, 11, 25, 16, 30), "2 business h",
      (2026, 11, 27, 10, 30)),
     ("declared-on-thanksgiving-starts-next-day", US, (2026, 11, 26, 12, 0), "1 business h",
@@ -372,16 +382,29 @@ def test_business_minutes_consume_exactly_that_much_working_time(start, amount, 
 @settings(max_examples=400 * SCALE, deadline=None)
 @given(start=instants, days=st.integers(1, 7), name=calendars)
 def test_business_days_keep_local_time_n_working_days_later(start, days, name):
+    """Started in working hours: the same local time N working days on. Started outside them:
+    the close (17:00) of the Nth working day counting the next one that opens."""
     calendar = CALENDARS[name]
     tz = ZoneInfo(calendar.timezone)
     anchor = next_working_start(start, calendar).astimezone(tz)
     due = add_business_time(start, Duration(amount=days, unit=Unit.DAYS, business=True), calendar)
     wall = due.astimezone(tz)
-    assert wall.time() == anchor.time()
+    in_hours = is_working_time(start, calendar)
+    assert wall.time() == (anchor.time() if in_hours else time(17))
     span = (wall.date() - anchor.date()).days
     between = [anchor.date() + timedelta(days=n) for n in range(1, span + 1)]
-    assert sum(independent_working_day(day, name) for day in between) == days
+    assert sum(independent_working_day(day, name) for day in between) == days - (not in_hours)
     assert independent_working_day(wall.date(), name)
+
+
+@settings(max_examples=400 * SCALE, deadline=None)
+@given(start=instants, days=st.integers(1, 7), name=calendars)
+def test_business_days_outside_working_hours_are_n_full_working_days(start, days, name):
+    calendar = CALENDARS[name]
+    if is_working_time(start, calendar):
+        return
+    due = add_business_time(start, Duration(amount=days, unit=Unit.DAYS, business=True), calendar)
+    assert independent_working_seconds(start, due, name) == days * 8 * 3600
 
 
 @settings(max_examples=400 * SCALE, deadline=None)
@@ -444,3 +467,28 @@ def test_elapsed_clocks_near_dst_are_exact_in_utc(transition, offset, duration, 
     due = add_duration(start, duration, CALENDARS[name])
     assert utc(due) - utc(start) == duration.as_timedelta()
     assert due.tzinfo is start.tzinfo
+
+
+# ---------------------------------------------------------------- the bot follows the rule
+def test_policy_drift_declared_the_evening_before_thanksgiving_escalates_friday_at_close(
+    tmp_path,
+):
+    """The issue's case through the bot: 1 business day from Wed 21:27 is Friday 17:00 (the
+    card says so), not Monday 09:00."""
+    declared = datetime(2026, 11, 25, 21, 27, tzinfo=NEW_YORK)
+    friday_close = datetime(2026, 11, 27, 17, 0, tzinfo=NEW_YORK)
+    clock = ManualClock(declared)
+    with running_bot(clock=clock, db=tmp_path / "bot.db") as bot:
+        bot.command("declare policy-drift retention job stopped deleting prompts")
+        bot.run_until(friday_close - timedelta(seconds=1))
+        early = of_kind(bot.fake.messages(), "escalation")
+        bot.run_until(friday_close + timedelta(minutes=1))
+        escalations = of_kind(bot.fake.messages(), "escalation")
+        (card,) = of_kind(bot.fake.messages(), "incident_declared")
+    assert early == []
+    assert [datetime.fromtimestamp(float(m.ts), UTC) for m in escalations] == [
+        friday_close.astimezone(UTC)
+    ]
+    (escalates,) = [line for line in card.visible_text.split("*Escalates*\n")[1:]]
+    assert escalates.startswith("1 business day · <!date^")
+    assert escalates.split("\n")[0].endswith("|2026-11-27 22:00 UTC>")
