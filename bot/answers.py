@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,19 +23,28 @@ from bot.blocks import (
     to_message,
     when,
 )
+from bot.home import relative
 from bot.limits import REPORTS, REVIEWS, RateLimiter
 from bot.matrix_source import MatrixSource
 from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
+from bot.notices import drill_prefix
 from bot.operations import Operations
 from bot.report_blocks import render_period_problem, render_report
 from bot.reports import Reports
 from bot.rhythm_blocks import render_candidate, render_followups
 from bot.rhythm_posts import render_drill_proposal
 from bot.service import Actor, AlreadyOpen, IncidentService
-from matrix_engine.business_time import add_duration
 from matrix_engine.incidents import Action, Incident
 from matrix_engine.lookup import find_row
 from matrix_engine.models import Calendar
+from matrix_engine.obligations import (
+    DEFAULT_ESCALATION_TOLERANCE,
+    Check,
+    IncidentFacts,
+    Obligation,
+    Outcome,
+    judge_incident,
+)
 from matrix_engine.periods import PeriodError
 
 DECLARE_ANYWAY = "declare_anyway"
@@ -67,6 +77,7 @@ class Answers:
         ops: Operations,
         limits: RateLimiter,
         reports: Reports | None = None,
+        facts_of: Callable[[Sequence[Incident]], Sequence[IncidentFacts]] | None = None,
     ) -> None:
         self._matrix = matrix
         self._service = service
@@ -74,6 +85,7 @@ class Answers:
         self._ops = ops
         self._limits = limits
         self._reports = reports
+        self._facts_of = facts_of or (lambda incidents: [IncidentFacts(i) for i in incidents])
 
     def _proposal(self) -> Message:
         proposal = self._ops.drill_proposal()
@@ -219,21 +231,60 @@ class Answers:
         if not incidents:
             return render_notice("No open incidents. :sunny:")
         calendar = self._matrix.active().matrix.calendar
-        lines = [_status_line(i, calendar=calendar, now=now) for i in incidents[:40]]
+        facts = self._facts_of(incidents[:40])
+        lines = [_status_line(f, calendar=calendar, now=now) for f in facts]
         more = f"\n…and {len(incidents) - 40} more" if len(incidents) > 40 else ""
         return render_notice("\n".join(lines) + more)
 
 
-def _status_line(incident: Incident, *, calendar: Calendar, now: datetime) -> str:
+def _status_line(facts: IncidentFacts, *, calendar: Calendar, now: datetime) -> str:
+    """An incident's state, each promise already missed and still not kept, and the next one of
+    each kind (first response, escalation, customer update), judged at `now`."""
+    incident = facts.incident
     row = incident.row
-    line = f"*{incident.ref}* {row.severity} `{row.id}` — {incident.status.value}"
-    if incident.acknowledged_at is None:
-        line += f" · first response due {when(add_duration(incident.declared_at, row.first_response, calendar))}"
-    if incident.mitigated_at is None:
-        line += (
-            f" · escalates {when(add_duration(incident.declared_at, row.escalate_after, calendar))}"
-        )
-    return line
+    line = f"{drill_prefix(incident)}*{incident.ref}* {row.severity} `{row.id}` — {incident.status.value}"
+    judged = judge_incident(
+        facts, calendar=calendar, now=now, tolerance=DEFAULT_ESCALATION_TOLERANCE
+    )
+    parts: list[str] = []
+    for check in Check:
+        mine = [o for o in judged if o.check is check]
+        missed = [o for o in mine if o.outcome is Outcome.MISSED and o.done_at is None]
+        pending = [o for o in mine if o.outcome is Outcome.PENDING]
+        escalated = [o for o in mine if o.outcome is Outcome.MET and check is Check.ESCALATION]
+        if missed:
+            parts.append(_missed(missed[-1], now))
+        elif escalated and incident.mitigated_at is None:
+            parts.append(f"escalated {_at(escalated[0].done_at or escalated[0].due_at, now)}")
+        if pending:
+            parts.append(_pending(pending[0], now))
+    if not parts and incident.is_open:
+        parts.append("no timed deadline left")
+    return " · ".join([line, *parts])
+
+
+_DUE_NAMES = {
+    Check.FIRST_RESPONSE: "first response due",
+    Check.ESCALATION: "escalates",
+    Check.CUSTOMER_UPDATE: "next customer update due",
+}
+_MISSED_NAMES = {
+    Check.FIRST_RESPONSE: "first response missed",
+    Check.ESCALATION: "escalation overdue",
+    Check.CUSTOMER_UPDATE: "customer update overdue",
+}
+
+
+def _pending(obligation: Obligation, now: datetime) -> str:
+    return f"{_DUE_NAMES[obligation.check]} {_at(obligation.due_at, now)}"
+
+
+def _missed(obligation: Obligation, now: datetime) -> str:
+    return f":warning: {_MISSED_NAMES[obligation.check]}: was due {_at(obligation.due_at, now)}"
+
+
+def _at(moment: datetime, now: datetime) -> str:
+    return f"{when(moment)} ({relative(moment - now)})"
 
 
 def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:

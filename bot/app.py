@@ -223,6 +223,7 @@ class Runtime:
             ops=self.ops,
             limits=RateLimiter(clock=self.clock, exempt=settings.SLA_BOT_ADMINS),
             reports=self.reports,
+            facts_of=self.reporting.facts_of,
         )
         self.app = self._bolt_app()
         self.http = SlackHttpApp(
