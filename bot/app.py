@@ -215,6 +215,7 @@ class Runtime:
             clock=self.clock,
             admins=frozenset(settings.SLA_BOT_ADMINS),
             wake=self.ticker.wake,
+            meta=self.meta,
         )
         self.answers = Answers(
             matrix=self.matrix,

@@ -4,6 +4,7 @@ follow-ups and re-baselining the matrix (§7)."""
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from matrix_engine.drills import DrillProposal, propose_drills
 from matrix_engine.followups import ArgsProblem, Followup, parse_followup_args
 from matrix_engine.incidents import Incident
 from matrix_engine.localtime import local_date, zone
-from storage.followups import Drills, Followups
+from storage.followups import Drills, Followups, Meta
 from storage.incidents import Declared, Incidents
 from storage.versions import Versions, digest
 
@@ -33,13 +34,19 @@ class FollowupProblem(Exception):
     """A follow-up command that cannot be carried out; the message says what to type."""
 
 
+# The newest re-baseline preview shown; only its Adopt button may adopt.
+PREVIEW_KEY = "rebaseline_preview"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A matrix file that differs from the active version, waiting for an admin's confirmation."""
+    """A matrix file compared with the active version (`next_version` - 1), waiting for an
+    admin's confirmation; `preview` names this showing of it."""
 
     diff: MatrixDiff
     digest: str
     next_version: int
+    preview: str = ""
 
 
 class Operations:
@@ -57,6 +64,7 @@ class Operations:
         clock: Clock,
         admins: frozenset[str],
         wake: object,
+        meta: Meta,
     ) -> None:
         self._matrix = matrix
         self._versions = versions
@@ -69,6 +77,7 @@ class Operations:
         self._clock = clock
         self._admins = admins
         self._wake = wake
+        self._meta = meta
 
     def _poke(self) -> None:
         if callable(self._wake):
@@ -161,15 +170,34 @@ class Operations:
     # ---- re-baseline ---------------------------------------------------------------------------
 
     def candidate(self, actor: Actor) -> Candidate:
-        """The matrix file on disk compared with the active version, target by target."""
+        """The matrix file on disk compared with the active version, target by target. Showing it
+        makes it the newest preview: the Adopt of any earlier one no longer works."""
         self._require_admin(actor, "re-baseline the matrix")
         text, matrix = read_matrix_file(self._path)
         active = self._matrix.active()
-        return Candidate(diff_matrices(active.matrix, matrix), digest(text), active.version + 1)
+        preview = secrets.token_hex(8)
+        self._meta.set(PREVIEW_KEY, preview)
+        return Candidate(
+            diff_matrices(active.matrix, matrix), digest(text), active.version + 1, preview
+        )
 
-    def adopt(self, *, actor: Actor, expected_digest: str, reason: str) -> ActiveMatrix:
-        """Make the file the active version, if it is still the one the admin reviewed."""
+    def adopt(
+        self, *, actor: Actor, expected_digest: str, reason: str, preview: str, next_version: int
+    ) -> ActiveMatrix:
+        """Make the file the active version, if this is still the newest preview, nothing was
+        adopted since it was shown, and the file is still the one the admin reviewed."""
         self._require_admin(actor, "re-baseline the matrix")
+        current = self._matrix.active().version
+        if current + 1 != next_version:
+            raise FollowupProblem(
+                f"Version {current} was adopted after this preview was shown; run `rebaseline` "
+                "again to compare the file with it."
+            )
+        if not preview or self._meta.get(PREVIEW_KEY) != preview:
+            raise FollowupProblem(
+                "A newer re-baseline preview was shown after this one; adopt from the newest, or "
+                "run `rebaseline` again."
+            )
         text, matrix = read_matrix_file(self._path)
         if digest(text) != expected_digest:
             raise FollowupProblem(

@@ -48,7 +48,14 @@ def render_candidate(candidate: Candidate, *, reason: str) -> Message:
         ]
         return to_message(text, blocks)
     value, _ = fit_button_value(
-        lambda kept: json.dumps({"digest": candidate.digest, "reason": reason[:kept]}),
+        lambda kept: json.dumps(
+            {
+                "digest": candidate.digest,
+                "reason": reason[:kept],
+                "preview": candidate.preview,
+                "version": candidate.next_version,
+            }
+        ),
         length=len(reason),
     )
     blocks = [

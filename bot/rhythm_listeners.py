@@ -43,6 +43,8 @@ class AdoptValue(BaseModel):
 
     digest: str
     reason: str = Field(max_length=3000)
+    preview: str = ""  # which showing of the diff (only the newest may adopt)
+    version: int = 0  # the version it would become
 
 
 def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
@@ -127,7 +129,11 @@ def register_rhythm(app: App, *, ops: Operations, background: Executor) -> None:
         value = parse_value(AdoptValue, _value(body), what="button")
         try:
             active = ops.adopt(
-                actor=_actor(body), expected_digest=value.digest, reason=value.reason
+                actor=_actor(body),
+                expected_digest=value.digest,
+                reason=value.reason,
+                preview=value.preview,
+                next_version=value.version,
             )
         except (NotAdmin, FollowupProblem, MatrixInvalid) as exc:
             reply(respond, render_notice(f":no_entry_sign: {escape(str(exc))[:2800]}"))

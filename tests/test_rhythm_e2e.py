@@ -764,6 +764,38 @@ def test_slack_rebaseline_shows_the_diff_and_only_an_admin_can_adopt_it(tmp_path
     assert sent(fake, "INC-1:escalation") == first.declared_at + timedelta(minutes=20)
 
 
+def test_an_older_rebaseline_previews_adopt_refuses_once_a_newer_one_was_shown(
+    tmp_path: Path,
+) -> None:
+    with rhythm_bot(tmp_path, start=at_ny(2026, 12, 8, 10)) as bot:
+        fake = bot.fake
+        write_matrix(tmp_path / "matrix.yaml", vendor_change())
+        older = bot.command("rebaseline vendor first look", user=ADMIN)
+        newer = bot.command("rebaseline vendor moved to provider B", user=ADMIN)
+        (_, older_value, _), *_ = buttons(older["blocks"])
+        (_, newer_value, _), *_ = buttons(newer["blocks"])
+        replies: list[str] = []
+        for value in (older_value, newer_value, newer_value, older_value):
+            press(bot, ADOPT_ACTION, value, user=ADMIN, channel=INCIDENTS)
+            fake.wait_for(lambda: len(fake.responses()) > len(replies), timeout=10, what="reply")
+            replies.append(fake.responses()[-1].text)
+        versions = bot.runtime.store.db.execute(
+            "SELECT version, reason FROM matrix_versions ORDER BY version"
+        ).fetchall()
+
+    assert replies == [
+        ":no_entry_sign: A newer re-baseline preview was shown after this one; adopt from the "
+        "newest, or run `rebaseline` again.",
+        ":white_check_mark: Matrix version 2 is now active (vendor: moved to provider B). "
+        "Open incidents keep the row they were declared under.",
+        ":no_entry_sign: Version 2 was adopted after this preview was shown; run `rebaseline` "
+        "again to compare the file with it.",
+        ":no_entry_sign: Version 2 was adopted after this preview was shown; run `rebaseline` "
+        "again to compare the file with it.",
+    ]
+    assert versions == [(1, "loaded at start-up"), (2, "vendor: moved to provider B")]
+
+
 # ================================================================================ 6. sla-bot rhythm
 RHYTHM_CALENDAR = """\
 Operating rhythm · Weekly reviews · calendar America/New_York
