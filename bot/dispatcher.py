@@ -27,7 +27,7 @@ from bot.notices import (
     render_scorecard,
     render_timeline_message,
 )
-from matrix_engine.incidents import Incident
+from matrix_engine.incidents import Incident, Status, state_note_key
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
 from matrix_engine.scorecard import Scorecard
@@ -147,7 +147,7 @@ class Dispatcher:
     def _send(self, row: Claimed, incident: Incident, now: datetime) -> None:
         matrix = self._matrix()
         target = self._target(row, incident, matrix)
-        if target is None:
+        if target is None or self._waits_for_resolved_note(row, incident):
             self._outbox.release(row, at=now + CARD_WAIT)
             return
         if self._paced and (wait_until := self._pace(target.channel, now)) is not None:
@@ -299,6 +299,14 @@ class Dispatcher:
             card_link=card_link,
             at=now,
         )
+
+    def _waits_for_resolved_note(self, row: Claimed, incident: Incident) -> bool:
+        """The follow-up request comes after "Resolved" in the thread, even when that note has
+        to wait (a 429, a retry): it waits while the note is still to be posted."""
+        if row.message.kind is not MessageKind.FOLLOWUP_REQUEST:
+            return False
+        note = incident_key(incident.id, state_note_key(Status.RESOLVED))
+        return self._outbox.status(note) in ("pending", "sending")
 
     def _still_ours(self, row: Claimed) -> bool:
         """Renew a claim older than half its lease before posting, so that a long batch never

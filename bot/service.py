@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 
 from bot.clock import Clock
 from bot.matrix_source import MatrixSource
-from matrix_engine.incidents import Action, Incident, Status, incident_number, may_act
+from matrix_engine.incidents import (
+    Action,
+    Incident,
+    Status,
+    incident_number,
+    may_act,
+    state_note_key,
+)
 from matrix_engine.lookup import find_row
 from matrix_engine.models import IncidentRow
 from matrix_engine.scorecard import score_drill
@@ -189,7 +196,7 @@ class IncidentService:
         incident = self.find(ref, channel_id=actor.channel_id)
         self.authorise(incident, actor, f"{action.value} it")
         announce = self._announcement(
-            STATE_KINDS[action.target], note_key=f"state:{action.target.value}"
+            STATE_KINDS[action.target], note_key=state_note_key(action.target)
         )
         if action is Action.RESOLVE and not incident.drill:
             # Asked for in the same transaction as the resolution, so a crash cannot lose it.

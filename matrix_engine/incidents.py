@@ -99,6 +99,11 @@ def looks_like_incident_ref(word: str) -> bool:
     return word[:4].upper() == "INC-"
 
 
+def state_note_key(status: Status) -> str:
+    """The key of the thread note that announces a change to `status` ("Resolved by …")."""
+    return f"state:{status.value}"
+
+
 class TransitionRefused(Exception):
     """An action that does not apply to the incident's current state."""
 

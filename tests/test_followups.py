@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +20,9 @@ from matrix_engine.followups import (
 )
 from matrix_engine.followups import followup_reminders as reminders
 from matrix_engine.models import Calendar
+from tests.harness.clock import ManualClock
+from tests.harness.stepped import running_bot
+from tests.harness.workspace import INCIDENTS
 
 US = Calendar(timezone="America/New_York", holidays="US")  # 09:00-17:00, Mon-Fri
 NEW_YORK = ZoneInfo("America/New_York")
@@ -193,3 +197,25 @@ def test_parsed_followup_builds_a_valid_model():
         needs_policy_update=parsed.needs_policy_update,
     )
     assert reminders(item, calendar=US)[0] == (ReminderKind.DUE, utc(2026, 12, 4, 14))
+
+
+# ---------------------------------------------------------------- the request in the thread
+@pytest.mark.parametrize("retry_after", [0, 5], ids=["no-fault", "resolved-note-rate-limited"])
+def test_the_followup_request_comes_after_resolved_in_the_thread(
+    tmp_path: Path, retry_after: int
+) -> None:
+    t0 = utc(2026, 12, 1, 15)
+    with running_bot(clock=ManualClock(t0), db=tmp_path / "bot.db") as bot:
+        bot.command("declare latency-spike p95 above 4 s")
+        bot.run_until(t0 + timedelta(minutes=1))
+        if retry_after:  # Slack answers the first post after the resolution (the note) with 429
+            bot.fake.rate_limit("chat.postMessage", channel=INCIDENTS, retry_after=retry_after)
+        bot.command("resolve INC-1")
+        bot.run_until(t0 + timedelta(minutes=2))
+        (card,) = [m for m in bot.fake.messages(INCIDENTS) if m.event_type == "incident_declared"]
+        thread = [m.event_type for m in bot.fake.messages(INCIDENTS) if m.thread_ts == card.ts]
+        rate_limited = [c for c in bot.fake.calls if c.status == 429]
+
+    assert len(rate_limited) == (1 if retry_after else 0)
+    assert thread[-2:] == ["incident_resolved", "followup_request"]
+    assert thread.count("followup_request") == thread.count("incident_resolved") == 1
