@@ -7,16 +7,30 @@ warnings    SEV-1 row without executive notify
             owner role with no Slack binding (no users, user group or shifts)
             owner role with no escalation contacts
             owner role that no row uses
+            on a follow-the-sun or 24x7 matrix, a role whose shifts leave hours with nobody on call
+            (checked over a week of northern winter and one of summer time)
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from matrix_engine.errors import Problem
-from matrix_engine.models import Matrix, Severity
+from matrix_engine.localtime import zone
+from matrix_engine.models import Matrix, OnCall, OwnerRole, Severity
+from matrix_engine.oncall import coverage_gaps
 from matrix_engine.yaml_reader import join_path
+
+# Two weeks that show a rota in winter and in summer time (DST moves shifts in UTC, and zones
+# change on different dates); each is looked at with a day to spare on either side.
+_REFERENCE_WEEKS = (
+    ("January", datetime(2026, 1, 12, tzinfo=UTC)),
+    ("July", datetime(2026, 7, 13, tzinfo=UTC)),
+)
+_WEEK = timedelta(days=7)
+_ROUND_THE_CLOCK = (OnCall.FOLLOW_THE_SUN, OnCall.TWENTY_FOUR_SEVEN)
 
 
 def lint_matrix(matrix: Matrix, *, lines: Mapping[str, int] | None = None) -> list[Problem]:
@@ -29,6 +43,7 @@ def lint_matrix(matrix: Matrix, *, lines: Mapping[str, int] | None = None) -> li
         *_duplicate_aliases(matrix, where),
         *_sev1_without_executive(matrix, where),
         *_owner_roles(matrix, where),
+        *_shift_coverage(matrix, where),
     ]
 
 
@@ -161,3 +176,46 @@ def _owner_roles(matrix: Matrix, where: _Where) -> Iterator[Problem]:
             )
         if role_id not in used:
             yield where.warning(path, "owners", f"owner role {role_id!r} is not used by any row")
+
+
+def _shift_coverage(matrix: Matrix, where: _Where) -> Iterator[Problem]:
+    """Round-the-clock on-call whose shifts leave hours uncovered: the bot would page the role's
+    fallback (users, group or escalation contacts) then, with a coverage-gap warning."""
+    if matrix.profile.on_call not in _ROUND_THE_CLOCK:
+        return
+    tz = zone(matrix.calendar.timezone)
+    for role_id, role in matrix.owners.items():
+        if not role.shifts:
+            continue
+        holes = [
+            f"{_describe(gaps, tz)} in {label}"
+            for label, week in _REFERENCE_WEEKS
+            if (gaps := _week_gaps(role, week))
+        ]
+        if holes:
+            path = join_path(join_path("owners", role_id), "shifts")
+            yield where.warning(
+                path,
+                join_path("owners", role_id),
+                f"owner role {role_id!r} is {matrix.profile.on_call.value} but its shifts leave "
+                f"nobody on call {'; '.join(holes)}; widen or add a shift so they cover 24 h",
+            )
+
+
+def _week_gaps(role: OwnerRole, week: datetime) -> list[tuple[datetime, datetime]]:
+    """The gaps that start within the week (found with a day either side, so none is cut)."""
+    found = coverage_gaps(role, week - timedelta(days=1), week + _WEEK + timedelta(days=1))
+    return [(a, b) for a, b in found if week <= a < week + _WEEK]
+
+
+def _describe(gaps: Sequence[tuple[datetime, datetime]], tz: tzinfo) -> str:
+    """`every day 12:00–18:00 EST (6 h)`, or the first few gaps by weekday."""
+    spans = [(a.astimezone(tz), b.astimezone(tz)) for a, b in gaps]
+    clocks = {(a.strftime("%H:%M"), b.strftime("%H:%M %Z")) for a, b in spans}
+    hours = (gaps[0][1] - gaps[0][0]).total_seconds() / 3600
+    if len(clocks) == 1 and len(spans) == 7:
+        start, end = next(iter(clocks))
+        return f"every day {start}–{end} ({hours:g} h)"
+    shown = [f"{a:%a %H:%M}–{b:%a %H:%M %Z}" for a, b in spans[:3]]
+    more = f" and {len(spans) - 3} more" if len(spans) > 3 else ""
+    return ", ".join(shown) + more

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from matrix_engine.models import Impact, Interactions, OnCall, Review, Tier
 from tests.harness import process
-from tests.harness.workspace import ROOT, SLA_BOT
+from tests.harness.workspace import ROOT, SLA_BOT, seed_document, write_matrix
 
 BAD = sorted((ROOT / "tests" / "data" / "bad_matrices").glob("*.yaml"))
 runner = CliRunner()
@@ -237,3 +237,42 @@ def test_validate_and_serve_refuse_a_calendar_business_days_cannot_be_counted_in
     assert checked.returncode == 1 and expected in checked.stderr
     assert served.returncode == 1 and expected in served.stderr
     assert "Traceback" not in checked.stderr + served.stderr
+
+
+def test_validate_warns_of_a_daily_hole_in_follow_the_sun_shifts(tmp_path: Path) -> None:
+    document = seed_document()
+    document["owners"]["ai-platform-oncall"]["shifts"][2]["hours"] = "10:00-12:00"  # Americas
+    path = write_matrix(tmp_path / "matrix.yaml", document)
+    result = sla_bot("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{path}:{result.stdout.split(':')[1]}: warning: owners.ai-platform-oncall.shifts: owner "
+        "role 'ai-platform-oncall' is follow-the-sun but its shifts leave nobody on call every "
+        "day 12:00–18:00 EST (6 h) in January; every day 12:00–19:00 EDT (7 h) in July; widen "
+        "or add a shift so they cover 24 h",
+        f"{path}: valid — 6 incident types, 8 owner roles, 1 warning",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("on_call", "shift", "warned"),
+    [
+        ("follow-the-sun", {"days": ["mon", "tue", "wed", "thu", "fri"]}, "Sat 10:00–Sat 19:00"),
+        ("24x7", {"hours": "10:00-18:00"}, "every day 18:00–19:00"),
+        ("business-hours", {"hours": "10:00-12:00"}, None),
+    ],
+    ids=["weekends-uncovered", "24x7-hour-hole", "business-hours-may-have-holes"],
+)
+def test_validate_checks_shift_coverage_only_for_round_the_clock_on_call(
+    tmp_path: Path, on_call: str, shift: dict[str, object], warned: str | None
+) -> None:
+    document = seed_document()
+    document["profile"]["on_call"] = on_call
+    document["owners"]["ai-platform-oncall"]["shifts"][2].update(shift)
+    result = runner.invoke(app, ["validate", str(write_matrix(tmp_path / "m.yaml", document))])
+    assert result.exit_code == 0, result.output
+    holes = [line for line in result.output.splitlines() if "shifts leave nobody" in line]
+    if warned is None:
+        assert holes == []
+    else:
+        assert len(holes) == 1 and warned in holes[0], holes
