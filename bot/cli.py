@@ -225,7 +225,7 @@ def main() -> None:
         typer.echo(usage_mistake(exc), err=True)
         sys.exit(2)
     except typer.Abort:
-        typer.echo("sla-bot: stopped before finishing (nothing was changed)", err=True)
+        typer.echo("sla-bot: no answer to the question (input ended); not done", err=True)
         sys.exit(1)
     except MatrixInvalid as exc:
         errors = [p.format(exc.source) for p in exc.problems if p.severity == "error"]
