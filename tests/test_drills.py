@@ -15,6 +15,7 @@ from matrix_engine.drills import (
     Grade,
     Outcome,
     Scorecard,
+    drill_calendar,
     forecast_drills,
     parse_month,
     propose_drills,
@@ -91,6 +92,29 @@ def test_forecast_rotates_through_every_scenario_of_each_severity():
         "pii-leakage",
     ]
     assert [p.sev2 for p in proposals] == ["latency-spike", "cost-anomaly"] * 3
+
+
+@pytest.mark.parametrize(
+    "months",
+    [["2027-03"], ["2027-01", "2027-03"], ["2026-10", "2026-12", "2027-03"]],
+    ids=["march-alone", "from-january", "from-a-past-october"],
+)
+def test_a_months_forecast_does_not_depend_on_the_months_listed_with_it(months):
+    history = [record("model-outage", utc(2026, 10, 6, 15))]
+    calendar = drill_calendar(SEED, history=history, months=months, this_month="2026-12")
+    march = {p.month: p for p in calendar}["2027-03"]
+    chained = forecast_drills(SEED, history=history, months=["2026-12", "2027-01", "2027-02"])
+    assert (march.sev1, march.sev2) == ("quality-regression", "cost-anomaly")
+    assert [p.sev1 for p in chained] == ["quality-regression", "pii-leakage", "model-outage"]
+    assert [p.month for p in calendar] == months
+
+
+def test_a_past_month_shows_what_was_proposed_then():
+    history = [record("model-outage", utc(2026, 10, 6, 15))]
+    (october, november) = drill_calendar(
+        SEED, history=history, months=["2026-10", "2026-11"], this_month="2026-12"
+    )
+    assert (october.sev1, november.sev1) == ("model-outage", "quality-regression")
 
 
 def test_severity_without_rows_proposes_nothing():
