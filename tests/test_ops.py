@@ -145,8 +145,8 @@ def more_incidents_than(bot: Bot, count: int) -> Callable[[], bool]:
     return lambda: len(bot.runtime.incidents.all()) > count
 
 
-def backup_copy(db: Path, target: Path) -> subprocess.CompletedProcess[str]:
-    return sla_bot("backup", str(target), "--db", str(db), cwd=target.parent)
+def backup_copy(db: Path, target: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return sla_bot("backup", str(target), "--db", str(db), *extra, cwd=target.parent)
 
 
 def test_a_backup_taken_during_a_running_timeline_opens_and_passes_integrity_check(
@@ -292,7 +292,7 @@ def test_d2_bot_admin_writes_backups_and_readers_at_once_never_surface_locked(
         deadline = time.monotonic() + D2_SECONDS
         backups = reports = 0
         while time.monotonic() < deadline:
-            copy = backup_copy(bot.db, tmp_path / "d2-backup.db")
+            copy = backup_copy(bot.db, tmp_path / "d2-backup.db", "--overwrite")
             backups += 1
             if copy.returncode != 0 or "integrity_check: ok" not in copy.stdout:
                 problems.append(f"backup: {copy.stdout} {copy.stderr}")
