@@ -64,6 +64,7 @@ class Incident:
     resolved_by: str | None = None
     last_update_at: datetime | None = None
     drill: bool = False
+    moved_from: str | None = None  # the channel it left when the bot could no longer post there
 
     @property
     def ref(self) -> str:

@@ -43,6 +43,7 @@ def incident_from_row(row: dict[str, Any]) -> Incident:
         resolved_by=row["resolved_by"],
         last_update_at=from_epoch(row["last_update_at"]),
         drill=bool(row["drill"]),
+        moved_from=row.get("moved_from"),
     )
 
 
@@ -64,8 +65,21 @@ def _maybe_epoch(at: datetime | None) -> float | None:
     return None if at is None else to_epoch(at)
 
 
-def message_columns(message: PlannedMessage) -> dict[str, Any]:
+def lane_of(message: PlannedMessage, *, channel: str | None, payload: dict[str, Any]) -> str:
+    """The delivery lane of a planned post: the channel it goes to, as far as storage can tell.
+    Posts in one lane are paced together; one lane's backlog never holds another lane."""
+    if message.route is Route.EXECUTIVE:
+        return "executive"
+    if message.route is Route.DIRECT:
+        return f"dm:{payload.get('user', '')}"
+    if channel is None:
+        return f"rhythm:{message.kind.value}"
+    return channel
+
+
+def message_columns(message: PlannedMessage, *, lane: str) -> dict[str, Any]:
     return {
+        "lane": lane,
         "kind": message.kind.value,
         "route": message.route.value,
         "due_at": to_epoch(message.due_at),

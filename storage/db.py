@@ -8,14 +8,20 @@ readers never block the writer (WAL), and read-then-write sequences take the wri
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
 from storage.schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -57,6 +63,11 @@ def check_database(path: Path) -> None:
         raise DatabaseUnusable(path, "an SQLite database, but not an sla-bot one")
 
 
+PROBE_EVERY_S = 2.0  # how long a write probe's answer is reused (health checks come often)
+# Anything the database can raise: the caller cannot record anything until it is fixed.
+StorageError = sqlite3.Error
+
+
 class Store:
     """The database file, handing each thread its own connection."""
 
@@ -65,19 +76,32 @@ class Store:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[Database] = []
+        self._opened = False
+        created = not self.path.exists() or self.path.stat().st_size == 0
         try:
             with self.immediate() as db:  # two processes starting together migrate once
                 MIGRATIONS.apply(db)
         except sqlite3.DatabaseError as exc:
             self.close()
             raise DatabaseUnusable(self.path, f"cannot be used as the database ({exc})") from exc
+        self._identity = _identity(self.path)
+        self._largest = 0
+        self._damaged: str | None = None
+        self._probe: tuple[float, str | None] | None = None
+        if created:
+            log.warning(
+                "created a new, empty database at %s: no incidents or planned posts from "
+                "before (if there should be, stop and point SLA_BOT_DB at the right file)",
+                self.path.resolve(),
+            )
 
     @property
     def db(self) -> Database:
         """This thread's connection (sqlite3 connections must not be shared across threads)."""
         db: Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = Database(_connect(self.path))
+            db = Database(_connect(self.path, create=not self._opened))
+            self._opened = True
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -96,6 +120,48 @@ class Store:
         else:
             db.conn.execute("COMMIT")
 
+    def problem(self) -> str | None:
+        """Why the database cannot take writes right now (deleted, replaced, full, read-only,
+        damaged), or None. A small write is tried at most every PROBE_EVERY_S seconds."""
+        identity = _identity(self.path)
+        if identity is None:
+            return f"database file {self.path} was deleted while the bot runs"
+        if identity != self._identity:
+            return f"database file {self.path} was deleted or replaced while the bot runs"
+        damage = self._damage()
+        if damage is not None:
+            return damage
+        now = time.monotonic()
+        if self._probe is not None and now - self._probe[0] < PROBE_EVERY_S:
+            return self._probe[1]
+        try:
+            with self.immediate() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_probe', ?)",
+                    [repr(time.time())],
+                )
+            found = None
+        except StorageError as exc:
+            found = f"database {self.path} is not writable: {exc}"
+        self._probe = (now, found)
+        return found
+
+    def _damage(self) -> str | None:
+        """SQLite never shrinks this file (the bot does not VACUUM in place): a file that shrank
+        was cut short. Only `stat` is used: opening and closing the file here would drop every
+        POSIX lock SQLite holds on it in this process."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError as exc:
+            return f"database file {self.path} cannot be read: {exc}"
+        if self._damaged is None and size < self._largest:
+            self._damaged = (  # what was cut is lost, even if SQLite writes the file again
+                f"database file {self.path} was truncated while the bot runs "
+                f"({size} bytes, was {self._largest})"
+            )
+        self._largest = max(self._largest, size)
+        return self._damaged
+
     def close(self) -> None:
         with self._lock:
             for db in self._connections:
@@ -104,10 +170,24 @@ class Store:
         self._local = threading.local()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    """A connection with the durability pragmas. Only the first one may create the file: a file
+    deleted under a running bot must not come back empty behind its back."""
+    target = f"file:{quote(str(path.resolve()))}?mode={'rwc' if create else 'rw'}"
+    conn = sqlite3.connect(
+        target, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+    )
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode: they change when the file is replaced."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino

@@ -14,6 +14,7 @@ from storage.codec import (
     dumps,
     incident_from_row,
     incident_state_columns,
+    lane_of,
     message_columns,
     to_epoch,
 )
@@ -109,7 +110,7 @@ class Incidents:
                 {
                     "key": incident_key(incident_id, m.key),
                     "incident_id": incident_id,
-                    **message_columns(m),
+                    **message_columns(m, lane=lane_of(m, channel=channel, payload={})),
                 }
                 for m in plan(declared_at)
             )
@@ -243,10 +244,6 @@ class Incidents:
             )
         )
 
-    def set_card(self, incident_id: int, *, ts: str) -> None:
-        with self._store.immediate() as db:
-            db.table("incidents").update(incident_id, {"card_ts": ts})
-
     def audit(
         self,
         *,
@@ -278,17 +275,24 @@ class Incidents:
 
 def _plan(db: Any, incident_id: int, messages: Sequence[PlannedMessage]) -> None:
     """Add planned posts of an incident, keeping any that already exist (INSERT OR IGNORE)."""
+    channel = incident_channel(db, incident_id)
     db.table("outbox").insert_all(
         (
             {
                 "key": incident_key(incident_id, m.key),
                 "incident_id": incident_id,
-                **message_columns(m),
+                **message_columns(m, lane=lane_of(m, channel=channel, payload={})),
             }
             for m in messages
         ),
         ignore=True,
     )
+
+
+def incident_channel(db: Any, incident_id: int) -> str | None:
+    """The channel an incident's card and thread live in now."""
+    found = db.execute("SELECT channel FROM incidents WHERE id = ?", [incident_id]).fetchone()
+    return None if found is None else str(found[0])
 
 
 def _audit(

@@ -2,12 +2,23 @@
 
     pending ──claim──▶ sending ──▶ sent | skipped | dead
        ▲                  │
-       └── retry later ◀──┘   (429, 5xx, timeouts: `next_attempt_at` moves, nothing is dropped)
+       └── retry later ◀──┘   (429, 5xx, timeouts, pacing: `next_attempt_at` moves, nothing is dropped)
 
 A claim writes a fresh token under the write lock; every later update is conditional on that
 token (compare-and-set), so a second dispatcher or a stale claim can never record a row twice.
-A row found still `sending` after its lease ran out was claimed by a process that died mid-send:
-it is handed out again marked `ambiguous`, and the sender must look in Slack before posting.
+
+Lanes keep one bad or busy channel to itself. Every row belongs to the lane of the channel it posts
+to; a claim takes at most one row per lane (the oldest due), and within an incident's lane only
+its earliest unfinished row, so an incident's thread is posted in due order even across retries
+and restarts. A lane held back by pacing is postponed in one statement and costs nothing until
+its channel is free.
+
+A row still `sending` when a process starts was interrupted mid-send: the process that holds the
+scheduler lock hands it out again at once (`recover_interrupted`), marked ambiguous, and the sender
+looks in Slack before posting. Without the lock (deploy overlap) a claim lapses after LEASE.
+`attempts` counts only sends that reached Slack. `held_at` is the clock reading when a row was
+put back: a hold set "in the future" of the clock (a backward wall-clock step) is void, so no
+step of the clock can strand a row.
 """
 
 from __future__ import annotations
@@ -20,14 +31,54 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from matrix_engine.timeline import PlannedMessage
-from storage.codec import dumps, from_epoch, message_columns, message_from_row, to_epoch
+from matrix_engine.timeline import PlannedMessage, Route
+from storage.codec import dumps, from_epoch, lane_of, message_columns, message_from_row, to_epoch
 from storage.db import Store
-from storage.incidents import _audit, incident_key
+from storage.incidents import _audit, incident_channel, incident_key
 
 LEASE = timedelta(seconds=60)
 # Prefix of `last_error` for a failure after which Slack may have posted the message anyway.
 AMBIGUOUS = "ambiguous:"
+INTERRUPTED = AMBIGUOUS + " in flight when the bot stopped"
+CLOCK_SEEN = "outbox_clock_seen"  # meta: the latest clock reading at which rows were claimed
+
+# A row is not behind an unfinished earlier row of the same incident and lane (cards never wait).
+_UNBLOCKED = """(o.incident_id IS NULL OR o.route = 'card' OR NOT EXISTS (
+    SELECT 1 FROM outbox AS e
+    WHERE e.incident_id = o.incident_id AND e.lane = o.lane
+    AND e.status IN ('pending', 'sending')
+    AND (e.due_at < o.due_at OR (e.due_at = o.due_at AND e.id < o.id))
+))"""
+
+# Due rows that may be claimed, then the first of each lane (cards first): pending rows that came
+# due by the clock or by the latest time the clock ever read (`:seen`: a backward step does not
+# make them wait again); rows put back whose hold is over, or was set before a backward step;
+# `sending` rows whose lease lapsed. None behind an unfinished earlier row of its thread.
+_CLAIMABLE = f"""
+WITH due AS (
+    SELECT o.id, o.lane, o.due_at, o.route FROM outbox AS o
+    WHERE (
+        (o.status = 'pending' AND o.held_at IS NULL AND o.next_attempt_at <= MAX(:now, :seen))
+        OR (o.status = 'pending' AND (o.next_attempt_at <= :now OR o.held_at > :now))
+        OR (o.status = 'sending' AND (o.claimed_at <= :expired OR o.claimed_at > :ahead))
+    )
+    AND {_UNBLOCKED}
+), heads AS (
+    SELECT id, ROW_NUMBER() OVER (
+        PARTITION BY lane ORDER BY route = 'card' DESC, due_at, id
+    ) AS place FROM due
+)
+SELECT * FROM outbox WHERE id IN (SELECT id FROM heads WHERE place = 1)
+ORDER BY due_at, id LIMIT :limit
+"""
+
+_INSERT = (
+    "INSERT OR IGNORE INTO outbox (key, incident_id, lane, kind, route, due_at, next_attempt_at, "
+    "stop_when, repeat_every, seq, payload, status, attempts) VALUES (:key, :incident_id, :lane, "
+    ":kind, :route, :due_at, :next_attempt_at, :stop_when, :repeat_every, :seq, :payload, "
+    "'pending', 0)"
+)
+_MINE = "WHERE id = :id AND claim_token = :token AND status = 'sending'"
 
 
 class Delivery(StrEnum):
@@ -40,7 +91,8 @@ class Delivery(StrEnum):
 
 @dataclass(frozen=True)
 class Claimed:
-    """A row handed to one sender; `token` must accompany every update of it."""
+    """A row handed to one sender; `token` must accompany every update of it. `attempts` is the
+    number this attempt will have if it reaches Slack."""
 
     id: int
     key: str
@@ -51,6 +103,10 @@ class Claimed:
     token: str
     ambiguous: bool
     claimed_at: datetime | None = None
+    lane: str = ""
+    # The clock once read its due time or later: it has come due, whatever the clock says now
+    # (after a backward step the clock may read a time before `due_at`).
+    came_due: bool = False
 
 
 class Outbox:
@@ -67,42 +123,56 @@ class Outbox:
         """Insert a planned post unless one with its key exists (INSERT OR IGNORE); True if new.
         An incident's message keys are made global as `INC-<id>:<key>`."""
         key = incident_key(incident_id, message.key) if incident_id is not None else message.key
+        payload = payload or {}
         with self._store.immediate() as db:
+            channel = None if incident_id is None else incident_channel(db, incident_id)
             cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (key, incident_id, kind, route, due_at, next_attempt_at, "
-                "stop_when, repeat_every, seq, payload, status, attempts) VALUES (:key, :incident_id, "
-                ":kind, :route, :due_at, :next_attempt_at, :stop_when, :repeat_every, :seq, :payload, "
-                "'pending', 0)",
+                _INSERT,
                 {
                     "key": key,
                     "incident_id": incident_id,
-                    "payload": dumps(payload or {}),
-                    **message_columns(message),
+                    "payload": dumps(payload),
+                    **message_columns(
+                        message, lane=lane_of(message, channel=channel, payload=payload)
+                    ),
                 },
             )
             return cursor.rowcount == 1
 
     def claim_due(self, *, now: datetime, limit: int = 50) -> list[Claimed]:
-        """Claim up to `limit` rows due by `now`, oldest due first, plus expired `sending` leases."""
+        """Claim up to `limit` due rows, oldest due first, at most one per lane."""
         token = secrets.token_hex(8)
         with self._store.immediate() as db:
+            found = db.execute("SELECT value FROM meta WHERE key = ?", [CLOCK_SEEN]).fetchone()
+            seen = 0.0 if found is None else float(found[0])
             rows = db.execute(
-                "SELECT * FROM outbox WHERE (status = 'pending' AND next_attempt_at <= :now) "
-                "OR (status = 'sending' AND claimed_at <= :expired) ORDER BY due_at, id LIMIT :limit",
-                {"now": to_epoch(now), "expired": to_epoch(now - LEASE), "limit": limit},
+                _CLAIMABLE,
+                {
+                    "now": to_epoch(now),
+                    "seen": seen,
+                    "expired": to_epoch(now - LEASE),
+                    "ahead": to_epoch(now + LEASE),
+                    "limit": limit,
+                },
             ).fetchall()
             columns = [c.name for c in db["outbox"].columns]
             records = [dict(zip(columns, r, strict=True)) for r in rows]
             if records:
                 db.execute(
-                    f"UPDATE outbox SET status = 'sending', claim_token = ?, claimed_at = ?, "
-                    f"attempts = attempts + 1 WHERE id IN ({','.join('?' * len(records))})",
+                    f"UPDATE outbox SET status = 'sending', claim_token = ?, claimed_at = ? "
+                    f"WHERE id IN ({','.join('?' * len(records))})",
                     [token, to_epoch(now), *(r["id"] for r in records)],
                 )
-        return [self._claimed(r, token, now) for r in records]
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [CLOCK_SEEN, repr(max(seen, to_epoch(now)))],
+                )
+        return [self._claimed(r, token, now, seen=seen) for r in records]
 
     @staticmethod
-    def _claimed(record: dict[str, Any], token: str, claimed_at: datetime) -> Claimed:
+    def _claimed(
+        record: dict[str, Any], token: str, claimed_at: datetime, *, seen: float
+    ) -> Claimed:
         local = record["key"].split(":", 1)[1] if record["incident_id"] else record["key"]
         return Claimed(
             id=record["id"],
@@ -115,15 +185,30 @@ class Outbox:
             ambiguous=record["status"] == "sending"
             or (record["last_error"] or "").startswith(AMBIGUOUS),
             claimed_at=claimed_at,
+            lane=record["lane"] or "",
+            came_due=record["due_at"] <= seen,
         )
+
+    def recover_interrupted(self, *, now: datetime) -> list[str]:
+        """At start-up, under the scheduler lock: every row left `sending` by a process that died
+        is due again now, ambiguous (looked up in Slack before it is posted). Returns their keys."""
+        with self._store.immediate() as db:
+            keys = [
+                str(r[0])
+                for r in db.execute("SELECT key FROM outbox WHERE status = 'sending' ORDER BY id")
+            ]
+            db.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, held_at = NULL, "
+                "claim_token = NULL, last_error = ? WHERE status = 'sending'",
+                [to_epoch(now), INTERRUPTED],
+            )
+        return keys
 
     def renew(self, claimed: Claimed, *, at: datetime) -> bool:
         """Extend the claim's lease from `at`; False when the row is no longer this claim's."""
         with self._store.immediate() as db:
             cursor = db.execute(
-                "UPDATE outbox SET claimed_at = ? "
-                "WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [to_epoch(at), claimed.id, claimed.token],
+                f"UPDATE outbox SET claimed_at = :at {_MINE}", _mine(claimed, at=to_epoch(at))
             )
             return cursor.rowcount == 1
 
@@ -136,17 +221,24 @@ class Outbox:
         at: datetime,
         follow_up: PlannedMessage | None = None,
         reconciled: bool = False,
+        is_card: bool = False,
     ) -> bool:
-        """Record the post (and plan the next occurrence of a recurring one) atomically."""
+        """Record the post (and plan the next occurrence of a recurring one) atomically; a card's
+        `ts` is stored on its incident in the same transaction (its thread hangs from it)."""
         lateness = max(0.0, (at - claimed.message.due_at).total_seconds())
         with self._store.immediate() as db:
             cursor = db.execute(
-                "UPDATE outbox SET status = 'sent', slack_ts = ?, channel = ?, sent_at = ?, "
-                "lateness_s = ?, last_error = NULL WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [ts, channel, to_epoch(at), lateness, claimed.id, claimed.token],
+                "UPDATE outbox SET status = 'sent', slack_ts = :ts, channel = :channel, "
+                "sent_at = :at, lateness_s = :late, last_error = NULL, attempts = attempts + 1 "
+                + _MINE,
+                _mine(claimed, ts=ts, channel=channel, at=to_epoch(at), late=lateness),
             )
             if cursor.rowcount != 1:
                 return False
+            if is_card and claimed.incident_id is not None:
+                db.execute(
+                    "UPDATE incidents SET card_ts = ? WHERE id = ?", [ts, claimed.incident_id]
+                )
             self._plan_next(db, claimed, follow_up)
             _audit(
                 db,
@@ -175,41 +267,60 @@ class Outbox:
     ) -> bool:
         with self._store.immediate() as db:
             cursor = db.execute(
-                "UPDATE outbox SET status = 'skipped', last_error = ?, sent_at = ? "
-                "WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [f"skipped: {reason}", to_epoch(at), claimed.id, claimed.token],
+                f"UPDATE outbox SET status = 'skipped', last_error = :error, sent_at = :at {_MINE}",
+                _mine(claimed, error=f"skipped: {reason}", at=to_epoch(at)),
             )
             if cursor.rowcount == 1:
                 self._plan_next(db, claimed, follow_up)
             return cursor.rowcount == 1
 
-    def retry_later(self, claimed: Claimed, *, at: datetime, error: str) -> bool:
-        """Give the row back as pending, not before `at` (Retry-After, backoff, channel pacing)."""
+    def retry_later(
+        self, claimed: Claimed, *, at: datetime, now: datetime, error: str, attempted: bool = True
+    ) -> bool:
+        """Give the row back as pending, not before `at` (Retry-After, backoff); `attempted`
+        when the failed send reached Slack (it counts as an attempt)."""
         with self._store.immediate() as db:
             cursor = db.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, last_error = ? "
-                "WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [to_epoch(at), error, claimed.id, claimed.token],
+                "UPDATE outbox SET status = 'pending', next_attempt_at = :at, held_at = :now, "
+                "last_error = :error, attempts = attempts + :counted " + _MINE,
+                _mine(
+                    claimed,
+                    at=to_epoch(at),
+                    now=to_epoch(now),
+                    error=error,
+                    counted=int(attempted),
+                ),
             )
             return cursor.rowcount == 1
 
-    def release(self, claimed: Claimed, *, at: datetime, error: str | None = None) -> bool:
-        """Hand back a row that was not attempted (e.g. waiting on its card), without an attempt."""
+    def release(
+        self, claimed: Claimed, *, at: datetime, now: datetime, error: str | None = None
+    ) -> bool:
+        """Hand back a row that was not attempted (waiting on its card, Slack unreachable)."""
         with self._store.immediate() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, attempts = attempts - 1, "
-                "last_error = COALESCE(?, last_error) "
-                "WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [to_epoch(at), error, claimed.id, claimed.token],
-            )
-            return cursor.rowcount == 1
+            return _release(db, claimed, at=at, now=now, error=error)
 
-    def mark_dead(self, claimed: Claimed, *, error: str, at: datetime) -> bool:
+    def hold_lane(self, claimed: Claimed, *, until: datetime, now: datetime) -> bool:
+        """Pacing: hand back the row and postpone every pending row of its lane to `until`, in
+        one transaction, so a busy channel costs nothing until it is free."""
+        with self._store.immediate() as db:
+            if not _release(db, claimed, at=until, now=now, error=None):
+                return False
+            db.execute(
+                "UPDATE outbox SET next_attempt_at = :until, held_at = :now "
+                "WHERE lane = :lane AND status = 'pending' AND next_attempt_at < :until",
+                {"until": to_epoch(until), "now": to_epoch(now), "lane": claimed.lane},
+            )
+            return True
+
+    def mark_dead(
+        self, claimed: Claimed, *, error: str, at: datetime, attempted: bool = True
+    ) -> bool:
         with self._store.immediate() as db:
             cursor = db.execute(
-                "UPDATE outbox SET status = 'dead', last_error = ? "
-                "WHERE id = ? AND claim_token = ? AND status = 'sending'",
-                [error, claimed.id, claimed.token],
+                "UPDATE outbox SET status = 'dead', last_error = :error, sent_at = :at, "
+                "attempts = attempts + :counted " + _MINE,
+                _mine(claimed, error=error, at=to_epoch(at), counted=int(attempted)),
             )
             if cursor.rowcount == 1:
                 _audit(
@@ -222,6 +333,62 @@ class Outbox:
                 )
             return cursor.rowcount == 1
 
+    def rehome(
+        self,
+        claimed: Claimed,
+        *,
+        channel: str,
+        error: str,
+        at: datetime,
+        card: PlannedMessage | None,
+    ) -> bool:
+        """The incident's channel or card refused a post for good: in one transaction, move the
+        incident to `channel` (its remaining rows follow), forget its card, plan `card` (a new
+        one) and retry the row at once, counting the refused send as an attempt."""
+        if claimed.incident_id is None:
+            return False
+        incident_id = claimed.incident_id
+        with self._store.immediate() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = :at, held_at = :at, "
+                "last_error = :error, attempts = attempts + 1 " + _MINE,
+                _mine(claimed, at=to_epoch(at), error=error),
+            )
+            if cursor.rowcount != 1:
+                return False
+            old = incident_channel(db, incident_id)
+            moved = old is not None and old != channel
+            db.execute(
+                "UPDATE incidents SET card_ts = NULL, channel = :channel, "
+                "moved_from = CASE WHEN :moved THEN :old ELSE moved_from END WHERE id = :id",
+                {"channel": channel, "moved": moved, "old": old, "id": incident_id},
+            )
+            if moved:
+                db.execute(
+                    "UPDATE outbox SET lane = :channel WHERE incident_id = :id AND lane = :old "
+                    "AND status IN ('pending', 'sending')",
+                    {"channel": channel, "id": incident_id, "old": old},
+                )
+            if card is not None:
+                db.execute(
+                    _INSERT,
+                    {
+                        "key": incident_key(incident_id, card.key),
+                        "incident_id": incident_id,
+                        "payload": "{}",
+                        **message_columns(card, lane=channel),
+                    },
+                )
+            _audit(
+                db,
+                at=at,
+                incident_id=incident_id,
+                actor="bot",
+                action="moved" if moved else "card_reposted",
+                detail={"key": claimed.key, "error": error, "from": old, "to": channel},
+            )
+            return True
+
     @staticmethod
     def _plan_next(db: Any, claimed: Claimed, follow_up: PlannedMessage | None) -> None:
         if follow_up is None:
@@ -232,15 +399,12 @@ class Outbox:
             else follow_up.key
         )
         db.execute(
-            "INSERT OR IGNORE INTO outbox (key, incident_id, kind, route, due_at, next_attempt_at, "
-            "stop_when, repeat_every, seq, payload, status, attempts) VALUES (:key, :incident_id, "
-            ":kind, :route, :due_at, :next_attempt_at, :stop_when, :repeat_every, :seq, :payload, "
-            "'pending', 0)",
+            _INSERT,
             {
                 "key": key,
                 "incident_id": claimed.incident_id,
                 "payload": dumps(claimed.payload),
-                **message_columns(follow_up),
+                **message_columns(follow_up, lane=claimed.lane),
             },
         )
 
@@ -249,18 +413,36 @@ class Outbox:
         found = self._store.db.execute("SELECT status FROM outbox WHERE key = ?", [key]).fetchone()
         return None if found is None else str(found[0])
 
+    def cards(self, incident_id: int) -> dict[str, int]:
+        """How many card rows the incident has, by status (the first card and any reposts)."""
+        rows = self._store.db.execute(
+            "SELECT status, COUNT(*) FROM outbox WHERE incident_id = ? AND route = ? "
+            "GROUP BY status",
+            [incident_id, Route.CARD.value],
+        ).fetchall()
+        return {str(status): int(count) for status, count in rows}
+
     def next_wake(self) -> datetime | None:
-        """The earliest instant a pending row becomes due."""
-        value = self._store.db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-        ).fetchone()[0]
-        return from_epoch(value)
+        """The earliest instant a pending row becomes claimable (a row waiting behind an earlier
+        one of its incident's thread becomes claimable only after that one)."""
+        found = self._store.db.execute(
+            f"SELECT o.next_attempt_at FROM outbox AS o WHERE o.status = 'pending' "
+            f"AND {_UNBLOCKED} ORDER BY o.next_attempt_at LIMIT 1"
+        ).fetchone()
+        return None if found is None else from_epoch(found[0])
 
     def counts(self) -> dict[str, int]:
         rows = self._store.db.execute(
             "SELECT status, COUNT(*) FROM outbox GROUP BY status"
         ).fetchall()
         return {status: count for status, count in rows}
+
+    def dead_since(self, at: datetime) -> int:
+        """Rows given up on at or after `at`."""
+        found = self._store.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND sent_at >= ?", [to_epoch(at)]
+        ).fetchone()
+        return int(found[0])
 
     def for_incident(self, incident_id: int) -> list[dict[str, Any]]:
         return list(
@@ -278,3 +460,17 @@ class Outbox:
                 f"status IN ({marks})", list(statuses), order_by="due_at, id"
             )
         )
+
+
+def _mine(claimed: Claimed, **values: Any) -> dict[str, Any]:
+    """Statement parameters for an update of `claimed` (compare-and-set on its token)."""
+    return {"id": claimed.id, "token": claimed.token, **values}
+
+
+def _release(db: Any, claimed: Claimed, *, at: datetime, now: datetime, error: str | None) -> bool:
+    cursor = db.execute(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = :at, held_at = :now, "
+        "last_error = COALESCE(:error, last_error) " + _MINE,
+        _mine(claimed, at=to_epoch(at), now=to_epoch(now), error=error),
+    )
+    return bool(cursor.rowcount == 1)

@@ -164,3 +164,23 @@ def m004_request_keys(db: Database) -> None:
     for name in ("customer_updates", "followups"):
         _table(db, name).add_column("trigger_id", str)
         _table(db, name).create_index(["trigger_id"], unique=True, if_not_exists=True)
+
+
+@MIGRATIONS()
+def m005_delivery_lanes(db: Database) -> None:
+    """Delivery lanes (issue 10): each outbox row belongs to the lane of the channel it posts to
+    (an incident's channel, the executive lane, a person's DMs, a rhythm kind), so a busy channel
+    holds only its own rows; `held_at` is the clock reading when a row was put back, so a hold set
+    before a backward clock step is known to be void; `moved_from` is the channel an incident left
+    when the bot could no longer post there."""
+    _table(db, "outbox").add_column("lane", str)
+    _table(db, "outbox").add_column("held_at", float)
+    _table(db, "incidents").add_column("moved_from", str)
+    db.execute(
+        "UPDATE outbox SET lane = CASE "
+        "WHEN route = 'executive' THEN 'executive' "
+        "WHEN route = 'direct' THEN 'dm:' || COALESCE(json_extract(payload, '$.user'), '') "
+        "WHEN incident_id IS NULL THEN 'rhythm:' || kind "
+        "ELSE (SELECT channel FROM incidents WHERE incidents.id = outbox.incident_id) END"
+    )
+    _table(db, "outbox").create_index(["lane", "status", "next_attempt_at"])

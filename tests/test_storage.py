@@ -218,32 +218,74 @@ def test_a_stale_claim_token_cannot_record_the_row(store: Store) -> None:
     later = T0 + LEASE + timedelta(seconds=1)
     (second,) = outbox.claim_due(now=later)  # the lease ran out: handed out again, ambiguous
     assert second.id == first.id and second.token != first.token and second.ambiguous
-    assert second.attempts == 2
+    assert second.attempts == 1  # a claim that never reached Slack is no attempt
     assert not outbox.mark_sent(first, channel="C1", ts="1.1", at=later)
-    assert not outbox.retry_later(first, at=later, error="x")
+    assert not outbox.retry_later(first, at=later, now=later, error="x")
     assert not outbox.mark_dead(first, error="x", at=later)
     assert not outbox.mark_skipped(first, reason="x", at=later)
-    assert not outbox.release(first, at=later)
+    assert not outbox.release(first, at=later, now=later)
+    assert not outbox.hold_lane(first, until=later, now=later)
     assert outbox.mark_sent(second, channel="C1", ts="1.2", at=later)
     assert not outbox.mark_sent(second, channel="C1", ts="1.3", at=later)  # exactly once
     (row,) = outbox.rows()
-    assert (row["status"], row["slack_ts"], row["attempts"]) == ("sent", "1.2", 2)
+    assert (row["status"], row["slack_ts"], row["attempts"]) == ("sent", "1.2", 1)
+
+
+def test_a_row_left_sending_by_a_dead_process_is_due_again_at_start_up(store: Store) -> None:
+    """R13: under the scheduler lock, start-up hands interrupted rows out at once (no lease
+    wait), ambiguous, even when the clock now reads an hour before the claim (R14)."""
+    outbox = Outbox(store)
+    outbox.add(message("k1"))
+    (first,) = outbox.claim_due(now=T0)
+    restart = T0 - timedelta(hours=1)
+    assert outbox.recover_interrupted(now=restart) == ["k1"]
+    (again,) = outbox.claim_due(now=restart)
+    assert again.id == first.id and again.ambiguous and again.attempts == 1
+
+
+def test_a_hold_set_before_a_backward_clock_step_is_void(store: Store) -> None:
+    """R14: a row put back until T0+30 s at T0 is claimable at once when the clock steps back an
+    hour, instead of waiting an hour and 30 s."""
+    outbox = Outbox(store)
+    outbox.add(message("k1"))
+    (row,) = outbox.claim_due(now=T0)
+    assert outbox.retry_later(row, at=T0 + timedelta(seconds=30), now=T0, error="HTTP 500")
+    assert outbox.claim_due(now=T0 + timedelta(seconds=29)) == []
+    (again,) = outbox.claim_due(now=T0 - timedelta(hours=1))
+    assert again.id == row.id and again.attempts == 2
 
 
 def test_claims_come_in_due_order_and_skip_future_rows(store: Store) -> None:
     outbox = Outbox(store)
     for minutes in (30, 10, 20, 90):
         outbox.add(message(f"m{minutes}", T0 + timedelta(minutes=minutes)))
-    claimed = outbox.claim_due(now=T0 + timedelta(minutes=30))
-    assert [c.key for c in claimed] == ["m10", "m20", "m30"]
-    assert outbox.next_wake() == T0 + timedelta(minutes=90)
+    for minutes in (25, 15):
+        other = PlannedMessage(
+            f"x{minutes}",
+            MessageKind.REVIEW_REMINDER,
+            T0 + timedelta(minutes=minutes),
+            Route.CHANNEL,
+        )
+        outbox.add(other)
+    now = T0 + timedelta(minutes=30)
+    claimed = outbox.claim_due(now=now)  # one per lane, each lane's oldest, oldest first
+    assert [c.key for c in claimed] == ["m10", "x15"]
+    for row in claimed:
+        outbox.mark_sent(row, channel="C1", ts="1.0", at=now)
+    assert [c.key for c in outbox.claim_due(now=now)] == ["m20", "x25"]
+    assert outbox.next_wake() == T0 + timedelta(minutes=30)
 
 
 def test_recurring_follow_up_is_planned_with_the_send(store: Store) -> None:
     incidents, outbox = Incidents(store), Outbox(store)
     incident = declare(incidents, "model-outage").incident
-    claimed = outbox.claim_due(now=T0 + timedelta(minutes=30))
-    update = next(c for c in claimed if c.message.kind is MessageKind.CUSTOMER_UPDATE_DUE)
+    update = None
+    while update is None:  # the incident's thread comes in due order, one row per pass
+        for claimed in outbox.claim_due(now=T0 + timedelta(minutes=30)):
+            if claimed.message.kind is MessageKind.CUSTOMER_UPDATE_DUE:
+                update = claimed
+            else:
+                outbox.mark_sent(claimed, channel="C1", ts="1.0", at=T0)
     follow = PlannedMessage(
         "customer_update_due#2",
         MessageKind.CUSTOMER_UPDATE_DUE,
