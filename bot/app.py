@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
@@ -29,7 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.answers import Answers
 from bot.blocks import render_notice
 from bot.clock import Clock, FileClock, SimClock, SystemClock
-from bot.directory import UsergroupDirectory
+from bot.directory import PostingCheck, UsergroupDirectory
 from bot.dispatcher import Dispatcher
 from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
@@ -46,7 +46,7 @@ from bot.service import IncidentService
 from bot.settings import Settings
 from bot.telemetry import Telemetry
 from matrix_engine.incidents import Incident
-from storage.db import Store
+from storage.db import StorageError, Store
 from storage.followups import Drills, Followups, Meta
 from storage.incidents import Incidents
 from storage.outbox import Outbox
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SLACK_TIMEOUT_S = 10
 IDENTIFY_EVERY_S = 30.0
+DEAD_WINDOW = timedelta(minutes=15)  # how long a dead post keeps /healthz at 503
 
 
 @dataclass
@@ -173,6 +174,7 @@ class Runtime:
             admins=settings.SLA_BOT_ADMINS,
             composer=lambda row, now: self.rhythm.compose(row, now),
             on_event=self.telemetry.delivery_event,
+            heartbeat=lambda: self.ticker.beat(),
         )
         self.meta = Meta(self.store)
         self.followups = Followups(self.store)
@@ -202,6 +204,8 @@ class Runtime:
             drills=self.drills,
             on_change=self._incident_changed,
             usergroup_members=UsergroupDirectory(directory_client(settings)).members,
+            cannot_post=PostingCheck(directory_client(settings)).refusal,
+            bot_user=lambda: self.identity.bot_user_id,
         )
         self.ops = Operations(
             matrix=self.matrix,
@@ -362,19 +366,49 @@ class Runtime:
         return self.dispatcher.tick()
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        ok, detail = self.ticker.healthy()
-        detail["outbox"] = self.outbox.counts()
-        return ok, detail
+        """Healthy only when the dispatcher is ticking and progressing, its ticks succeed, the
+        database takes writes and no post went dead in the last DEAD_WINDOW. The JSON names
+        every problem and the counts behind it."""
+        problems, detail = self.ticker.problems()
+        storage = self.store.problem()
+        detail["outbox"], dead = None, 0
+        if storage is not None:
+            problems.append(storage)  # and no reads: a damaged file can hold them for seconds
+        else:
+            try:
+                detail["outbox"] = self.outbox.counts()
+                dead = self.outbox.dead_since(self.clock.now() - DEAD_WINDOW)
+            except StorageError as exc:
+                problems.append(f"database {self.store.path} cannot be read: {exc}")
+        detail["dead_recently"] = dead
+        if dead:
+            minutes = DEAD_WINDOW.total_seconds() / 60
+            problems.append(
+                f"{dead} post(s) went dead in the last {minutes:.0f} min (admins were alerted)"
+            )
+        detail["database"] = storage or "ok"
+        detail["problems"] = problems
+        return not problems, detail
 
     def start(self) -> None:
-        """Take the scheduler lock and start delivering."""
+        """Take the scheduler lock, hand out again what a killed process left in flight (looked
+        up in Slack before it is re-sent), and start delivering."""
         if self._singleton:
             self._lock.acquire()
+            interrupted = self.outbox.recover_interrupted(now=self.clock.now())
+            if interrupted:
+                log.warning(
+                    "%d post(s) were in flight when the bot last stopped; each is looked up in "
+                    "Slack by its metadata key before it is sent: %s",
+                    len(interrupted),
+                    ", ".join(interrupted[:20]),
+                )
         self.identify()
         self.ticker.start()
 
     def stop(self) -> None:
         self.ticker.shutdown()
+        self.dispatcher.close()
         self.background.shutdown(wait=True, cancel_futures=False)
         self._lock.release()
         self.store.close()

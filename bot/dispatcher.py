@@ -6,7 +6,17 @@ Exactly once, by construction:
   Slack by its metadata key before it is posted again;
 - 429 moves only that row (`Retry-After`); 5xx/timeouts back off exponentially up to MAX_ATTEMPTS,
   then the row goes `dead` with an admin alert; permanent errors go `dead` at once;
-- posts to one channel are paced to about one per second.
+- posts to one channel are paced to about one per second; a paced channel's rows wait in the
+  outbox without costing anything (see storage.outbox: lanes).
+
+Failure isolation: every row is handled inside its own error boundary. An unexpected exception is
+recorded on that row like a failed send (attempt, reason, backoff, then `dead` with an admin
+alert) and the tick goes on with the next row. Only storage failing stops a tick. A row whose
+Slack call hangs holds the others for OVERLAP_AFTER at most: the next row starts beside it.
+
+A channel that refuses the incident for good (archived, the bot removed) moves the incident to the
+incidents channel, with a new card saying where it came from and an admin alert; a deleted card
+is posted again. See `Rehoming`.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +50,7 @@ from matrix_engine.timeline import (
     decide,
     next_occurrence,
 )
+from storage.db import StorageError
 from storage.incidents import Incidents, incident_key
 from storage.outbox import AMBIGUOUS, LEASE, Claimed, Outbox
 
@@ -46,8 +58,19 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = timedelta(seconds=60)
+MIN_WAIT = timedelta(seconds=1)  # a Retry-After of 0 (or a date past) still waits a beat
 CHANNEL_PACE = timedelta(seconds=1)
 CARD_WAIT = timedelta(seconds=2)
+MAX_CARDS = 3  # the first card and two reposts (deleted, or moved to the incidents channel)
+MAX_PASSES = 10_000  # per tick; the scheduler ticks again at once if rows are still due
+# Rows of a pass (each from a different lane) go one after the other, in due order; a row whose
+# Slack call is still running after OVERLAP_AFTER seconds lets the next one start beside it, up
+# to IN_FLIGHT at once. So a hanging post holds the others for half a second, not for its timeout.
+OVERLAP_AFTER = 0.5
+IN_FLIGHT = 4
+# Slack's answers when the bot can no longer post in a channel, or the card is gone.
+CHANNEL_GONE = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+CARD_GONE = frozenset({"message_not_found", "thread_not_found"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,7 @@ class Dispatcher:
         on_event: Callable[[str, dict[str, object]], None] | None = None,
         paced: bool = True,
         composer: Composer | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self._outbox = outbox
         self._incidents = incidents
@@ -94,6 +118,9 @@ class Dispatcher:
         self._on_event = on_event or (lambda _name, _data: None)
         self._paced = paced
         self._composer = composer
+        self._heartbeat = heartbeat or (lambda: None)
+        self._workers = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="delivery")
+        self._state = threading.Lock()  # the shared Slack-unreachable backoff
         self._last_post: dict[str, datetime] = {}
         self._outages = 0  # consecutive "Slack unreachable" retry rounds
         self._unreachable_until: datetime | None = None
@@ -101,27 +128,65 @@ class Dispatcher:
         self.last_tick: datetime | None = None
 
     def tick(self, *, batch: int = 100) -> int:
-        """Process every due row (in due order); returns how many rows were handled."""
+        """Process every due row, in due order, pass after pass (at most one row per lane in a
+        pass), until none is due; returns how many rows were handled. A heartbeat follows every
+        row, so a long catch-up reads as a working dispatcher."""
         with self._lock:
             handled = 0
-            while True:
+            for _ in range(MAX_PASSES):
                 claimed = self._outbox.claim_due(now=self._clock.now(), limit=batch)
-                for row in claimed:
-                    self._process(row)
+                self._run_pass(claimed)
                 handled += len(claimed)
                 self.last_tick = self._clock.now()
-                if len(claimed) < batch:
-                    return handled
+                if not claimed:
+                    break
+            return handled
+
+    def _run_pass(self, claimed: list[Claimed]) -> None:
+        """Each row in turn; a slow one is overtaken after OVERLAP_AFTER (see above)."""
+        started: list[Future[None]] = []
+        for row in claimed:
+            running = [f for f in started if not f.done()]
+            if len(running) >= IN_FLIGHT:
+                wait(running, return_when=FIRST_COMPLETED)
+            future = self._workers.submit(self._guarded, row)
+            started.append(future)
+            wait([future], timeout=OVERLAP_AFTER)
+        wait(started)
+        for future in started:
+            failure = future.exception()
+            if failure is not None:
+                raise failure  # only storage failures leave a row's error boundary
+
+    def close(self) -> None:
+        """Wait for posts in flight, then stop the workers."""
+        self._workers.shutdown(wait=True)
+
+    # ---------------------------------------------------------------- one row
+    def _guarded(self, row: Claimed) -> None:
+        """The row's error boundary: whatever goes wrong stays on this row."""
+        try:
+            self._process(row)
+        except StorageError:
+            raise  # the database itself failed: no row can be recorded, the tick stops
+        except Exception as exc:
+            log.exception("delivery of %s failed unexpectedly", row.key)
+            self._crashed(row, exc)
+        self._heartbeat()
 
     def _process(self, row: Claimed) -> None:
         now = self._clock.now()
+        if row.message.kind is MessageKind.DELIVERY_FAILED:
+            self._send_alert(row, now)  # needs nothing of the incident: it may be unreadable
+            return
         if row.incident_id is None:
             self._send_composed(row, now)
             return
         incident = self._incidents.get(row.incident_id)
         decision = decide(row.message, incident.state(), now=now)
-        if decision.verdict is Verdict.WAIT:
-            self._outbox.release(row, at=row.message.due_at)
+        # A row that already came due is sent even if the clock has since stepped back.
+        if decision.verdict is Verdict.WAIT and not row.came_due:
+            self._outbox.release(row, at=row.message.due_at, now=now)
             return
         if decision.verdict is Verdict.SKIP:
             self._outbox.mark_skipped(row, reason=decision.reason, at=now)
@@ -130,6 +195,7 @@ class Dispatcher:
         self._send(row, incident, now)
 
     def _target(self, row: Claimed, incident: Incident, matrix: Matrix) -> Target | None:
+        """Where the row goes; None while its card is still on its way."""
         channels = matrix.channels
         route = row.message.route
         if route is Route.EXECUTIVE:
@@ -139,19 +205,19 @@ class Dispatcher:
         if route is Route.DIRECT:
             return Target(str(row.payload.get("user", "")), None)
         if incident.card_ts is None:
-            if self._outbox.status(incident_key(incident.id, "card")) == "dead":
-                return Target(incident.channel, None)  # no thread will ever exist: post anyway
-            return None  # the thread does not exist yet
+            cards = self._outbox.cards(incident.id)
+            if cards.get("pending") or cards.get("sending"):
+                return None
+        # With no card to come (it went dead), thread posts go to the channel itself.
         return Target(incident.channel, incident.card_ts)
 
     def _send(self, row: Claimed, incident: Incident, now: datetime) -> None:
         matrix = self._matrix()
         target = self._target(row, incident, matrix)
         if target is None or self._waits_for_resolved_note(row, incident):
-            self._outbox.release(row, at=now + CARD_WAIT)
+            self._outbox.release(row, at=now + CARD_WAIT, now=now)
             return
-        if self._paced and (wait_until := self._pace(target.channel, now)) is not None:
-            self._outbox.release(row, at=wait_until)
+        if self._held_by_pace(row, target.channel, now):
             return
         if row.message.route is Route.CARD_UPDATE:
             self._refresh_card(row, incident, matrix, target, now)
@@ -173,36 +239,38 @@ class Dispatcher:
                     thread_ts=target.thread_ts,
                 )
         except SendFailed as exc:
+            self._failed(row, exc, now, incident=incident, target=target)
+            return
+        follow_up = next_occurrence(row.message, calendar=matrix.calendar)
+        self._record_sent(row, target.channel, ts, now, follow_up=follow_up, reconciled=reconciled)
+
+    def _send_alert(self, row: Claimed, now: datetime) -> None:
+        user = str(row.payload.get("user", ""))
+        composed = Composed(user, render_delivery_failed(row.payload), {})
+        meta_payload = {"incident_id": row.payload.get("incident"), "key": row.key, "drill": False}
+        if self._held_by_pace(row, user, now) or not self._still_ours(row):
+            return
+        try:
+            ts = None
+            if row.ambiguous:
+                ts = self._gateway.find_posted(channel=user, key=row.key, oldest=row.message.due_at)
+            reconciled = ts is not None
+            if ts is None:
+                meta = metadata(row.message.kind.value, meta_payload)
+                ts = self._gateway.post(channel=user, message=composed.message, meta=meta)
+        except SendFailed as exc:
             self._failed(row, exc, now)
             return
-        self._posted(target.channel, now)
-        sent_at = self._clock.now()
-        follow_up = next_occurrence(row.message, calendar=matrix.calendar)
-        if self._outbox.mark_sent(
-            row,
-            channel=target.channel,
-            ts=ts,
-            at=sent_at,
-            follow_up=follow_up,
-            reconciled=reconciled,
-        ):
-            if row.message.kind is MessageKind.INCIDENT_DECLARED:
-                self._incidents.set_card(incident.id, ts=ts)
-            self._on_event(
-                "sent",
-                {
-                    "key": row.key,
-                    "kind": row.message.kind.value,
-                    "late_s": (sent_at - row.message.due_at).total_seconds(),
-                },
-            )
+        self._record_sent(row, user, ts, now, reconciled=reconciled)
 
     def _send_composed(self, row: Claimed, now: datetime) -> None:
-        if now < row.message.due_at:
-            self._outbox.release(row, at=row.message.due_at)
+        if now < row.message.due_at and not row.came_due:
+            self._outbox.release(row, at=row.message.due_at, now=now)
             return
         if self._composer is None:
-            self._outbox.mark_dead(row, error="no composer for rhythm posts", at=now)
+            self._outbox.mark_dead(
+                row, error="no composer for rhythm posts", at=now, attempted=False
+            )
             return
         try:
             composed = self._composer(row, now)
@@ -213,10 +281,7 @@ class Dispatcher:
             self._outbox.mark_skipped(row, reason=composed, at=now)
             self._on_event("skipped", {"key": row.key, "reason": composed})
             return
-        if self._paced and (wait_until := self._pace(composed.channel, now)) is not None:
-            self._outbox.release(row, at=wait_until)
-            return
-        if not self._still_ours(row):
+        if self._held_by_pace(row, composed.channel, now) or not self._still_ours(row):
             return
         payload = {"key": row.key, "drill": False, **composed.payload}
         meta = metadata(row.message.kind.value, payload)
@@ -234,39 +299,52 @@ class Dispatcher:
         except SendFailed as exc:
             self._failed(row, exc, now)
             return
-        self._posted(composed.channel, now)
-        sent_at = self._clock.now()
-        if self._outbox.mark_sent(
-            row, channel=composed.channel, ts=ts, at=sent_at, reconciled=reconciled
-        ):
-            self._on_event(
-                "sent",
-                {
-                    "key": row.key,
-                    "kind": row.message.kind.value,
-                    "late_s": (sent_at - row.message.due_at).total_seconds(),
-                },
-            )
+        self._record_sent(row, composed.channel, ts, now, reconciled=reconciled)
 
     def _refresh_card(
         self, row: Claimed, incident: Incident, matrix: Matrix, target: Target, now: datetime
     ) -> None:
         """chat.update is idempotent: the card always shows the incident's current state."""
-        assert target.thread_ts is not None
+        if target.thread_ts is None:  # the card was never posted and never will be
+            self._outbox.mark_skipped(row, reason="no card to refresh", at=now)
+            return
         try:
             self._gateway.update(
                 channel=target.channel, ts=target.thread_ts, message=render_card(incident, matrix)
             )
         except SendFailed as exc:
-            self._failed(row, exc, now)
+            self._failed(row, exc, now, incident=incident, target=target)
             return
-        self._posted(target.channel, now)
+        self._record_sent(row, target.channel, target.thread_ts, now)
+
+    def _record_sent(
+        self,
+        row: Claimed,
+        channel: str,
+        ts: str,
+        now: datetime,
+        *,
+        follow_up: PlannedMessage | None = None,
+        reconciled: bool = False,
+    ) -> bool:
+        if not reconciled:  # a post found in Slack was made earlier, maybe by a killed process
+            self._posted(channel, now)
         sent_at = self._clock.now()
-        if self._outbox.mark_sent(row, channel=target.channel, ts=target.thread_ts, at=sent_at):
+        recorded = self._outbox.mark_sent(
+            row,
+            channel=channel,
+            ts=ts,
+            at=sent_at,
+            follow_up=follow_up,
+            reconciled=reconciled,
+            is_card=row.message.kind is MessageKind.INCIDENT_DECLARED,
+        )
+        if recorded:
             late_s = (sent_at - row.message.due_at).total_seconds()
             self._on_event(
                 "sent", {"key": row.key, "kind": row.message.kind.value, "late_s": late_s}
             )
+        return recorded
 
     def _reconciled(self, row: Claimed, target: Target, incident: Incident) -> str | None:
         found = self._gateway.find_posted(
@@ -282,8 +360,6 @@ class Dispatcher:
     def _render(self, row: Claimed, incident: Incident, matrix: Matrix, now: datetime) -> Message:
         if row.message.kind is MessageKind.INCIDENT_DECLARED:
             return render_card(incident, matrix)
-        if row.message.kind is MessageKind.DELIVERY_FAILED:
-            return render_delivery_failed(incident, row.payload)
         if row.message.kind is MessageKind.DRILL_SCORECARD:
             return render_scorecard(incident, Scorecard.model_validate(row.payload["scorecard"]))
         if row.message.kind is MessageKind.FOLLOWUP_REQUEST:
@@ -316,64 +392,158 @@ class Dispatcher:
             return True
         return self._outbox.renew(row, at=now)
 
+    # ---------------------------------------------------------------- pacing
     def _posted(self, channel: str, now: datetime) -> None:
         self._last_post[channel] = now
-        self._outages, self._unreachable_until = 0, None
+        with self._state:
+            self._outages, self._unreachable_until = 0, None
+
+    def _held_by_pace(self, row: Claimed, channel: str, now: datetime) -> bool:
+        """True when the channel had a post less than CHANNEL_PACE ago: the row's whole lane
+        then waits, in one statement, until the channel is free."""
+        last = self._last_post.get(channel)
+        if not self._paced or last is None or not timedelta(0) <= now - last < CHANNEL_PACE:
+            return False
+        self._outbox.hold_lane(row, until=last + CHANNEL_PACE, now=now)
+        return True
 
     def _unreachable_retry(self, now: datetime) -> datetime:
         """One retry time shared by every row while Slack cannot be reached, backing off to
         MAX_BACKOFF: the rows keep their order and go out in due order once it is back."""
-        if self._unreachable_until is None or self._unreachable_until <= now:
-            self._outages += 1
-            backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (self._outages - 1)))
-            self._unreachable_until = now + backoff
-        return self._unreachable_until
+        with self._state:
+            if self._unreachable_until is None or self._unreachable_until <= now:
+                self._outages += 1
+                backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (self._outages - 1)))
+                self._unreachable_until = now + backoff
+            return self._unreachable_until
 
-    def _pace(self, channel: str, now: datetime) -> datetime | None:
-        last = self._last_post.get(channel)
-        if last is not None and timedelta(0) <= now - last < CHANNEL_PACE:
-            return last + CHANNEL_PACE
-        return None
+    # ---------------------------------------------------------------- failures
+    @staticmethod
+    def _backoff(row: Claimed) -> timedelta:
+        return min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
 
-    def _failed(self, row: Claimed, exc: SendFailed, now: datetime) -> None:
+    def _failed(
+        self,
+        row: Claimed,
+        exc: SendFailed,
+        now: datetime,
+        *,
+        incident: Incident | None = None,
+        target: Target | None = None,
+    ) -> None:
         self._on_event("failed", {"key": row.key, "method": exc.method, "reason": exc.reason})
         # Until Slack has been asked whether a possibly-posted row is there, it stays ambiguous.
         ambiguous = row.ambiguous or (isinstance(exc, Transient) and exc.ambiguous)
         error = (AMBIGUOUS if ambiguous else "") + exc.reason
         if isinstance(exc, RateLimited):
-            # Retry-After counts from Slack's answer, not from when this row's turn began.
-            retry = self._clock.now() + timedelta(seconds=exc.retry_after)
-            self._outbox.retry_later(row, at=retry, error=error)
+            # Retry-After counts from Slack's answer, not from when this row's turn began; a 429
+            # is Slack declining to act, so it uses up no attempt.
+            wait = (
+                self._backoff(row)
+                if exc.retry_after is None
+                else timedelta(seconds=exc.retry_after)
+            )
+            retry = self._clock.now() + max(MIN_WAIT, wait)
+            self._outbox.retry_later(row, at=retry, now=now, error=error, attempted=False)
             return
         if isinstance(exc, Transient) and not exc.ambiguous:
             # Slack was not reached (connection refused): nothing was sent, no attempt is used up.
-            self._outbox.release(row, at=self._unreachable_retry(now), error=error)
+            self._outbox.release(row, at=self._unreachable_retry(now), now=now, error=error)
             return
         if isinstance(exc, Transient) and row.attempts < MAX_ATTEMPTS:
-            backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
-            self._outbox.retry_later(row, at=now + backoff, error=error)
+            self._outbox.retry_later(row, at=now + self._backoff(row), now=now, error=error)
+            return
+        if (
+            isinstance(exc, Permanent)
+            and incident is not None
+            and target is not None
+            and self._rehomed(row, exc, incident, target, now)
+        ):
             return
         reason = (
             exc.reason
             if isinstance(exc, Permanent)
             else f"gave up after {row.attempts} attempts: {exc.reason}"
         )
+        self._give_up(row, reason, now)
+
+    def _crashed(self, row: Claimed, exc: Exception) -> None:
+        """An unexpected exception while handling the row: recorded on it like a failed send
+        that may have reached Slack (the next attempt looks before posting)."""
+        now = self._clock.now()
+        reason = f"unexpected {type(exc).__name__}: {exc}"[:500]
+        self._on_event("failed", {"key": row.key, "method": "dispatcher", "reason": reason})
+        if row.attempts < MAX_ATTEMPTS:
+            retry = now + self._backoff(row)
+            self._outbox.retry_later(row, at=retry, now=now, error=AMBIGUOUS + reason)
+            return
+        self._give_up(row, f"gave up after {row.attempts} attempts: {reason}", now)
+
+    def _give_up(self, row: Claimed, reason: str, now: datetime) -> None:
         log.error("delivery of %s failed for good: %s", row.key, reason)
         if self._outbox.mark_dead(row, error=reason, at=now):
             self._on_event("dead", {"key": row.key, "reason": reason})
             if row.message.kind is not MessageKind.DELIVERY_FAILED:
-                self._alert_admins(row, reason, now)
+                self._alert_admins(row, {"failed_key": row.key, "error": reason}, now)
 
-    def _alert_admins(self, row: Claimed, reason: str, now: datetime) -> None:
-        """A message that can never be delivered is surfaced to every admin by direct message."""
+    def _rehomed(
+        self, row: Claimed, exc: Permanent, incident: Incident, target: Target, now: datetime
+    ) -> bool:
+        """A channel that refuses the incident for good moves it to the incidents channel; a
+        deleted card is posted again. False when neither applies (the row then goes dead)."""
+        if target.channel != incident.channel:
+            return False  # the executive channel or a DM: a configuration problem, alerted
+        cards = sum(self._outbox.cards(incident.id).values())
+        if cards >= MAX_CARDS:
+            return False
+        fallback = self._matrix().channels.incidents
+        if exc.reason in CHANNEL_GONE and not incident.drill and incident.channel != fallback:
+            channel = fallback
+        elif exc.reason in CARD_GONE and target.thread_ts is not None:
+            channel = incident.channel
+        else:
+            return False
+        card = None
+        if row.message.route is not Route.CARD:
+            card = PlannedMessage(
+                f"card#{cards + 1}", MessageKind.INCIDENT_DECLARED, now, Route.CARD
+            )
+        if not self._outbox.rehome(row, channel=channel, error=exc.reason, at=now, card=card):
+            return False
+        if channel != incident.channel:
+            log.warning(
+                "%s: <#%s> refused a post (%s); its posts now go to %s",
+                incident.ref,
+                incident.channel,
+                exc.reason,
+                channel,
+            )
+            payload: dict[str, object] = {
+                "moved_from": incident.channel,
+                "moved_to": channel,
+                "error": exc.reason,
+            }
+            self._alert_admins(row, payload, now, key=f"moved:{incident.channel}")
+        else:
+            log.warning("%s: its card is gone (%s); posting it again", incident.ref, exc.reason)
+        return True
+
+    def _alert_admins(
+        self, row: Claimed, payload: dict[str, object], now: datetime, *, key: str | None = None
+    ) -> None:
+        """Surface a delivery problem to every admin by direct message (one per row or move)."""
+        about: dict[str, object] = {"kind": row.message.kind.value}
+        if row.incident_id is not None:
+            about["incident"] = f"INC-{row.incident_id}"
+            try:
+                incident = self._incidents.get(row.incident_id)
+                about |= {"title": incident.row.title, "channel": incident.channel}
+            except Exception:  # an unreadable incident still gets its alert, with less detail
+                log.warning("alert for %s without the incident's details", row.key, exc_info=True)
         for admin in self._admins:
             alert = PlannedMessage(
-                f"alert:{row.key}:{admin}", MessageKind.DELIVERY_FAILED, now, Route.DIRECT
+                f"alert:{key or row.key}:{admin}", MessageKind.DELIVERY_FAILED, now, Route.DIRECT
             )
-            payload = {
-                "user": admin,
-                "failed_key": row.key,
-                "kind": row.message.kind.value,
-                "error": reason,
-            }
-            self._outbox.add(alert, incident_id=row.incident_id, payload=payload)
+            self._outbox.add(
+                alert, incident_id=row.incident_id, payload={"user": admin, **about, **payload}
+            )

@@ -197,7 +197,7 @@ class Fault:
     times: int | None
     probability: float = 1.0
     status: int = 200
-    retry_after: int = 1
+    retry_after: int | str = 1
     seconds: float = 0.0
     error: str = ""
     fired: int = 0
@@ -778,6 +778,17 @@ class FakeSlack:
             self._response_urls[rid] = _ResponseUrl(channel, user, message_ts, max_uses)
         return f"http://127.0.0.1:{self._port}/response/{rid}"
 
+    def delete_message(self, channel: str, ts: str) -> None:
+        """A person deletes a message (e.g. the incident card). Afterwards ``chat.update`` on it
+        answers ``message_not_found`` and thread replies to it ``thread_not_found``. (Slack keeps
+        a tombstone for a parent with replies; the fake drops the message.)"""
+        with self._lock:
+            found = self._channels[channel]
+            message = found.by_ts.pop(ts, None)
+            if message is not None:
+                found.messages.remove(message)
+        self._notify()
+
     def expire_trigger(self, trigger_id: str) -> None:
         with self._lock:
             self._expired_triggers.add(trigger_id)
@@ -790,10 +801,12 @@ class FakeSlack:
         *,
         channel: str | None = None,
         times: int | None = 1,
-        retry_after: int = 1,
+        retry_after: int | str = 1,
         probability: float = 1.0,
     ) -> Fault:
-        """Answer HTTP 429 ``ratelimited`` with a ``Retry-After: retry_after`` header."""
+        """Answer HTTP 429 ``ratelimited`` with a ``Retry-After: retry_after`` header. Slack sends
+        whole seconds; a string is sent verbatim, e.g. an HTTP date as a proxy in front of Slack
+        may send (RFC 9110 allows both), or garbage."""
         return self._add_fault(
             Fault(FaultKind.RATE_LIMIT, method, channel, times, probability, 429, retry_after)
         )

@@ -1,7 +1,8 @@
 """Posting to Slack: the one place messages leave the bot, and how failures are classified.
 
     SendFailed
-    ├── RateLimited      429: try again after `retry_after` seconds (that channel only)
+    ├── RateLimited      429: try again after `retry_after` seconds (that row only); None when
+    │                    Retry-After was neither seconds nor an HTTP date (default backoff)
     ├── Permanent        channel_not_found, not_in_channel, is_archived, invalid_auth, ...: never retry
     └── Transient        5xx, timeouts, connection errors: back off and retry;
                          `ambiguous` when Slack may have posted anyway (reconcile before resending)
@@ -12,7 +13,9 @@ whole dispatcher on a 429 and could post twice when a reply is lost. The outbox 
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any
 from urllib.error import URLError
@@ -53,9 +56,10 @@ class SendFailed(Exception):
 
 
 class RateLimited(SendFailed):
-    def __init__(self, method: str, retry_after: float) -> None:
+    def __init__(self, method: str, retry_after: float | None) -> None:
         self.retry_after = retry_after
-        super().__init__(method, f"rate limited, retry after {retry_after:g}s")
+        wait = "unreadable Retry-After" if retry_after is None else f"retry after {retry_after:g}s"
+        super().__init__(method, f"rate limited, {wait}")
 
 
 class Permanent(SendFailed):
@@ -148,12 +152,30 @@ def _classify(method: str, exc: SlackApiError) -> SendFailed:
     status = exc.response.status_code
     error = str(exc.response.get("error", "")) if exc.response.data else ""
     if status == 429 or error == "ratelimited":
-        retry_after = float(
-            exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1))
-        )
-        return RateLimited(method, retry_after)
+        headers = exc.response.headers or {}
+        value = headers.get("Retry-After", headers.get("retry-after"))
+        return RateLimited(method, retry_after_seconds(value, now=datetime.now(UTC)))
     if error in PERMANENT_ERRORS:
         return Permanent(method, error)
     if status >= 500:
         return Transient(method, f"HTTP {status}", ambiguous=True)
     return Permanent(method, error or f"HTTP {status}")
+
+
+def retry_after_seconds(value: object, *, now: datetime) -> float | None:
+    """A `Retry-After` header (RFC 9110): delay seconds, or an HTTP date counted from `now`.
+    None when it is missing or neither; a date already past means no wait."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

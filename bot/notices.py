@@ -53,6 +53,13 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
         blocks.append(section(escape(incident.summary)))
     blocks.append(section("", fields=fields))
     blocks.append(context(_progress(incident)))
+    if incident.moved_from:
+        blocks.append(
+            context(
+                f":truck: Moved here from <#{incident.moved_from}>: the bot can no longer post "
+                "there. Reminders and pings for this incident continue in this thread."
+            )
+        )
     if incident.status is not Status.RESOLVED:
         blocks.append(_buttons(incident))
     return to_message(f"{title} — {incident.status.value}", blocks)
@@ -174,12 +181,29 @@ def _audience(on_call: Sequence[OnCallNow]) -> str:
     return " ".join(p for p in parts if p) or "Owners"
 
 
-def render_delivery_failed(incident: Incident, payload: dict[str, object]) -> Message:
-    """The admin alert for a planned post Slack refused for good (it will not be retried)."""
+def render_delivery_failed(payload: dict[str, object]) -> Message:
+    """The admin alert for a planned post Slack refused for good (it will not be retried), or for
+    an incident moved to the incidents channel because its own channel refused posts. Built from
+    the alert's own payload, so it goes out even when the incident itself cannot be read."""
+    ref = escape(str(payload.get("incident") or "a scheduled post"))
+    title = f" ({escape(str(payload['title']))})" if payload.get("title") else ""
+    error = escape(str(payload.get("error")))
+    if payload.get("moved_to"):
+        moved_to = payload.get("moved_to")
+        text = (
+            f":truck: {ref}{title} moved from <#{payload.get('moved_from')}> to <#{moved_to}>: "
+            f"Slack answered *{error}* there. Its card was posted again in <#{moved_to}> and its "
+            "remaining posts follow it."
+        )
+        return to_message(text, [section(text)])
+    where = (
+        f" Check the channel (<#{payload['channel']}>) exists and the bot is a member."
+        if payload.get("channel")
+        else ""
+    )
     text = (
-        f":rotating_light: SLA bot could not deliver `{payload.get('kind')}` for {incident.ref} "
-        f"({escape(incident.row.title)}): *{escape(str(payload.get('error')))}*. It will not be retried. "
-        f"Check the channel (<#{incident.channel}>) exists and the bot is a member."
+        f":rotating_light: SLA bot could not deliver `{payload.get('kind')}` for {ref}{title}: "
+        f"*{error}*. It will not be retried.{where}"
     )
     return to_message(text, [section(text), context(f"key `{payload.get('failed_key')}`")])
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SAFETY_INTERVAL = timedelta(seconds=1)
 STALL_AFTER = timedelta(seconds=60)
+FAILING_AFTER = 3  # consecutive failed ticks before health says the dispatcher is failing
 
 
 class LockHeld(Exception):
@@ -58,7 +59,12 @@ class SingletonLock:
 
 
 class Ticker:
-    """Runs `tick` at `next_due()` (converted from simulated to real time) and every second."""
+    """Runs `tick` at `next_due()` (converted from simulated to real time) and every second.
+
+    Health: the dispatcher `beat()`s after every row it handles and the ticker after every tick,
+    so a long catch-up reads as working and a stalled dispatcher (deadlock, SIGSTOP) as stalled
+    after `stall_after`; FAILING_AFTER ticks in a row ending in an exception read as failing.
+    """
 
     def __init__(
         self,
@@ -81,6 +87,9 @@ class Ticker:
         self._interval = safety_interval
         self._stall_after = stall_after
         self.last_tick_real: datetime | None = None
+        self.last_beat_real: datetime | None = None
+        self.failed_ticks = 0  # in a row
+        self.last_failure: str | None = None
         self._again = threading.Event()
         self._running = threading.Lock()
 
@@ -120,9 +129,13 @@ class Ticker:
             self._again.clear()
             try:
                 self._tick()
-            except Exception:  # the scheduler thread must survive; the traceback is logged
+                self.failed_ticks, self.last_failure = 0, None
+            except Exception as exc:  # the scheduler thread must survive; traceback logged
                 log.exception("dispatcher tick failed")
+                self.failed_ticks += 1
+                self.last_failure = f"{type(exc).__name__}: {exc}"[:300]
             self.last_tick_real = datetime.now(UTC)
+            self.beat()
             if not self._again.is_set():
                 return
 
@@ -139,11 +152,41 @@ class Ticker:
                 self._run, "date", run_date=when, id="wake", replace_existing=True
             )
 
+    def beat(self) -> None:
+        """The dispatcher is making progress (called after each row and each tick)."""
+        self.last_beat_real = datetime.now(UTC)
+
+    def problems(self) -> tuple[list[str], dict[str, object]]:
+        """What is wrong with the dispatcher (nothing: an empty list), and the figures."""
+        now = datetime.now(UTC)
+        tick_age = (
+            None if self.last_tick_real is None else (now - self.last_tick_real).total_seconds()
+        )
+        beat_age = (
+            None if self.last_beat_real is None else (now - self.last_beat_real).total_seconds()
+        )
+        found = []
+        if not self._scheduler.running:
+            found.append("the scheduler is not running")
+        elif beat_age is None:
+            found.append("the dispatcher has not run yet")
+        elif beat_age >= self._stall_after.total_seconds():
+            found.append(f"the dispatcher has made no progress for {beat_age:.0f} s (stalled)")
+        if self.failed_ticks >= FAILING_AFTER:
+            found.append(
+                f"the last {self.failed_ticks} dispatcher ticks failed: {self.last_failure}"
+            )
+        figures: dict[str, object] = {
+            "scheduler_running": self._scheduler.running,
+            "last_tick_age_s": tick_age,
+            "last_beat_age_s": beat_age,
+            "failed_ticks": self.failed_ticks,
+        }
+        return found, figures
+
     def healthy(self) -> tuple[bool, dict[str, object]]:
-        last = self.last_tick_real
-        age = None if last is None else (datetime.now(UTC) - last).total_seconds()
-        ok = self._scheduler.running and age is not None and age < self._stall_after.total_seconds()
-        return ok, {"scheduler_running": self._scheduler.running, "last_tick_age_s": age}
+        found, figures = self.problems()
+        return not found, figures | {"problems": found}
 
     def shutdown(self) -> None:
         if self._scheduler.running:
