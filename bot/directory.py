@@ -39,3 +39,32 @@ class UsergroupDirectory:
         with self._lock:
             self._cache[usergroup] = (time.monotonic(), users)
         return users
+
+
+# Slack's answers meaning the bot cannot post in a channel (anything else: it cannot tell now).
+CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+
+
+class PostingCheck:
+    """Whether the bot can post in a channel, asked before an incident's clock starts there."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def refusal(self, channel: str) -> str | None:
+        """Slack's reason the bot cannot post in `channel` (`not_in_channel`, `is_archived`,
+        `channel_not_found`); None when it can, or when Slack cannot say right now (slow or
+        down: the declaration goes ahead and delivery deals with the channel)."""
+        try:
+            info = self._client.conversations_info(channel=channel)["channel"]
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", ""))
+            return error if error in CANNOT_POST else None
+        except OSError as exc:
+            log.warning("could not check channel %s before declaring: %s", channel, exc)
+            return None
+        if info.get("is_archived"):
+            return "is_archived"
+        if info.get("is_member") is False:
+            return "not_in_channel"
+        return None

@@ -3,9 +3,11 @@
     a user's mistake                       → what was wrong and what to do, nothing changed
     ├── LookupFailed, FollowupProblem,     :grey_question: (a typo, a stale or odd button value,
     │   MatrixInvalid, StaleButton            a matrix file that does not validate)
-    └── NotAllowed, NotAdmin, RateLimited, :no_entry_sign: (not yours to do, not now, or no
-        WhichIncident, IncidentNotFound,      such incident)
-        TransitionRefused
+    ├── NotAllowed, NotAdmin, RateLimited, :no_entry_sign: (not yours to do, not now, or no
+    │   WhichIncident, IncidentNotFound,      such incident)
+    │   TransitionRefused
+    └── CannotPost                         :no_entry_sign: the bot cannot post where an incident
+                                              was declared: nothing declared, and the fix
     anything else                          → "something went wrong on our side"; the traceback
                                               goes to the operator's log
 
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from bot.blocks import escape
 from bot.limits import RateLimited
 from bot.operations import FollowupProblem, NotAdmin
-from bot.service import NotAllowed, WhichIncident
+from bot.service import CannotPost, NotAllowed, WhichIncident
 from matrix_engine.errors import LookupFailed, MatrixInvalid
 from matrix_engine.incidents import TransitionRefused
 from storage.incidents import IncidentNotFound
@@ -48,11 +50,16 @@ _REFUSAL = (
     IncidentNotFound,
     TransitionRefused,
 )
-MISTAKES: tuple[type[Exception], ...] = (*_QUESTION, *_REFUSAL)
+# Composed by the bot from Slack's own IDs and error codes, with channel and user links that must
+# stay links: shown as they are.
+_VERBATIM = (CannotPost,)
+MISTAKES: tuple[type[Exception], ...] = (*_QUESTION, *_REFUSAL, *_VERBATIM)
 
 
 def words_for(error: Exception) -> str | None:
     """The escaped Slack text answering a user's mistake, or None for an internal error."""
+    if isinstance(error, _VERBATIM):
+        return f":no_entry_sign: {error}"[:MAX_WORDS]
     if isinstance(error, _QUESTION):
         emoji = ":grey_question:"
     elif isinstance(error, _REFUSAL):

@@ -87,6 +87,24 @@ def _open_list(incidents: list[Incident], here: str) -> str:
     return f"Open incidents closest to it: {refs}."
 
 
+class CannotPost(Exception):
+    """The bot cannot post in the channel an incident is declared in, so nothing is declared:
+    a clock nobody hears would page nobody. The message says how to fix it."""
+
+    def __init__(self, channel: str, reason: str, *, bot_user: str | None, fallback: str) -> None:
+        self.channel = channel
+        self.reason = reason
+        me = f"<@{bot_user}>" if bot_user else "@the SLA bot"
+        if reason == "is_archived":
+            fix = f"The channel is archived: declare in <#{fallback}> or another channel."
+        else:
+            fix = f"Invite me with `/invite {me}` there and declare again, or declare in <#{fallback}>."
+        super().__init__(
+            f"I can't post in <#{channel}> (Slack says `{reason}`), so nothing was declared and "
+            f"no SLA clock is running. {fix}"
+        )
+
+
 @dataclass(frozen=True)
 class AlreadyOpen:
     """Declaring a type that is already open in the channel: point to it and ask first."""
@@ -114,7 +132,11 @@ class IncidentService:
         drills: Drills,
         usergroup_members: Callable[[str], frozenset[str]] = lambda _group: frozenset(),
         on_change: Callable[[Incident, str], None] = lambda _incident, _change: None,
+        cannot_post: Callable[[str], str | None] = lambda _channel: None,
+        bot_user: Callable[[], str | None] = lambda: None,
     ) -> None:
+        self._cannot_post = cannot_post
+        self._bot_user = bot_user
         self._on_change = on_change
         self._drills = drills
         self._incidents = incidents
@@ -135,10 +157,13 @@ class IncidentService:
         force: bool = False,
         drill: bool = False,
     ) -> Declared | AlreadyOpen:
-        """Open an incident of the type `query` names and plan its whole timeline."""
+        """Open an incident of the type `query` names and plan its whole timeline. Raises
+        CannotPost when the bot cannot post in the channel it is declared in."""
         active = self._matrix.active()
         row = find_row(active.matrix, query)
         channel = self._declare_channel(actor.channel_id, drill=drill)
+        if channel == actor.channel_id and not drill:
+            self._check_can_post(channel, trigger_id)
         calendar = active.matrix.calendar
         declared = self._incidents.declare(
             row=row,
@@ -158,6 +183,14 @@ class IncidentService:
             self._wake()
             self._changed(declared.incident, "declared", actor.user_id)
         return declared
+
+    def _check_can_post(self, channel: str, trigger_id: str | None) -> None:
+        if trigger_id is not None and self._incidents.by_trigger(trigger_id) is not None:
+            return  # a replay of a declaration that went through: answered as such
+        reason = self._cannot_post(channel)
+        if reason is not None:
+            fallback = self._matrix.active().matrix.channels.incidents
+            raise CannotPost(channel, reason, bot_user=self._bot_user(), fallback=fallback)
 
     def _declare_channel(self, channel_id: str, *, drill: bool) -> str:
         channels = self._matrix.active().matrix.channels
