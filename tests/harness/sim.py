@@ -22,7 +22,7 @@ from bot.clock import SimClock
 from bot.fakeslack import FakeSlack, Message
 from matrix_engine.timeline import PlannedMessage, plan_timeline
 from storage.db import Store
-from storage.incidents import Incidents
+from storage.incidents import Declared, Incidents
 from tests.harness.delivery import posts_by_key, start_fake
 from tests.harness.process import ServeProcess, sim_time_env
 from tests.harness.workspace import ADMINS, DECLARER, seed_matrix
@@ -150,6 +150,7 @@ def declare_offline(
         )
     finally:
         store.close()
+    assert isinstance(declared, Declared), declared
     return declared.incident.id
 
 
