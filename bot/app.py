@@ -134,11 +134,18 @@ class Runtime:
     """The running bot: one of these per process."""
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, singleton: bool = True
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        singleton: bool = True,
+        scratch: bool = False,
     ) -> None:
+        """`scratch`: the database is a throwaway made for this run (the sandbox), so its being
+        new is no news."""
         self.settings = settings
         self.clock = clock or make_clock(settings)
-        self.store = Store(settings.SLA_BOT_DB)
+        self.store = Store(settings.SLA_BOT_DB, warn_if_new=not scratch)
         self.incidents = Incidents(self.store)
         self.outbox = Outbox(self.store)
         self.seen = SeenRequests(self.store)

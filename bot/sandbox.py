@@ -53,7 +53,7 @@ class Sandbox:
             "SLA_BOT_ADMINS": (*settings.SLA_BOT_ADMINS, DEFAULT_USER),
         }
         self.settings = settings.model_copy(update=overrides)
-        self.runtime = Runtime(self.settings)
+        self.runtime = Runtime(self.settings, scratch=True)
         self.user = DEFAULT_USER
         self.channel = self.runtime.matrix.active().matrix.channels.incidents
         self.buttons: dict[int, tuple[Button, dict[str, Any]]] = {}

@@ -71,7 +71,7 @@ StorageError = sqlite3.Error
 class Store:
     """The database file, handing each thread its own connection."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, warn_if_new: bool = True) -> None:
         self.path = Path(path)
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -88,7 +88,7 @@ class Store:
         self._largest = 0
         self._damaged: str | None = None
         self._probe: tuple[float, str | None] | None = None
-        if created:
+        if created and warn_if_new:
             log.warning(
                 "created a new, empty database at %s: no incidents or planned posts from "
                 "before (if there should be, stop and point SLA_BOT_DB at the right file)",
