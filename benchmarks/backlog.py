@@ -47,7 +47,7 @@ def run(incidents: int = 1000) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory(prefix="sla-backlog-") as folder:
             db = Path(folder) / "backlog.db"
-            store = Store(db)
+            store = Store(db, warn_if_new=False)
             repo = Incidents(store)
             lead = 5.0 + incidents * 0.02  # the reminders start after the bot is up
             t0 = datetime.now(UTC)
