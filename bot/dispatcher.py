@@ -4,8 +4,8 @@ Exactly once, by construction:
 - a row is claimed under the write lock with a fresh token; only that token can record it;
 - a row whose send may have reached Slack (timeout, 5xx, a crash while `sending`) is looked up in
   Slack by its metadata key before it is posted again;
-- 429 moves only that row (`Retry-After`); 5xx/timeouts back off exponentially up to MAX_ATTEMPTS,
-  then the row goes `dead` with an admin alert; permanent errors go `dead` at once;
+- 429 moves only that row (`Retry-After`); 5xx/timeouts back off exponentially up to 10
+  attempts, then the row goes `dead` with an admin alert (rules: `bot.delivery_failures`);
 - posts to one channel are paced to about one per second; a paced channel's rows wait in the
   outbox without costing anything (see storage.outbox: lanes).
 
@@ -16,7 +16,7 @@ Slack call hangs holds the others for OVERLAP_AFTER at most: the next row starts
 
 A channel that refuses the incident for good (archived, the bot removed) moves the incident to the
 incidents channel, with a new card saying where it came from and an admin alert; a deleted card
-is posted again. See `Rehoming`.
+is posted again (`bot.delivery_failures`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 
 from bot.blocks import Message
 from bot.clock import Clock
-from bot.gateway import Permanent, RateLimited, SendFailed, SlackGateway, Transient, metadata
+from bot.delivery_failures import FailurePolicy, Target
+from bot.gateway import SendFailed, SlackGateway, metadata
 from bot.notices import (
     render_card,
     render_delivery_failed,
@@ -52,31 +53,18 @@ from matrix_engine.timeline import (
 )
 from storage.db import StorageError
 from storage.incidents import Incidents, incident_key
-from storage.outbox import AMBIGUOUS, LEASE, Claimed, Outbox
+from storage.outbox import LEASE, Claimed, Outbox
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 10
-MAX_BACKOFF = timedelta(seconds=60)
-MIN_WAIT = timedelta(seconds=1)  # a Retry-After of 0 (or a date past) still waits a beat
 CHANNEL_PACE = timedelta(seconds=1)
 CARD_WAIT = timedelta(seconds=2)
-MAX_CARDS = 3  # the first card and two reposts (deleted, or moved to the incidents channel)
 MAX_PASSES = 10_000  # per tick; the scheduler ticks again at once if rows are still due
 # Rows of a pass (each from a different lane) go one after the other, in due order; a row whose
 # Slack call is still running after OVERLAP_AFTER seconds lets the next one start beside it, up
 # to IN_FLIGHT at once. So a hanging post holds the others for half a second, not for its timeout.
 OVERLAP_AFTER = 0.5
 IN_FLIGHT = 4
-# Slack's answers when the bot can no longer post in a channel, or the card is gone.
-CHANNEL_GONE = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
-CARD_GONE = frozenset({"message_not_found", "thread_not_found"})
-
-
-@dataclass(frozen=True)
-class Target:
-    channel: str
-    thread_ts: str | None
 
 
 @dataclass(frozen=True)
@@ -120,10 +108,15 @@ class Dispatcher:
         self._composer = composer
         self._heartbeat = heartbeat or (lambda: None)
         self._workers = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="delivery")
-        self._state = threading.Lock()  # the shared Slack-unreachable backoff
         self._last_post: dict[str, datetime] = {}
-        self._outages = 0  # consecutive "Slack unreachable" retry rounds
-        self._unreachable_until: datetime | None = None
+        self._failures = FailurePolicy(
+            outbox=outbox,
+            incidents=incidents,
+            clock=clock,
+            matrix=matrix,
+            admins=admins,
+            on_event=self._on_event,
+        )
         self._lock = threading.Lock()
         self.last_tick: datetime | None = None
 
@@ -171,7 +164,7 @@ class Dispatcher:
             raise  # the database itself failed: no row can be recorded, the tick stops
         except Exception as exc:
             log.exception("delivery of %s failed unexpectedly", row.key)
-            self._crashed(row, exc)
+            self._failures.crashed(row, exc)
         self._heartbeat()
 
     def _process(self, row: Claimed) -> None:
@@ -239,7 +232,7 @@ class Dispatcher:
                     thread_ts=target.thread_ts,
                 )
         except SendFailed as exc:
-            self._failed(row, exc, now, incident=incident, target=target)
+            self._failures.failed(row, exc, now, incident=incident, target=target)
             return
         follow_up = next_occurrence(row.message, calendar=matrix.calendar)
         self._record_sent(row, target.channel, ts, now, follow_up=follow_up, reconciled=reconciled)
@@ -259,7 +252,7 @@ class Dispatcher:
                 meta = metadata(row.message.kind.value, meta_payload)
                 ts = self._gateway.post(channel=user, message=composed.message, meta=meta)
         except SendFailed as exc:
-            self._failed(row, exc, now)
+            self._failures.failed(row, exc, now)
             return
         self._record_sent(row, user, ts, now, reconciled=reconciled)
 
@@ -275,7 +268,7 @@ class Dispatcher:
         try:
             composed = self._composer(row, now)
         except SendFailed as exc:
-            self._failed(row, exc, now)
+            self._failures.failed(row, exc, now)
             return
         if isinstance(composed, str):
             self._outbox.mark_skipped(row, reason=composed, at=now)
@@ -297,7 +290,7 @@ class Dispatcher:
                     channel=composed.channel, message=composed.message, meta=meta
                 )
         except SendFailed as exc:
-            self._failed(row, exc, now)
+            self._failures.failed(row, exc, now)
             return
         self._record_sent(row, composed.channel, ts, now, reconciled=reconciled)
 
@@ -313,7 +306,7 @@ class Dispatcher:
                 channel=target.channel, ts=target.thread_ts, message=render_card(incident, matrix)
             )
         except SendFailed as exc:
-            self._failed(row, exc, now, incident=incident, target=target)
+            self._failures.failed(row, exc, now, incident=incident, target=target)
             return
         self._record_sent(row, target.channel, target.thread_ts, now)
 
@@ -395,8 +388,7 @@ class Dispatcher:
     # ---------------------------------------------------------------- pacing
     def _posted(self, channel: str, now: datetime) -> None:
         self._last_post[channel] = now
-        with self._state:
-            self._outages, self._unreachable_until = 0, None
+        self._failures.reached_slack()
 
     def _held_by_pace(self, row: Claimed, channel: str, now: datetime) -> bool:
         """True when the channel had a post less than CHANNEL_PACE ago: the row's whole lane
@@ -406,144 +398,3 @@ class Dispatcher:
             return False
         self._outbox.hold_lane(row, until=last + CHANNEL_PACE, now=now)
         return True
-
-    def _unreachable_retry(self, now: datetime) -> datetime:
-        """One retry time shared by every row while Slack cannot be reached, backing off to
-        MAX_BACKOFF: the rows keep their order and go out in due order once it is back."""
-        with self._state:
-            if self._unreachable_until is None or self._unreachable_until <= now:
-                self._outages += 1
-                backoff = min(MAX_BACKOFF, timedelta(seconds=2 ** (self._outages - 1)))
-                self._unreachable_until = now + backoff
-            return self._unreachable_until
-
-    # ---------------------------------------------------------------- failures
-    @staticmethod
-    def _backoff(row: Claimed) -> timedelta:
-        return min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
-
-    def _failed(
-        self,
-        row: Claimed,
-        exc: SendFailed,
-        now: datetime,
-        *,
-        incident: Incident | None = None,
-        target: Target | None = None,
-    ) -> None:
-        self._on_event("failed", {"key": row.key, "method": exc.method, "reason": exc.reason})
-        # Until Slack has been asked whether a possibly-posted row is there, it stays ambiguous.
-        ambiguous = row.ambiguous or (isinstance(exc, Transient) and exc.ambiguous)
-        error = (AMBIGUOUS if ambiguous else "") + exc.reason
-        if isinstance(exc, RateLimited):
-            # Retry-After counts from Slack's answer, not from when this row's turn began; a 429
-            # is Slack declining to act, so it uses up no attempt.
-            wait = (
-                self._backoff(row)
-                if exc.retry_after is None
-                else timedelta(seconds=exc.retry_after)
-            )
-            retry = self._clock.now() + max(MIN_WAIT, wait)
-            self._outbox.retry_later(row, at=retry, now=now, error=error, attempted=False)
-            return
-        if isinstance(exc, Transient) and not exc.ambiguous:
-            # Slack was not reached (connection refused): nothing was sent, no attempt is used up.
-            self._outbox.release(row, at=self._unreachable_retry(now), now=now, error=error)
-            return
-        if isinstance(exc, Transient) and row.attempts < MAX_ATTEMPTS:
-            self._outbox.retry_later(row, at=now + self._backoff(row), now=now, error=error)
-            return
-        if (
-            isinstance(exc, Permanent)
-            and incident is not None
-            and target is not None
-            and self._rehomed(row, exc, incident, target, now)
-        ):
-            return
-        reason = (
-            exc.reason
-            if isinstance(exc, Permanent)
-            else f"gave up after {row.attempts} attempts: {exc.reason}"
-        )
-        self._give_up(row, reason, now)
-
-    def _crashed(self, row: Claimed, exc: Exception) -> None:
-        """An unexpected exception while handling the row: recorded on it like a failed send
-        that may have reached Slack (the next attempt looks before posting)."""
-        now = self._clock.now()
-        reason = f"unexpected {type(exc).__name__}: {exc}"[:500]
-        self._on_event("failed", {"key": row.key, "method": "dispatcher", "reason": reason})
-        if row.attempts < MAX_ATTEMPTS:
-            retry = now + self._backoff(row)
-            self._outbox.retry_later(row, at=retry, now=now, error=AMBIGUOUS + reason)
-            return
-        self._give_up(row, f"gave up after {row.attempts} attempts: {reason}", now)
-
-    def _give_up(self, row: Claimed, reason: str, now: datetime) -> None:
-        log.error("delivery of %s failed for good: %s", row.key, reason)
-        if self._outbox.mark_dead(row, error=reason, at=now):
-            self._on_event("dead", {"key": row.key, "reason": reason})
-            if row.message.kind is not MessageKind.DELIVERY_FAILED:
-                self._alert_admins(row, {"failed_key": row.key, "error": reason}, now)
-
-    def _rehomed(
-        self, row: Claimed, exc: Permanent, incident: Incident, target: Target, now: datetime
-    ) -> bool:
-        """A channel that refuses the incident for good moves it to the incidents channel; a
-        deleted card is posted again. False when neither applies (the row then goes dead)."""
-        if target.channel != incident.channel:
-            return False  # the executive channel or a DM: a configuration problem, alerted
-        cards = sum(self._outbox.cards(incident.id).values())
-        if cards >= MAX_CARDS:
-            return False
-        fallback = self._matrix().channels.incidents
-        if exc.reason in CHANNEL_GONE and not incident.drill and incident.channel != fallback:
-            channel = fallback
-        elif exc.reason in CARD_GONE and target.thread_ts is not None:
-            channel = incident.channel
-        else:
-            return False
-        card = None
-        if row.message.route is not Route.CARD:
-            card = PlannedMessage(
-                f"card#{cards + 1}", MessageKind.INCIDENT_DECLARED, now, Route.CARD
-            )
-        if not self._outbox.rehome(row, channel=channel, error=exc.reason, at=now, card=card):
-            return False
-        if channel != incident.channel:
-            log.warning(
-                "%s: <#%s> refused a post (%s); its posts now go to %s",
-                incident.ref,
-                incident.channel,
-                exc.reason,
-                channel,
-            )
-            payload: dict[str, object] = {
-                "moved_from": incident.channel,
-                "moved_to": channel,
-                "error": exc.reason,
-            }
-            self._alert_admins(row, payload, now, key=f"moved:{incident.channel}")
-        else:
-            log.warning("%s: its card is gone (%s); posting it again", incident.ref, exc.reason)
-        return True
-
-    def _alert_admins(
-        self, row: Claimed, payload: dict[str, object], now: datetime, *, key: str | None = None
-    ) -> None:
-        """Surface a delivery problem to every admin by direct message (one per row or move)."""
-        about: dict[str, object] = {"kind": row.message.kind.value}
-        if row.incident_id is not None:
-            about["incident"] = f"INC-{row.incident_id}"
-            try:
-                incident = self._incidents.get(row.incident_id)
-                about |= {"title": incident.row.title, "channel": incident.channel}
-            except Exception:  # an unreadable incident still gets its alert, with less detail
-                log.warning("alert for %s without the incident's details", row.key, exc_info=True)
-        for admin in self._admins:
-            alert = PlannedMessage(
-                f"alert:{key or row.key}:{admin}", MessageKind.DELIVERY_FAILED, now, Route.DIRECT
-            )
-            self._outbox.add(
-                alert, incident_id=row.incident_id, payload={"user": admin, **about, **payload}
-            )
