@@ -178,10 +178,26 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
         target, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(conn)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """`journal_mode=WAL`, waiting for other connections doing the same. On a new file two
+    connections that both read it and then both want the exclusive lock would deadlock, so SQLite
+    answers one of them "database is locked" at once, without its busy handler: wait and ask
+    again, for as long as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
