@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from matrix_engine.models import IncidentRow, Matrix
+from matrix_engine.models import AlertSource, IncidentRow, Matrix, OnResolved
 from matrix_engine.timeline import IncidentState
 
 
@@ -44,8 +44,36 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
+class AlertLink:
+    """A link an alert carries (its rule, dashboard, panel), shown on the card."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class AlertOrigin:
+    """What an alert-opened incident was opened by: the source, the first alert's links, and
+    what resolving all its alerts does (frozen at opening, like the row)."""
+
+    source: AlertSource
+    links: tuple[AlertLink, ...] = ()
+    on_resolved: OnResolved = OnResolved.MITIGATE
+
+    @property
+    def actor(self) -> str:
+        """How this source is named where a person's user ID would stand (`alert:grafana`)."""
+        return alert_actor(self.source)
+
+
+def alert_actor(source: AlertSource) -> str:
+    return f"alert:{source.value}"
+
+
+@dataclass(frozen=True)
 class Incident:
-    """An incident as stored: the row it was declared under is frozen on it."""
+    """An incident as stored: the row it was declared under is frozen on it. `alert` is set
+    when monitoring opened it (it then has no declarer among the people)."""
 
     id: int
     row: IncidentRow
@@ -65,6 +93,7 @@ class Incident:
     last_update_at: datetime | None = None
     drill: bool = False
     moved_from: str | None = None  # the channel it left when the bot could no longer post there
+    alert: AlertOrigin | None = None
 
     @property
     def ref(self) -> str:

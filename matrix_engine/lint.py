@@ -9,6 +9,8 @@ warnings    SEV-1 row without executive notify
             owner role that no row uses
             on a follow-the-sun or 24x7 matrix, a role whose shifts leave hours with nobody on call
             (checked over a week of northern winter and one of summer time)
+alerts      a route to an incident type that is neither a row id nor an alias (error)
+            a route after a catch-all route (no match, no source) is never reached (warning)
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def lint_matrix(matrix: Matrix, *, lines: Mapping[str, int] | None = None) -> li
         *_sev1_without_executive(matrix, where),
         *_owner_roles(matrix, where),
         *_shift_coverage(matrix, where),
+        *_alert_routes(matrix, where),
     ]
 
 
@@ -219,3 +222,30 @@ def _describe(gaps: Sequence[tuple[datetime, datetime]], tz: tzinfo) -> str:
     shown = [f"{a:%a %H:%M}–{b:%a %H:%M %Z}" for a, b in spans[:3]]
     more = f" and {len(spans) - 3} more" if len(spans) > 3 else ""
     return ", ".join(shown) + more
+
+
+def _alert_routes(matrix: Matrix, where: _Where) -> Iterator[Problem]:
+    """Routes name a row by its id or an alias (never a prefix: a route must not change meaning
+    when a row is added); a catch-all route hides every route after it."""
+    names = {name for row in matrix.incidents for name in (row.id, *row.aliases)}
+    catch_all: str | None = None
+    for index, route in enumerate(matrix.alerts.routes):
+        path = join_path(join_path("alerts", "routes"), index)
+        if route.type not in names:
+            close = difflib.get_close_matches(route.type, sorted(names), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            yield where.error(
+                join_path(path, "type"),
+                path,
+                f"unknown incident type {route.type!r}; {hint}a route names a row's id or alias: "
+                f"{', '.join(row.id for row in matrix.incidents)}",
+            )
+        if catch_all is not None:
+            yield where.warning(
+                path,
+                "alerts",
+                f"this route is never reached: {catch_all}{_on_line(where, catch_all)} matches "
+                "every alert (no match, no source); move it last",
+            )
+        elif not route.match and route.source is None:
+            catch_all = path

@@ -1,4 +1,5 @@
-"""The matrix and its parts (§3): profile, calendar, channels, owners, incident rows.
+"""The matrix and its parts (§3): profile, calendar, channels, owners, incident rows, and how
+monitoring alerts are routed to rows (§10).
 
 Every model is frozen and forbids unknown keys, so a typo in a matrix file is an error, not a
 silently ignored field.
@@ -21,10 +22,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
     StrictBool,
     StringConstraints,
+    Tag,
     model_validator,
 )
 
@@ -351,6 +354,99 @@ class RhythmConfig(Frozen):
     missed_post_grace: Duration = Field(default_factory=lambda: Duration.model_validate("24 h"))
 
 
+# ---------------------------------------------------------------- alert routing (§10)
+class AlertSource(StrEnum):
+    """Where an alert comes from: each has its own endpoint and payload shape."""
+
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    PAGERDUTY = "pagerduty"
+
+    @property
+    def label(self) -> str:
+        return {"alertmanager": "Alertmanager", "grafana": "Grafana", "pagerduty": "PagerDuty"}[
+            self.value
+        ]
+
+
+class OnResolved(StrEnum):
+    """What happens to an alert-opened incident once every one of its alerts has resolved."""
+
+    MITIGATE = "mitigate"
+    RESOLVE = "resolve"
+    NOTE = "note"
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
+
+
+class RegexMatcher(Frozen):
+    """`{regex: "llm-.*"}`: the whole label value must match (anchored, as Alertmanager's =~)."""
+
+    regex: Annotated[
+        str, StringConstraints(min_length=1, max_length=500), AfterValidator(_compiles)
+    ]
+
+    def matches(self, value: str) -> bool:
+        return _pattern(self.regex).fullmatch(value) is not None
+
+
+@cache
+def _pattern(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _matcher_kind(value: Any) -> str:
+    return "regex" if isinstance(value, dict | RegexMatcher) else "exact"
+
+
+# A plain string matches that exact value; `{regex: …}` matches a pattern.
+Matcher = Annotated[
+    Annotated[str, Tag("exact")] | Annotated[RegexMatcher, Tag("regex")],
+    Discriminator(_matcher_kind),
+]
+
+
+class AlertRoute(Frozen):
+    """One route: alerts whose labels all match (and from `source`, if given) open or join an
+    incident of `type` in `channel` (default: the incidents channel)."""
+
+    type: Slug
+    channel: SlackChannelId | None = None
+    source: AlertSource | None = None
+    match: dict[LabelName, Matcher] = Field(default_factory=dict)
+    on_resolved: OnResolved | None = None
+
+    def accepts(self, source: AlertSource, labels: dict[str, str]) -> bool:
+        if self.source is not None and self.source is not source:
+            return False
+        for name, matcher in self.match.items():
+            value = labels.get(name)
+            if value is None:
+                return False
+            if isinstance(matcher, str) and value != matcher:
+                return False
+            if isinstance(matcher, RegexMatcher) and not matcher.matches(value):
+                return False
+        return True
+
+
+class AlertRouting(Frozen):
+    """The matrix's `alerts:` section: ordered routes (first match wins) and what resolving
+    every alert of an incident does."""
+
+    on_resolved: OnResolved = OnResolved.MITIGATE
+    routes: tuple[AlertRoute, ...] = ()
+
+
 class Matrix(Frozen):
     """A whole escalation matrix: what the YAML file holds."""
 
@@ -361,6 +457,7 @@ class Matrix(Frozen):
     owners: dict[Slug, OwnerRole]
     incidents: tuple[IncidentRow, ...] = Field(min_length=1)
     rhythm: RhythmConfig = Field(default_factory=RhythmConfig)
+    alerts: AlertRouting = Field(default_factory=AlertRouting)
 
     def owner_names(self, row: IncidentRow) -> str:
         """The row's owner as the seed writes it: 'FinOps + AI Operations'."""

@@ -42,6 +42,11 @@ class MessageKind(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     FOLLOWUP_REQUEST = "followup_request"
     DRILL_SCORECARD = "drill_scorecard"
+    # Monitoring (§10): an alert joined or left an alert-opened incident; one routed nowhere.
+    ALERT_FIRED = "alert_fired"
+    ALERT_RESOLVED = "alert_resolved"
+    ALERTS_RESOLVED = "alerts_resolved"
+    ALERT_UNROUTED = "alert_unrouted"
     # The operating rhythm (§7): not tied to one incident.
     REVIEW_REMINDER = "review_reminder"
     DRILL_REMINDER = "drill_reminder"
@@ -117,6 +122,9 @@ ALWAYS_SENT = frozenset(
         MessageKind.DELIVERY_FAILED,
         MessageKind.FOLLOWUP_REQUEST,
         MessageKind.DRILL_SCORECARD,
+        MessageKind.ALERT_FIRED,
+        MessageKind.ALERT_RESOLVED,
+        MessageKind.ALERTS_RESOLVED,
     }
 )
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from matrix_engine.durations import parse_duration
-from matrix_engine.incidents import Incident, Status
-from matrix_engine.models import IncidentRow
+from matrix_engine.incidents import AlertLink, AlertOrigin, Incident, Status
+from matrix_engine.models import AlertSource, IncidentRow, OnResolved
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, StopWhen
 
 
@@ -44,6 +44,28 @@ def incident_from_row(row: dict[str, Any]) -> Incident:
         last_update_at=from_epoch(row["last_update_at"]),
         drill=bool(row["drill"]),
         moved_from=row.get("moved_from"),
+        alert=alert_origin_from_json(row.get("alert_origin")),
+    )
+
+
+def alert_origin_json(origin: AlertOrigin) -> str:
+    return dumps(
+        {
+            "source": origin.source.value,
+            "links": [[link.label, link.url] for link in origin.links],
+            "on_resolved": origin.on_resolved.value,
+        }
+    )
+
+
+def alert_origin_from_json(text: str | None) -> AlertOrigin | None:
+    if not text:
+        return None
+    data = json.loads(text)
+    return AlertOrigin(
+        source=AlertSource(data["source"]),
+        links=tuple(AlertLink(label, url) for label, url in data.get("links", [])),
+        on_resolved=OnResolved(data.get("on_resolved", OnResolved.MITIGATE.value)),
     )
 
 

@@ -184,3 +184,49 @@ def m005_delivery_lanes(db: Database) -> None:
         "ELSE (SELECT channel FROM incidents WHERE incidents.id = outbox.incident_id) END"
     )
     _table(db, "outbox").create_index(["lane", "status", "next_attempt_at"])
+
+
+@MIGRATIONS()
+def m006_alert_intake(db: Database) -> None:
+    """Alerts from monitoring (§10). `alert_payloads` keeps every accepted request body as it
+    came, written before the answer (`processed_at` is set in the transaction that applies it, so
+    one left unset after a crash is applied at start-up). `alerts` holds each alert by its
+    source's own key, with the incident it joined. `incidents.alert_origin` marks (as JSON) an
+    incident that alerts opened: only those are ever changed by alerts."""
+    _table(db, "alert_payloads").create(
+        {
+            "id": int,
+            "source": str,
+            "body": str,
+            "received_at": float,
+            "processed_at": float,
+            "summary": str,
+        },
+        pk="id",
+        not_null={"source", "body", "received_at"},
+    )
+    _table(db, "alert_payloads").create_index(["processed_at"])
+    _table(db, "alerts").create(
+        {
+            "id": int,
+            "source": str,
+            "key": str,
+            "status": str,
+            "incident_id": int,
+            "type": str,
+            "channel": str,
+            "group_key": str,
+            "summary": str,
+            "labels": str,
+            "fired": int,
+            "first_seen_at": float,
+            "changed_at": float,
+        },
+        pk="id",
+        not_null={"source", "key", "status", "fired", "first_seen_at", "changed_at"},
+        defaults={"fired": 1},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    _table(db, "alerts").create_index(["source", "key"], unique=True)
+    _table(db, "alerts").create_index(["incident_id", "status"])
+    _table(db, "incidents").add_column("alert_origin", str)

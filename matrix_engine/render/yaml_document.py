@@ -1,7 +1,7 @@
 """The matrix as the YAML file `sla-bot validate` reads and the bot runs (manifests/matrix.yaml).
 
 Keys come in reading order (schema_version, profile, calendar, channels, owners, incidents,
-rhythm); durations and customer-update policies are written as their phrases (`10 min`,
+rhythm, alerts); durations and customer-update policies are written as their phrases (`10 min`,
 `Every 30 min until mitigation`); every time of day is a quoted string, because YAML 1.1 reads an
 unquoted 10:20 as the number 620. Lists of plain values are written inline (`[mon, tue]`).
 `Matrix.model_validate(yaml.safe_load(render_yaml(m))) == m` for every valid matrix.
@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import yaml
 
-from matrix_engine.models import Matrix
+from matrix_engine.models import Matrix, OnResolved
 from matrix_engine.render.cells import matrix_title
 
 _TIME_KEYS: Final = frozenset({"working_hours", "hours", "review_time", "drill_time"})
@@ -62,6 +62,10 @@ def _document(matrix: Matrix) -> dict[str, Any]:
         slug: role.model_dump(mode="json", exclude_defaults=True)
         for slug, role in matrix.owners.items()
     }
+    if matrix.alerts.routes or matrix.alerts.on_resolved is not OnResolved.MITIGATE:
+        document["alerts"] = matrix.alerts.model_dump(mode="json", exclude_defaults=True)
+    else:
+        document.pop("alerts", None)  # no alert routing set: the file need not mention it
     return document
 
 
