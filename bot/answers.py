@@ -22,6 +22,7 @@ from bot.blocks import (
     section,
     to_message,
     when,
+    who,
 )
 from bot.home import relative
 from bot.limits import REPORTS, REVIEWS, RateLimiter
@@ -289,7 +290,7 @@ def _at(moment: datetime, now: datetime) -> str:
 
 def render_already_open(result: AlreadyOpen, *, summary: str) -> Message:
     refs = ", ".join(
-        f"*{i.ref}* (declared {when(i.declared_at)} by <@{i.declared_by}>)"
+        f"*{i.ref}* (declared {when(i.declared_at)} by {who(i.declared_by)})"
         for i in result.open_here
     )
     value, kept = declare_anyway_value(result.row.id, summary)

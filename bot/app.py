@@ -26,11 +26,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
+from bot.alert_intake import AlertIntake
+from bot.alert_posts import render_unrouted
 from bot.answers import Answers
 from bot.blocks import render_notice
 from bot.clock import Clock, FileClock, SimClock, SystemClock
 from bot.directory import PostingCheck, UsergroupDirectory
-from bot.dispatcher import Dispatcher
+from bot.dispatcher import Composed, Dispatcher
 from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
@@ -46,10 +49,12 @@ from bot.service import IncidentService
 from bot.settings import Settings
 from bot.telemetry import Telemetry
 from matrix_engine.incidents import Incident
+from matrix_engine.timeline import MessageKind
+from storage.alerts import AlertLedger
 from storage.db import StorageError, Store
 from storage.followups import Drills, Followups, Meta
 from storage.incidents import Incidents
-from storage.outbox import Outbox
+from storage.outbox import Claimed, Outbox
 from storage.reporting import Reporting
 from storage.requests import SeenRequests
 from storage.versions import Versions
@@ -126,6 +131,22 @@ def _quiet_bolt_token_warning() -> None:
         bolt_logger.addFilter(_TokenComesFromAuthorize())
 
 
+def grafana_signing(settings: Settings) -> GrafanaSigning | None:
+    """Grafana's HMAC check, when SLA_BOT_GRAFANA_SECRET is set. With the header name left at
+    its default, Grafana's own default name is accepted too."""
+    secret = _secret(settings.SLA_BOT_GRAFANA_SECRET)
+    if secret is None:
+        return None
+    header = settings.SLA_BOT_GRAFANA_SIGNATURE_HEADER
+    default = Settings.model_fields["SLA_BOT_GRAFANA_SIGNATURE_HEADER"].default
+    return GrafanaSigning(
+        secret=secret,
+        header=header,
+        timestamp_header=settings.SLA_BOT_GRAFANA_TIMESTAMP_HEADER,
+        also_header=GRAFANA_DEFAULT_HEADER if header == default else None,
+    )
+
+
 def _secret(value: object) -> str | None:
     return None if value is None else value.get_secret_value()  # type: ignore[attr-defined]
 
@@ -179,7 +200,7 @@ class Runtime:
             clock=self.clock,
             matrix=lambda: self.matrix.active().matrix,
             admins=settings.SLA_BOT_ADMINS,
-            composer=lambda row, now: self.rhythm.compose(row, now),
+            composer=self._compose,
             on_event=self.telemetry.delivery_event,
             heartbeat=lambda: self.ticker.beat(),
         )
@@ -237,6 +258,14 @@ class Runtime:
             reports=self.reports,
             facts_of=self.reporting.facts_of,
         )
+        self.alert_intake = AlertIntake(
+            ledger=AlertLedger(self.store),
+            matrix=self.matrix,
+            clock=self.clock,
+            wake=self.ticker.wake,
+            on_change=self._incident_changed,
+            count=self.telemetry.alert,
+        )
         self.app = self._bolt_app()
         self.http = SlackHttpApp(
             app=self.app,
@@ -244,6 +273,12 @@ class Runtime:
             health=self.health,
             metrics=self.telemetry.render,
             first_delivery=lambda key: self.seen.first_time(key, at=self.clock.now()),
+            alerts=AlertDoor(
+                token=_secret(settings.SLA_BOT_ALERT_TOKEN),
+                intake=self.alert_intake,
+                refused=lambda source: self.telemetry.alert(source, "refused"),
+                grafana=grafana_signing(settings),
+            ),
         )
 
     def _bolt_app(self) -> App:
@@ -355,6 +390,17 @@ class Runtime:
         if response.get("url"):  # lets reports made offline link to incident cards
             self.reporting.remember_workspace_url(str(response["url"]))
 
+    def _compose(self, row: Claimed, now: datetime) -> Composed | str:
+        """Posts that belong to no incident: the operating rhythm, and unrouted alerts."""
+        if row.message.kind is MessageKind.ALERT_UNROUTED:
+            alert = row.payload.get("alert") or {}
+            return Composed(
+                self.matrix.active().matrix.channels.incidents,
+                render_unrouted(row.payload),
+                {"alert_key": str(alert.get("key", ""))[:255]},
+            )
+        return self.rhythm.compose(row, now)
+
     def _incident_changed(self, incident: Incident, change: str) -> None:
         self.telemetry.incident_changed(incident, change)
         self.home.changed()
@@ -411,6 +457,7 @@ class Runtime:
                     ", ".join(interrupted[:20]),
                 )
         self.identify()
+        self.alert_intake.replay_unapplied()  # payloads stored but not applied before a crash
         self.ticker.start()
 
     def stop(self) -> None:

@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.commands import SUBCOMMANDS
-from matrix_engine.models import IncidentRow, Matrix
+from matrix_engine.models import AlertSource, IncidentRow, Matrix
 from matrix_engine.oncall import OnCallNow, mentions, on_call_for_row
 
 MAX_BLOCKS = 50
@@ -52,6 +52,15 @@ class Message:
 def escape(text: str) -> str:
     """Neutralise Slack control sequences in user text: `<!channel>` becomes `&lt;!channel&gt;`."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def who(actor: str | None) -> str:
+    """A person as a mention (`<@U…>`), or what acted for them (`Grafana alerts`)."""
+    if actor and actor.startswith("alert:"):
+        source = actor.removeprefix("alert:")
+        known = {s.value: s.label for s in AlertSource}
+        return f"{known[source]} alerts" if source in known else escape(actor)
+    return f"<@{actor}>" if actor else "someone"
 
 
 def truncate(text: str, limit: int) -> str:

@@ -28,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.alert_posts import render_alert_note
 from bot.blocks import Message
 from bot.clock import Clock
 from bot.delivery_failures import FailurePolicy, Target
@@ -65,6 +66,9 @@ MAX_PASSES = 10_000  # per tick; the scheduler ticks again at once if rows are s
 # to IN_FLIGHT at once. So a hanging post holds the others for half a second, not for its timeout.
 OVERLAP_AFTER = 0.5
 IN_FLIGHT = 4
+ALERT_NOTES = frozenset(
+    {MessageKind.ALERT_FIRED, MessageKind.ALERT_RESOLVED, MessageKind.ALERTS_RESOLVED}
+)
 
 
 @dataclass(frozen=True)
@@ -357,6 +361,8 @@ class Dispatcher:
             return render_scorecard(incident, Scorecard.model_validate(row.payload["scorecard"]))
         if row.message.kind is MessageKind.FOLLOWUP_REQUEST:
             return render_followup_request(incident)
+        if row.message.kind in ALERT_NOTES:
+            return render_alert_note(row.message.kind, incident, row.payload)
         card_link = None
         if incident.card_ts and row.message.route is Route.EXECUTIVE:
             card_link = self._gateway.permalink(channel=incident.channel, ts=incident.card_ts)

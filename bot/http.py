@@ -1,4 +1,5 @@
-"""The HTTP front door (WSGI): `POST /slack/events`, `GET /healthz`, `GET /metrics`.
+"""The HTTP front door (WSGI): `POST /slack/events`, `GET /healthz`, `GET /metrics`, and the
+alert endpoints under `/alerts/` (bot.alert_http).
 
 Every Slack request is verified here, before Bolt sees it: malformed signature headers (empty,
 non-numeric, float or enormous timestamps, non-ASCII signatures) and bodies that are not UTF-8 get
@@ -33,6 +34,7 @@ class Reply:
     status: int
     body: bytes
     content_type: str = "application/json"
+    extra_headers: tuple[tuple[str, str], ...] = ()
 
 
 def signature_is_valid(verifier: SignatureVerifier, body: bytes, headers: dict[str, str]) -> bool:
@@ -77,8 +79,10 @@ class SlackHttpApp:
         metrics: Callable[[], bytes] | None = None,
         first_delivery: Callable[[str], bool] | None = None,
         signature_clock: Clock | None = None,
+        alerts: Callable[[dict[str, Any]], Reply] | None = None,
     ) -> None:
         self._app = app
+        self._alerts = alerts
         # Socket Mode needs no signing secret; an unguessable one then rejects every HTTP request
         # (slack_sdk refuses an empty secret, which crashed Socket Mode start-up without one).
         self._verifier = SignatureVerifier(
@@ -92,7 +96,11 @@ class SlackHttpApp:
         reply = self.handle(environ)
         start_response(
             f"{reply.status} {_REASONS.get(reply.status, 'OK')}",
-            [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))],
+            [
+                ("Content-Type", reply.content_type),
+                ("Content-Length", str(len(reply.body))),
+                *reply.extra_headers,
+            ],
         )
         return [reply.body]
 
@@ -105,6 +113,8 @@ class SlackHttpApp:
             return Reply(200 if healthy else 503, json.dumps(detail).encode())
         if path == "/metrics" and method == "GET" and self._metrics is not None:
             return Reply(200, self._metrics(), "text/plain; version=0.0.4; charset=utf-8")
+        if path.startswith("/alerts/") and self._alerts is not None:
+            return self._alerts(environ)
         return Reply(404, b'{"error": "not found"}')
 
     def _slack(self, environ: dict[str, Any]) -> Reply:
@@ -112,7 +122,7 @@ class SlackHttpApp:
         if length is None or length > MAX_BODY:
             return Reply(413, b'{"error": "body too large or length missing"}')
         raw = environ["wsgi.input"].read(length) if length else b""
-        headers = _headers(environ)
+        headers = environ_headers(environ)
         if not signature_is_valid(self._verifier, raw, headers):
             log.warning("rejected a Slack request with an invalid or stale signature")
             return Reply(401, b'{"error": "invalid request"}')
@@ -145,7 +155,8 @@ def _content_length(environ: dict[str, Any]) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
+def environ_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers, lower-case names."""
     headers = {
         key[5:].replace("_", "-").lower(): str(value)
         for key, value in environ.items()
@@ -158,9 +169,12 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
 
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
+    405: "Method Not Allowed",
     413: "Payload Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }

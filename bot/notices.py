@@ -7,10 +7,10 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from bot.blocks import Message, context, escape, header, mentions_of, section, to_message
+from bot.blocks import Message, context, escape, header, mentions_of, section, to_message, who
 from bot.blocks import when as slack_when
 from matrix_engine.business_time import add_duration
-from matrix_engine.incidents import Incident, Status
+from matrix_engine.incidents import AlertLink, Incident, Status
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import OnCallNow, mentions
 from matrix_engine.scorecard import Scorecard
@@ -42,7 +42,7 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
     due_escalate = add_duration(incident.declared_at, row.escalate_after, matrix.calendar)
     fields = [
         f"*Status*\n{STATUS_EMOJI[incident.status]} {incident.status.value.capitalize()}",
-        f"*Declared by*\n<@{incident.declared_by}> {slack_when(incident.declared_at)}",
+        _opened_by(incident),
         f"*First response due*\n{row.first_response} · {slack_when(due_first)}",
         f"*Escalates*\n{row.escalate_after} · {slack_when(due_escalate)}",
         f"*Owner*\n{escape(matrix.owner_names(row))}",
@@ -52,6 +52,8 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
     if incident.summary:
         blocks.append(section(escape(incident.summary)))
     blocks.append(section("", fields=fields))
+    if incident.alert is not None and incident.alert.links:
+        blocks.append(context(_alert_links(incident.alert.links)))
     blocks.append(context(_progress(incident)))
     if incident.moved_from:
         blocks.append(
@@ -65,15 +67,27 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
     return to_message(f"{title} — {incident.status.value}", blocks)
 
 
+def _opened_by(incident: Incident) -> str:
+    declared = slack_when(incident.declared_at)
+    if incident.alert is not None:
+        return f"*Opened by*\n:bell: {incident.alert.source.label} alert {declared}"
+    return f"*Declared by*\n<@{incident.declared_by}> {declared}"
+
+
+def _alert_links(links: Sequence[AlertLink]) -> str:
+    """`<url|Dashboard>` links: the URLs were checked to be plain http(s) when received."""
+    return ":link: " + " · ".join(f"<{link.url}|{escape(link.label)}>" for link in links)
+
+
 def _progress(incident: Incident) -> str:
     steps = []
-    for label, at, who in (
+    for label, at, actor in (
         ("Acknowledged", incident.acknowledged_at, incident.acknowledged_by),
         ("Mitigated", incident.mitigated_at, incident.mitigated_by),
         ("Resolved", incident.resolved_at, incident.resolved_by),
     ):
         if at is not None:
-            steps.append(f"{label} by <@{who}> {slack_when(at)}")
+            steps.append(f"{label} by {who(actor)} {slack_when(at)}")
     return " · ".join(steps) or f"`{incident.row.id}` · matrix v{incident.matrix_version}"
 
 
@@ -151,8 +165,8 @@ def render_timeline_message(
 
 
 def _state_notes(incident: Incident, tag: str) -> dict[MessageKind, str]:
-    def by(who: str | None, at: datetime | None) -> str:
-        return f"<@{who}> {slack_when(at)}" if who and at else "someone"
+    def by(actor: str | None, at: datetime | None) -> str:
+        return f"{who(actor)} {slack_when(at)}" if actor and at else "someone"
 
     return {
         MessageKind.INCIDENT_ACKNOWLEDGED: (

@@ -21,7 +21,13 @@ FIRST_RETRY_S, MAX_RETRY_S = 1.0, 60.0
 
 
 def _secrets(settings: Settings) -> list[str]:
-    values = (settings.SLACK_BOT_TOKEN, settings.SLACK_SIGNING_SECRET, settings.SLACK_APP_TOKEN)
+    values = (
+        settings.SLACK_BOT_TOKEN,
+        settings.SLACK_SIGNING_SECRET,
+        settings.SLACK_APP_TOKEN,
+        settings.SLA_BOT_ALERT_TOKEN,
+        settings.SLA_BOT_GRAFANA_SECRET,
+    )
     return [v.get_secret_value() for v in values if v is not None]
 
 

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     SLA_BOT_SIM_CLOCK_FILE: Path | None = None
     # How long the dispatcher waits for Slack before treating a post as ambiguous (reconciled).
     SLA_BOT_SLACK_TIMEOUT: float = Field(default=5.0, gt=0, le=60)
+    # Alert intake (POST /alerts/…): the bearer token senders must present; unset, intake is off.
+    SLA_BOT_ALERT_TOKEN: SecretStr | None = None
+    # Grafana's HMAC-SHA256 signature, checked when the secret is set.
+    SLA_BOT_GRAFANA_SECRET: SecretStr | None = None
+    SLA_BOT_GRAFANA_SIGNATURE_HEADER: str = "X-Grafana-Alert-Signature"
+    SLA_BOT_GRAFANA_TIMESTAMP_HEADER: str | None = None
 
     @field_validator("SLACK_BOT_TOKEN")
     @classmethod
@@ -66,6 +72,23 @@ class Settings(BaseSettings):
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with 'xapp-'")
+        return value
+
+    @field_validator("SLA_BOT_ALERT_TOKEN", "SLA_BOT_GRAFANA_SECRET")
+    @classmethod
+    def _alert_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if len(secret) < 16 or not re.fullmatch(r"[\x21-\x7e]+", secret):
+            raise ValueError("must be at least 16 printable characters without spaces")
+        return value
+
+    @field_validator("SLA_BOT_GRAFANA_SIGNATURE_HEADER", "SLA_BOT_GRAFANA_TIMESTAMP_HEADER")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", value):
+            raise ValueError("must be an HTTP header name such as X-Grafana-Alert-Signature")
         return value
 
     @field_validator("SLACK_API_URL")

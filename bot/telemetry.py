@@ -16,6 +16,9 @@ lateness histogram are fed by the dispatcher's events and by incident changes.
     sla_bot_rhythm_posts_sent_total{kind}             counter, review and drill reminders
     sla_bot_incidents_declared_total{severity}        counter
     sla_bot_incident_changes_total{change}            counter, acknowledged/mitigated/...
+    sla_bot_alerts_received_total{source,outcome}     counter, one per alert (opened, attached,
+                                                      duplicate, resolved, acknowledged,
+                                                      unrouted) or refused request
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from matrix_engine.alerts import Outcome
 from matrix_engine.incidents import Incident
-from matrix_engine.models import Severity
+from matrix_engine.models import AlertSource, Severity
 from storage.outbox import Delivery
 from storage.reporting import Reporting
 
@@ -119,6 +123,15 @@ class Telemetry:
             ["change"],
             registry=r,
         )
+        self.alerts = Counter(
+            "sla_bot_alerts_received",
+            "Alerts received, by source and outcome; a refused request counts once.",
+            ["source", "outcome"],
+            registry=r,
+        )
+        for source in AlertSource:  # every series exists from the start, at 0
+            for outcome in [*(o.value for o in Outcome), "refused"]:
+                self.alerts.labels(source.value, outcome)
         r.register(_StoredState(reporting, tick_age))
         self._failing: OrderedDict[str, str] = OrderedDict()  # key → method of its last failure
         self._lock = threading.Lock()
@@ -168,6 +181,10 @@ class Telemetry:
     def api_error(self, method: str) -> None:
         """A Slack call outside delivery failed (e.g. `views.publish`)."""
         self.api_errors.labels(method).inc()
+
+    def alert(self, source: AlertSource, outcome: str) -> None:
+        """One alert's outcome, or `refused` for a request turned away."""
+        self.alerts.labels(source.value, outcome).inc()
 
     def incident_changed(self, incident: Incident, change: str) -> None:
         """`declared`, `acknowledged`, `mitigated`, `resolved` or `customer_update`."""

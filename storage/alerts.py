@@ -173,7 +173,9 @@ class _Alert:
         elif outcome is Outcome.ATTACHED:
             assert open_id is not None
             alert_id, fired = self._save(AlertStatus.FIRING, incident_id=open_id, fires=True)
-            self._note(MessageKind.ALERT_FIRED, open_id, alert_id, fired)
+            state = self.db.execute("SELECT state FROM incidents WHERE id = ?", [open_id])
+            then = {"incident_state": str(state.fetchone()[0])}
+            self._note(MessageKind.ALERT_FIRED, open_id, alert_id, fired, **then)
             self._audit("alert_attached", open_id)
         elif outcome is Outcome.UNROUTED:
             self._save(AlertStatus.FIRING, incident_id=None, fires=True)
@@ -320,9 +322,12 @@ class _Alert:
         )
         return int(self.row[0]), fired
 
-    def _note(self, kind: MessageKind, incident_id: int, alert_id: int, fired: int) -> None:
+    def _note(
+        self, kind: MessageKind, incident_id: int, alert_id: int, fired: int, **extra: str
+    ) -> None:
         message = alert_note(kind, alert_id=alert_id, occurrence=fired, at=self.at)
-        _add(self.db, message, incident_id=incident_id, payload={"alert": self._described()})
+        payload = {"alert": self._described(), **extra}
+        _add(self.db, message, incident_id=incident_id, payload=payload)
 
     def _described(self) -> dict[str, Any]:
         event = self.event
