@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click_errors  # typer exports no UsageError of its own
 
+from bot.cli_alerts import add_alert_commands
 from bot.cli_common import fail, option_problems, write_output
 from bot.cli_ops import add_ops_commands
 from bot.cli_rhythm import add_rhythm_commands
@@ -199,6 +200,7 @@ def run() -> None:
 
 add_ops_commands(app)  # report, backup, restore
 add_rhythm_commands(app)  # rhythm, rebaseline, history
+add_alert_commands(app)  # alerts route
 
 
 def _settings() -> Settings:

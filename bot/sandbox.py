@@ -22,8 +22,10 @@ from urllib.parse import urlencode
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
+from bot.alert_payloads import BadPayload, detect_source, read_json
 from bot.app import Runtime
 from bot.fakeslack import FakeSlack
+from bot.http import MAX_BODY
 from bot.settings import Settings
 from bot.terminal import Button, plain, render_blocks
 from matrix_engine.coverage import people_to_check
@@ -33,7 +35,8 @@ HELP = """Type a slash command, e.g.
   /escalate latency-spike       /escalate who cost-anomaly       /escalate declare model-outage 5xx from provider
   /escalate list                /escalate ack                    /escalate help
 A number presses that button. `:as U0ABC123` changes who you are, `:in C0ABC` the channel,
-`:wait 5` lets 5 real seconds pass (start with --speed 60 to see reminders sooner), `:quit` leaves."""
+`:wait 5` lets 5 real seconds pass (start with --speed 60 to see reminders sooner), `:quit` leaves.
+`:alert FILE.json [alertmanager|grafana|pagerduty]` sends an alert payload as monitoring would."""
 
 
 class Sandbox:
@@ -51,6 +54,8 @@ class Sandbox:
             "SLACK_APP_TOKEN": None,
             "SLA_BOT_TIME_SCALE": speed,
             "SLA_BOT_ADMINS": (*settings.SLA_BOT_ADMINS, DEFAULT_USER),
+            "SLA_BOT_ALERT_TOKEN": SecretStr(secrets.token_hex(16)),
+            "SLA_BOT_GRAFANA_SECRET": None,
         }
         self.settings = settings.model_copy(update=overrides)
         self.runtime = Runtime(self.settings, scratch=True)
@@ -99,6 +104,8 @@ class Sandbox:
         elif line.startswith(":wait"):
             seconds = line.removeprefix(":wait").strip()
             time.sleep(min(float(seconds), 600.0) if seconds.replace(".", "", 1).isdigit() else 1.0)
+        elif line.startswith(":alert"):
+            self.alert(line.removeprefix(":alert").split())
         elif line in (":help", "?"):
             self._say(HELP)
         elif line.isdigit():
@@ -173,6 +180,39 @@ class Sandbox:
                 urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
             )
         )
+
+    def alert(self, words: list[str]) -> None:
+        """Send a payload file to `/alerts/<source>` as monitoring would (bearer token and all)."""
+        if not words or len(words) > 2:
+            self._say("Usage: :alert FILE.json [alertmanager|grafana|pagerduty]")
+            return
+        try:
+            raw = Path(words[0]).expanduser().read_bytes()[: MAX_BODY + 1]
+        except OSError as exc:
+            self._say(f"Cannot read {words[0]}: {exc.strerror or exc}")
+            return
+        source = words[1] if len(words) == 2 else self._source_of(raw)
+        token = self.settings.SLA_BOT_ALERT_TOKEN
+        assert token is not None
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": f"/alerts/{source}",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(raw)),
+            "HTTP_AUTHORIZATION": f"Bearer {token.get_secret_value()}",
+            "wsgi.input": io.BytesIO(raw),
+        }
+        reply = self.runtime.http.handle(environ)
+        self._say(
+            f"(POST /alerts/{source}: HTTP {reply.status} {reply.body.decode(errors='replace')})"
+        )
+
+    @staticmethod
+    def _source_of(raw: bytes) -> str:
+        try:
+            return detect_source(read_json(raw)[1]).value
+        except BadPayload:
+            return "alertmanager"  # the endpoint says what is wrong with it
 
     # ---- plumbing ------------------------------------------------------------------------------
 

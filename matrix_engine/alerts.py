@@ -189,3 +189,65 @@ def unrouted_post(event: AlertEvent, *, at: datetime) -> PlannedMessage:
         at,
         Route.CHANNEL,
     )
+
+
+# ---------------------------------------------------------------- the dry run
+NEW_INCIDENT = 0  # stands for an incident the previewed payload itself opens
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What one event of a payload would do: `incident_id` is the incident it opens, joins or
+    leaves (NEW_INCIDENT for one this payload opens), `last` whether it is that incident's last
+    active alert."""
+
+    event: AlertEvent
+    route: Routed | Unrouted
+    outcome: Outcome
+    incident_id: int | None = None
+    last: bool = False
+
+
+def preview(
+    matrix: Matrix,
+    events: list[AlertEvent],
+    *,
+    known: Mapping[tuple[str, str], Known],
+    open_incidents: Mapping[tuple[str, str], int],
+) -> list[Preview]:
+    """Each event's outcome, in order, as applying the payload would decide it (each event sees
+    the ones before it), given the stored alerts by (source, key) and the open alert-opened
+    incidents by (type, channel). Nothing is changed."""
+    alerts = dict(known)
+    opened = dict(open_incidents)
+    found: list[Preview] = []
+    for event in events:
+        route = route_alert(matrix, event)
+        target = opened.get((route.row.id, route.channel)) if isinstance(route, Routed) else None
+        ident = (event.source.value, event.key)
+        before = alerts.get(ident)
+        outcome = decide(event, known=before, route=route, open_incident=target)
+        incident_id, last = _touched(outcome, before=before, target=target), False
+        if outcome is Outcome.OPENED:
+            assert isinstance(route, Routed)
+            opened[(route.row.id, route.channel)] = NEW_INCIDENT
+        if outcome in (Outcome.OPENED, Outcome.ATTACHED, Outcome.UNROUTED):
+            alerts[ident] = Known(AlertStatus.FIRING, incident_id)
+        elif outcome in (Outcome.RESOLVED, Outcome.ACKNOWLEDGED):
+            alerts[ident] = Known(AlertStatus(event.status), incident_id)
+            last = outcome is Outcome.RESOLVED and not any(
+                k.incident_id == incident_id and k.status is not AlertStatus.RESOLVED
+                for k in alerts.values()
+            )
+        found.append(Preview(event, route, outcome, incident_id, last and incident_id is not None))
+    return found
+
+
+def _touched(outcome: Outcome, *, before: Known | None, target: int | None) -> int | None:
+    if outcome is Outcome.OPENED:
+        return NEW_INCIDENT
+    if outcome is Outcome.ATTACHED:
+        return target
+    if outcome is Outcome.UNROUTED or before is None:
+        return None
+    return before.incident_id

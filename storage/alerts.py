@@ -42,6 +42,7 @@ from matrix_engine.incidents import (
 from matrix_engine.models import IncidentRow
 from matrix_engine.timeline import MessageKind, PlannedMessage
 from storage.codec import (
+    alert_origin_from_json,
     alert_origin_json,
     dumps,
     incident_from_row,
@@ -390,9 +391,7 @@ class LedgerView:
 
     known: dict[tuple[str, str], Known]
     open_incidents: dict[tuple[str, str], int]
-
-    def open_incident(self, route: Routed) -> int | None:
-        return self.open_incidents.get((route.row.id, route.channel))
+    on_resolved: dict[int, str] = field(default_factory=dict)  # per open alert-opened incident
 
 
 def read_view(path: Path) -> LedgerView:
@@ -402,14 +401,17 @@ def read_view(path: Path) -> LedgerView:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "alerts" not in tables:
             return LedgerView({}, {})
+        modes: dict[int, str] = {}
         known = {
             (str(r[0]), str(r[1])): Known(AlertStatus(r[2]), r[3])
             for r in conn.execute("SELECT source, key, status, incident_id FROM alerts")
         }
         opened: dict[tuple[str, str], int] = {}
-        for type_id, channel, incident_id in conn.execute(
-            "SELECT type, channel, id FROM incidents WHERE state != 'resolved' "
+        for type_id, channel, incident_id, origin in conn.execute(
+            "SELECT type, channel, id, alert_origin FROM incidents WHERE state != 'resolved' "
             "AND alert_origin IS NOT NULL AND drill = 0 ORDER BY id"
         ):
             opened.setdefault((str(type_id), str(channel)), int(incident_id))
-    return LedgerView(known, opened)
+            parsed = alert_origin_from_json(origin)
+            modes[int(incident_id)] = parsed.on_resolved.value if parsed else "mitigate"
+    return LedgerView(known, opened, modes)
