@@ -74,6 +74,8 @@ def _http(runtime: Runtime, settings: Settings) -> None:
 
 
 def _socket_mode(runtime: Runtime, settings: Settings) -> None:
+    """Slack's requests over the socket; `/alerts/…`, `/healthz` and `/metrics` on PORT all the
+    same (monitoring cannot use the socket)."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     assert settings.SLACK_APP_TOKEN is not None
@@ -82,7 +84,7 @@ def _socket_mode(runtime: Runtime, settings: Settings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
         if connect_until_stopped(handler, stopped):
-            stopped.wait()
+            _http(runtime, settings)  # until SIGTERM
     except KeyboardInterrupt:
         pass
     finally:
