@@ -450,3 +450,25 @@ def test_alerts_route_names_the_bad_field() -> None:
     assert result.returncode == 1
     assert "alerts[0].fingerprint: Field required (the endpoint would answer 400)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ the sandbox
+def test_the_sandbox_injects_an_alert_from_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "grafana.json"
+    file.write_text(json.dumps(grafana_payload([Alert("5andb0x1", {"alertname": "P99Latency"})])))
+
+    done = sla_bot(
+        "sandbox",
+        cwd=tmp_path,
+        input=f":alert {file}\n:alert {file} grafana\n",
+        SLA_BOT_MATRIX=str(ROOT / "manifests" / "matrix.yaml"),
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert (
+        '(POST /alerts/grafana: HTTP 200 {"status": "ok", "alerts": 1, "opened": 1})' in done.stdout
+    )
+    assert '(POST /alerts/grafana: HTTP 200 {"status": "ok", "alerts": 1, "duplicate": 1})' in (
+        done.stdout
+    )
+    assert "Traceback" not in done.stdout + done.stderr
