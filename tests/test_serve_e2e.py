@@ -190,6 +190,14 @@ def _bad_matrix(folder: Path) -> Path:
         ({"SLA_BOT_SIM_START": "2026-12-01T03:00"}, ["SLA_BOT_SIM_START: must include a UTC"]),
         ({"SLA_BOT_MATRIX": "/nonexistent/matrix.yaml"}, ["cannot read the file"]),
         (
+            {"SLA_BOT_ALERT_TOKEN": "short"},
+            ["SLA_BOT_ALERT_TOKEN: must be at least 16 printable characters without spaces"],
+        ),
+        (
+            {"SLA_BOT_GRAFANA_SIGNATURE_HEADER": "X Sig: 1"},
+            ["SLA_BOT_GRAFANA_SIGNATURE_HEADER: must be an HTTP header name"],
+        ),
+        (
             {"SLA_BOT_MATRIX": "BROKEN"},
             [
                 ":1: error: profile: required key 'profile' is missing",
@@ -211,6 +219,8 @@ def _bad_matrix(folder: Path) -> Path:
         "command-without-slash",
         "sim-start-naive",
         "matrix-file-missing",
+        "alert-token-short",
+        "grafana-header-not-a-name",
         "matrix-invalid",
     ],
 )
