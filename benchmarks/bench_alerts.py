@@ -77,13 +77,18 @@ class _NoAliases(yaml.SafeDumper):
 
 
 def bench_matrix(folder: Path) -> Path:
-    """The seed matrix plus one route per lane, each to a channel of its own."""
+    """The seed matrix with one route per lane (each to a channel of its own) and two routes
+    by alert name; the third type is named by an `incident_type` label."""
     document = yaml.safe_load((ROOT / "manifests" / "matrix.yaml").read_text(encoding="utf-8"))
     lanes = [
         {"type": "latency-spike", "channel": f"C0BENCH{n:02d}", "match": {"lane": str(n)}}
         for n in range(LANES)
     ]
-    document["alerts"]["routes"] = lanes + document["alerts"]["routes"]
+    examples = [
+        {"type": "model-outage", "match": {"alertname": {"regex": "LLM.*Down"}}},
+        {"type": "latency-spike", "match": {"alertname": {"regex": ".*Latency.*"}}},
+    ]
+    document["alerts"] = {"routes": lanes + examples}
     path = folder / "matrix.yaml"
     path.write_text(yaml.dump(document, Dumper=_NoAliases, sort_keys=False), encoding="utf-8")
     return path

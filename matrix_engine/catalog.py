@@ -9,11 +9,12 @@ calendar, channels, owner roles and rhythm, with placeholder Slack IDs (the same
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 
 from matrix_engine.durations import Duration, parse_duration
 from matrix_engine.models import (
+    AlertRouting,
     Calendar,
     Channels,
     LocalHours,
@@ -153,6 +154,7 @@ class Template:
     channels: Channels
     owners: Mapping[str, OwnerRole]
     rhythm: RhythmConfig
+    alerts: AlertRouting = field(default_factory=AlertRouting)
 
 
 TEMPLATE = Template(

@@ -37,9 +37,9 @@ OPERATING_RHYTHM: Final[tuple[str, ...]] = (
 def generate_matrix(profile: Profile, *, template: Matrix | None = None) -> Matrix:
     """The matrix for `profile`: the six incident types with targets from the rule table.
 
-    Calendar, channels, owner roles and rhythm come from `template` when given (a row of the
-    template with the same id also keeps its title, aliases and owners), else from the built-in
-    template with placeholder Slack IDs. Follow-the-sun shifts are kept only for a follow-the-sun
+    Calendar, channels, owner roles, rhythm and alert routes come from `template` when given (a
+    row of the template with the same id also keeps its title, aliases and owners), else from
+    the built-in template with placeholder Slack IDs (and no alert routes). Follow-the-sun shifts are kept only for a follow-the-sun
     on-call model. Raises MatrixInvalid when a row's owner role is missing from the owners."""
     base = TEMPLATE if template is None else _template_of(template)
     types = INCIDENT_TYPES if template is None else _types_from(template)
@@ -53,6 +53,7 @@ def generate_matrix(profile: Profile, *, template: Matrix | None = None) -> Matr
         owners=owners,
         incidents=rows,
         rhythm=base.rhythm,
+        alerts=base.alerts,
     )
 
 
@@ -103,6 +104,7 @@ def _template_of(matrix: Matrix) -> Template:
         channels=matrix.channels,
         owners=matrix.owners,
         rhythm=matrix.rhythm,
+        alerts=matrix.alerts,
     )
 
 

@@ -234,11 +234,13 @@ def _alert_routes(matrix: Matrix, where: _Where) -> Iterator[Problem]:
         if route.type not in names:
             close = difflib.get_close_matches(route.type, sorted(names), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
+            ids = [row.id for row in matrix.incidents]
+            shown = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
             yield where.error(
                 join_path(path, "type"),
                 path,
-                f"unknown incident type {route.type!r}; {hint}a route names a row's id or alias: "
-                f"{', '.join(row.id for row in matrix.incidents)}",
+                f"unknown incident type {route.type!r}; {hint}a route names a row's id or alias "
+                f"({shown})",
             )
         if catch_all is not None:
             yield where.warning(

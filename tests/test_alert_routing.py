@@ -26,9 +26,10 @@ from matrix_engine.alerts import (
     when_acknowledged,
     when_all_resolved,
 )
+from matrix_engine.generator import generate_matrix
 from matrix_engine.incidents import Action, AlertOrigin, Incident, Status
 from matrix_engine.loading import load_matrix_text
-from matrix_engine.models import AlertSource, Matrix, OnResolved
+from matrix_engine.models import AlertSource, OnResolved
 from tests.harness.alerts import (
     GRAFANA_SECRET,
     Alert,
@@ -36,6 +37,7 @@ from tests.harness.alerts import (
     grafana_payload,
     grafana_signature,
     pagerduty_event,
+    routed_matrix,
 )
 from tests.harness.workspace import seed_document, seed_matrix, write_matrix
 
@@ -70,10 +72,10 @@ ROUTES = [
     [case[1:] for case in ROUTES],
     ids=[case[0] for case in ROUTES],
 )
-def test_route_alert_on_the_seed_routes(
+def test_route_alert_on_the_example_routes(
     labels: dict[str, str], source: AlertSource, type_id: str, via: str
 ) -> None:
-    found = route_alert(seed_matrix(), event(labels, source=source))
+    found = route_alert(routed_matrix(), event(labels, source=source))
 
     if not type_id:
         assert isinstance(found, Unrouted) and found.reason
@@ -201,7 +203,7 @@ def test_preview_sees_each_event_after_the_ones_before_it() -> None:
     known = {("alertmanager", "c"): Known(RESOLVED, 3)}
     opened = {("latency-spike", "C0INCIDENTS"): 9}
 
-    found = preview(seed_matrix(), events, known=known, open_incidents=opened)
+    found = preview(routed_matrix(), events, known=known, open_incidents=opened)
 
     assert [(p.outcome, p.incident_id, p.last) for p in found] == [
         (Outcome.OPENED, NEW_INCIDENT, False),
@@ -340,8 +342,14 @@ def test_grafana_signature(signing: GrafanaSigning, headers: dict[str, str], val
     assert signing.is_valid(BODY, headers, now=NOW) is valid
 
 
-def test_the_matrix_without_alerts_section_has_no_routes() -> None:
-    document = seed_document()
-    del document["alerts"]
-    matrix = Matrix.model_validate(document)
-    assert matrix.alerts.routes == () and matrix.alerts.on_resolved is OnResolved.MITIGATE
+def test_the_shipped_matrix_has_no_routes_and_regenerating_keeps_a_matrix_routes() -> None:
+    assert seed_matrix().alerts.routes == ()
+    assert seed_matrix().alerts.on_resolved is OnResolved.MITIGATE
+    routed = routed_matrix()
+    assert generate_matrix(routed.profile, template=routed).alerts == routed.alerts
+
+
+def test_without_routes_only_the_incident_type_label_routes() -> None:
+    assert isinstance(route_alert(seed_matrix(), event({"alertname": "LLMProviderDown"})), Unrouted)
+    found = route_alert(seed_matrix(), event({"incident_type": "model-outage"}))
+    assert isinstance(found, Routed) and found.row.id == "model-outage"

@@ -99,7 +99,8 @@ def test_l6_storm_of_300_posts_opens_exactly_one_incident_per_type(
 def test_a_stored_payload_left_unapplied_is_applied_once_at_start(bot_process: Start) -> None:
     proc = bot_process(SLA_BOT_ALERT_TOKEN=ALERT_TOKEN)
     proc.stop()
-    alert = Alert("5t0red0000000001", {"alertname": "LLMProviderDown"}, "stored before a crash")
+    labels = {"alertname": "LLMProviderDown", "incident_type": "model-outage"}
+    alert = Alert("5t0red0000000001", labels, "stored before a crash")
     with closing(sqlite3.connect(proc.db)) as db, db:
         # What the bot keeps when applying a payload failed after it was received.
         db.execute(

@@ -28,6 +28,7 @@ from tests.harness.alerts import (
     pagerduty_event,
     post_alert,
     rows,
+    write_routed_matrix,
 )
 from tests.harness.process import ServeProcess, sla_bot
 from tests.harness.workspace import INCIDENTS, ROOT, add_matrix_channels
@@ -38,8 +39,20 @@ PATIENCE_S = 120.0
 PROVIDER_DOWN = {"alertname": "LLMProviderDown", "provider": "openai", "severity": "critical"}
 
 
-def alerting(start: Start, **env: str) -> ServeProcess:
-    return start(SLA_BOT_ALERT_TOKEN=ALERT_TOKEN, **env)
+@pytest.fixture(scope="module")
+def routes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed matrix with the README's example alert routes."""
+    return write_routed_matrix(tmp_path_factory.mktemp("routes"))
+
+
+@pytest.fixture
+def alerting(bot_process: Start, routes: Path) -> Start:
+    """`alerting(**env)`: `sla-bot serve` taking alerts, on the routed matrix."""
+
+    def start(**env: str) -> ServeProcess:
+        return bot_process(SLA_BOT_ALERT_TOKEN=ALERT_TOKEN, SLA_BOT_MATRIX=str(routes), **env)
+
+    return start
 
 
 def posts(fake: FakeSlack, kind: str, *, channel: str = INCIDENTS) -> list[Message]:
@@ -72,9 +85,9 @@ def thread(fake: FakeSlack, card: Message) -> list[Message]:
 
 # ------------------------------------------------------------------------------ Alertmanager
 def test_alertmanager_opens_dedupes_groups_and_mitigates_when_all_resolve(
-    bot_process: Start,
+    alerting: Start,
 ) -> None:
-    proc = alerting(bot_process)
+    proc = alerting()
     first = Alert("3f2a9c1e0b7d4a10", PROVIDER_DOWN, "OpenAI 5xx rate 41% <!channel> <@U0CEO>")
     second = Alert("3f2a9c1e0b7d4a11", PROVIDER_DOWN | {"provider": "anthropic"}, "Anthropic 529s")
 
@@ -128,8 +141,8 @@ def test_alertmanager_opens_dedupes_groups_and_mitigates_when_all_resolve(
     assert len(rows(proc.db, "SELECT id FROM alert_payloads WHERE processed_at IS NOT NULL")) == 5
 
 
-def test_alerts_never_change_an_incident_a_person_declared(bot_process: Start) -> None:
-    proc = alerting(bot_process)
+def test_alerts_never_change_an_incident_a_person_declared(alerting: Start) -> None:
+    proc = alerting()
     assert proc.command("declare model-outage provider down").status == 200
     proc.fake.wait_for(lambda: proc.incident_count() == 1, PATIENCE_S, what="the declaration")
     alert = Alert("person-test-fp-1", PROVIDER_DOWN, "OpenAI down")
@@ -152,9 +165,9 @@ def test_alerts_never_change_an_incident_a_person_declared(bot_process: Start) -
 
 # ------------------------------------------------------------------------------ Grafana
 def test_grafana_signed_alert_opens_with_dashboard_links_and_a_bad_signature_is_refused(
-    bot_process: Start,
+    alerting: Start,
 ) -> None:
-    proc = alerting(bot_process, SLA_BOT_GRAFANA_SECRET=GRAFANA_SECRET)
+    proc = alerting(SLA_BOT_GRAFANA_SECRET=GRAFANA_SECRET)
     latency = Alert(
         "b7c1d2e3f4a50617", {"alertname": "P99Latency", "service": "rag-api"}, "p99 4.2s"
     )
@@ -199,9 +212,8 @@ def test_grafana_signed_alert_opens_with_dashboard_links_and_a_bad_signature_is_
     assert metric(scrape, "grafana", "opened") == 1.0
 
 
-def test_grafana_timestamped_signature_must_be_fresh(bot_process: Start) -> None:
+def test_grafana_timestamped_signature_must_be_fresh(alerting: Start) -> None:
     proc = alerting(
-        bot_process,
         SLA_BOT_GRAFANA_SECRET=GRAFANA_SECRET,
         SLA_BOT_GRAFANA_SIGNATURE_HEADER="X-Sig",
         SLA_BOT_GRAFANA_TIMESTAMP_HEADER="X-Sig-Timestamp",
@@ -226,8 +238,8 @@ def test_grafana_timestamped_signature_must_be_fresh(bot_process: Start) -> None
 
 
 # ------------------------------------------------------------------------------ PagerDuty
-def test_pagerduty_trigger_acknowledge_resolve(bot_process: Start) -> None:
-    proc = alerting(bot_process)
+def test_pagerduty_trigger_acknowledge_resolve(alerting: Start) -> None:
+    proc = alerting()
 
     trigger = post_alert(proc.port, "pagerduty", pagerduty_event("trigger", dedup_key="spend-w48"))
     resend = post_alert(proc.port, "pagerduty", pagerduty_event("trigger", dedup_key="spend-w48"))
@@ -263,9 +275,9 @@ def test_pagerduty_trigger_acknowledge_resolve(bot_process: Start) -> None:
 
 
 def test_pagerduty_incident_type_custom_detail_routes_and_a_keyless_trigger_gets_a_key(
-    bot_process: Start,
+    alerting: Start,
 ) -> None:
-    proc = alerting(bot_process)
+    proc = alerting()
     event = pagerduty_event(
         "trigger",
         dedup_key=None,
@@ -286,9 +298,9 @@ def test_pagerduty_incident_type_custom_detail_routes_and_a_keyless_trigger_gets
 
 # ------------------------------------------------------------------------------ unrouted
 def test_unrouted_alerts_are_recorded_counted_and_posted_once_per_group(
-    bot_process: Start,
+    alerting: Start,
 ) -> None:
-    proc = alerting(bot_process)
+    proc = alerting()
     group = '{}:{alertname="DiskFull"}'
     disk = [Alert(f"d15cf011{i:08x}", {"alertname": "DiskFull", "host": f"h{i}"}) for i in range(3)]
     typo = Alert("0badc0de00000001", {"alertname": "X", "incident_type": "latency-spkie"}, "slow")
@@ -412,9 +424,9 @@ def test_without_a_token_configured_the_alert_endpoints_are_not_there(bot_proces
 
 # ------------------------------------------------------------------------------ the dry run
 def test_alerts_route_tells_new_from_joining_and_changes_nothing(
-    bot_process: Start, tmp_path: Path
+    alerting: Start, routes: Path, tmp_path: Path
 ) -> None:
-    proc = alerting(bot_process)
+    proc = alerting()
     post_alert(proc.port, "alertmanager", alertmanager_payload([Alert("f1", PROVIDER_DOWN)]))
     proc.stop()
     payload = alertmanager_payload(
@@ -430,7 +442,9 @@ def test_alerts_route_tells_new_from_joining_and_changes_nothing(
     file.write_text(json.dumps(payload), encoding="utf-8")
     before = proc.db.read_bytes()
 
-    result = sla_bot("alerts", "route", str(file), "--db", str(proc.db), cwd=ROOT)
+    result = sla_bot(
+        "alerts", "route", str(file), "--db", str(proc.db), "--matrix", str(routes), cwd=ROOT
+    )
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -453,7 +467,7 @@ def test_alerts_route_names_the_bad_field() -> None:
 
 
 # ------------------------------------------------------------------------------ the sandbox
-def test_the_sandbox_injects_an_alert_from_a_file(tmp_path: Path) -> None:
+def test_the_sandbox_injects_an_alert_from_a_file(routes: Path, tmp_path: Path) -> None:
     file = tmp_path / "grafana.json"
     file.write_text(json.dumps(grafana_payload([Alert("5andb0x1", {"alertname": "P99Latency"})])))
 
@@ -461,7 +475,7 @@ def test_the_sandbox_injects_an_alert_from_a_file(tmp_path: Path) -> None:
         "sandbox",
         cwd=tmp_path,
         input=f":alert {file}\n:alert {file} grafana\n",
-        SLA_BOT_MATRIX=str(ROOT / "manifests" / "matrix.yaml"),
+        SLA_BOT_MATRIX=str(routes),
     )
 
     assert done.returncode == 0, done.stderr

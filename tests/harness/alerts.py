@@ -17,10 +17,41 @@ import sqlite3
 from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from matrix_engine.models import Matrix
 from tests.harness.loopback import LOOPBACK, REQUEST_TIMEOUT_S, HttpReply
+from tests.harness.workspace import seed_document, write_matrix
+
+# The README's example routes: what the tests route on (the shipped matrix has none).
+EXAMPLE_ALERTS: dict[str, Any] = {
+    "on_resolved": "mitigate",
+    "routes": [
+        {
+            "type": "model-outage",
+            "match": {"alertname": {"regex": "(LLM|Model|Provider).*(Down|Unavailable|Errors)"}},
+        },
+        {"type": "latency-spike", "match": {"alertname": {"regex": ".*Latency.*"}}},
+        {"type": "cost-anomaly", "source": "pagerduty", "match": {"class": "budget"}},
+    ],
+}
+
+
+def routed_document() -> dict[str, Any]:
+    """The seed matrix document with the example alert routes."""
+    return seed_document() | {"alerts": EXAMPLE_ALERTS}
+
+
+@cache
+def routed_matrix() -> Matrix:
+    return Matrix.model_validate(routed_document())
+
+
+def write_routed_matrix(folder: Path) -> Path:
+    return write_matrix(folder / "routed-matrix.yaml", routed_document())
+
 
 ALERT_TOKEN = "alert-token-6d1f0c9e2b7a4f13"
 GRAFANA_SECRET = "grafana-hmac-secret-51c0ffee"
