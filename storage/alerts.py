@@ -47,11 +47,12 @@ from storage.codec import (
     dumps,
     incident_from_row,
     incident_state_columns,
+    lane_of,
     message_columns,
     to_epoch,
 )
 from storage.db import Store
-from storage.incidents import _audit, _plan, incident_key
+from storage.incidents import _audit, _plan, incident_channel, incident_key
 
 # The timeline of a new incident of `row` opened at the given instant.
 Plan = Callable[[IncidentRow, datetime], Sequence[PlannedMessage]]
@@ -373,12 +374,13 @@ def _add(
 ) -> None:
     """Plan a post carrying `payload`, unless one with its key exists (INSERT OR IGNORE)."""
     key = message.key if incident_id is None else incident_key(incident_id, message.key)
+    channel = None if incident_id is None else incident_channel(db, incident_id)
     db.table("outbox").insert(
         {
             "key": key,
             "incident_id": incident_id,
             "payload": dumps(payload),
-            **message_columns(message),
+            **message_columns(message, lane=lane_of(message, channel=channel, payload=payload)),
         },
         ignore=True,
     )

@@ -79,6 +79,13 @@ def test_l6_storm_of_300_posts_opens_exactly_one_incident_per_type(
     )
     kinds = Counter(m.event_type for m in proc.fake.messages())
     assert (kinds["incident_declared"], kinds["alert_fired"]) == (3, 27)
+    # Alert posts ride the delivery lane of their incident's channel, like any incident post.
+    lanes = rows(
+        proc.db,
+        "SELECT o.lane, i.channel FROM outbox AS o JOIN incidents AS i ON i.id = o.incident_id "
+        "WHERE o.kind = 'alert_fired'",
+    )
+    assert len(lanes) == 27 and all(lane == channel for lane, channel in lanes)
     print(
         f"\nL6 storm: {POSTS} posts, {FINGERPRINTS} fingerprints, 3 types, 8 senders in "
         f"{took:.2f} s; 2xx p50 {percentile(storm.latencies, 0.5) * 1000:.1f} ms, "
