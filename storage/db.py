@@ -112,8 +112,12 @@ class Store:
 
     @contextlib.contextmanager
     def immediate(self) -> Iterator[Database]:
-        """A write transaction that holds the write lock from its first statement."""
-        with self._writer:
+        """A write transaction that holds the write lock from its first statement. Waiting for
+        this process's other writers is bounded by the busy timeout too, so a stuck writer makes
+        the next one (and the health probe) fail with "database is locked", not hang."""
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked (another writer of this process)")
+        try:
             db = self.db
             db.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -123,6 +127,8 @@ class Store:
                 raise
             else:
                 db.conn.execute("COMMIT")
+        finally:
+            self._writer.release()
 
     def problem(self) -> str | None:
         """Why the database cannot take writes right now (deleted, replaced, full, read-only,

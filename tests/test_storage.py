@@ -119,6 +119,34 @@ def test_migrations_apply_once_when_two_stores_open_together(tmp_path: Path, rou
 
 
 # ---------------------------------------------------------------- declaring
+def test_a_writer_queued_behind_a_stuck_one_fails_after_the_busy_timeout(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers of one process queue on a lock, and that wait is bounded like SQLite's own: the
+    health probe reports "database is locked" instead of hanging behind a stuck writer."""
+    monkeypatch.setattr("storage.db.BUSY_TIMEOUT_MS", 50)
+    inside, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        with store.immediate():
+            inside.set()
+            release.wait(PATIENCE_S)
+
+    holder = threading.Thread(target=stuck)
+    holder.start()
+    try:
+        assert inside.wait(PATIENCE_S)
+        with pytest.raises(sqlite3.OperationalError, match="locked"), store.immediate():
+            pass
+        found = store.problem()
+        assert found is not None and "locked" in found
+    finally:
+        release.set()
+        holder.join()
+    with store.immediate() as db:  # and the lock is free again once the writer is done
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('after', '1')")
+
+
 def test_declare_writes_incident_plan_and_audit_together(store: Store) -> None:
     incidents = Incidents(store)
     declared = declare(incidents, "model-outage", trigger_id="trig-1")
