@@ -54,6 +54,7 @@ BOT_USER_ID = "U0FAKEBOT1"
 BOT_ID = "B0FAKEBOT1"
 BOT_NAME = "sla-bot"
 DEFAULT_TOKEN = "xoxb-fake-0001-sla-bot-token"
+DEFAULT_APP_TOKEN = "xapp-1-A0FAKE0001-0001-fake-app-token"
 # How long `wait_for` waits by default: generous, so only something really broken runs it out.
 PATIENCE_S = 120.0
 
@@ -552,11 +553,14 @@ class FakeSlack:
         self,
         *,
         token: str = DEFAULT_TOKEN,
+        app_token: str = DEFAULT_APP_TOKEN,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
         blocks_text_limit: int = 12_000,
     ) -> None:
         self.token = token
+        self.app_token = app_token
+        self._socket_mode: Callable[[], str] | None = None
         self.blocks_text_limit = blocks_text_limit
         self._clock = clock
         self._rng = random.Random(seed)
@@ -685,6 +689,12 @@ class FakeSlack:
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+
+    def serve_socket_mode(self, issue_url: Callable[[], str] | None) -> None:
+        """Turn Socket Mode on for the app: ``apps.connections.open`` (called with the app-level
+        token) answers ``issue_url()``. None turns it off again (the method is then unknown)."""
+        with self._lock:
+            self._socket_mode = issue_url
 
     # ---- workspace state ---------------------------------------------------------------------
 
@@ -1052,6 +1062,8 @@ class FakeSlack:
         self, method: str, headers: dict[str, str], args: JsonDict, was_json: bool
     ) -> JsonDict:
         handler = self._methods.get(method)
+        if method == "apps.connections.open" and self._socket_mode is not None:
+            handler = self._apps_connections_open
         if handler is None:
             raise SlackError("unknown_method", status=404)
         auth = _header(headers, "authorization")
@@ -1060,8 +1072,11 @@ class FakeSlack:
             token = _arg(args, "token")
         if token is None:
             raise SlackError("not_authed")
-        if token != self.token:
+        app_level = method == "apps.connections.open"
+        if token not in (self.token, self.app_token):
             raise SlackError("invalid_auth")
+        if (token == self.app_token) != app_level:
+            raise SlackError("not_allowed_token_type")
         with self._lock:
             return handler(args)
 
@@ -1228,6 +1243,10 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, args: JsonDict) -> JsonDict:
+        assert self._socket_mode is not None
+        return {"ok": True, "url": self._socket_mode()}
 
     def _chat_post_message(self, args: JsonDict) -> JsonDict:
         channel = self._writable_channel(args, open_im=True)
