@@ -280,6 +280,7 @@ class Runtime:
                 grafana=grafana_signing(settings),
             ),
         )
+        self.link_health: Callable[[], tuple[str | None, dict[str, object]]] | None = None
 
     def _bolt_app(self) -> App:
         def authorize() -> AuthorizeResult:  # Bolt passes arguments by the names declared here
@@ -420,7 +421,8 @@ class Runtime:
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """Healthy only when the dispatcher is ticking and progressing, its ticks succeed, the
-        database takes writes and no post went dead in the last DEAD_WINDOW. The JSON names
+        database takes writes, no post went dead in the last DEAD_WINDOW and, in Socket Mode, a
+        connection to Slack is up (or has been down less than its grace). The JSON names
         every problem and the counts behind it."""
         problems, detail = self.ticker.problems()
         storage = self.store.problem()
@@ -440,6 +442,11 @@ class Runtime:
                 f"{dead} post(s) went dead in the last {minutes:.0f} min (admins were alerted)"
             )
         detail["database"] = storage or "ok"
+        if self.link_health is not None:  # Socket Mode: is a connection to Slack up?
+            link_problem, link_detail = self.link_health()
+            detail |= link_detail
+            if link_problem is not None:
+                problems.append(link_problem)
         detail["problems"] = problems
         return not problems, detail
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import threading
-from typing import Protocol
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 
 from bot.app import Runtime
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
-
-# Waits between attempts to open the Socket Mode connection while Slack cannot be reached.
-FIRST_RETRY_S, MAX_RETRY_S = 1.0, 60.0
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -63,6 +58,9 @@ def _http(runtime: Runtime, settings: Settings) -> None:
     )
 
     def stop(*_: object) -> None:
+        signal.signal(
+            signal.SIGTERM, signal.SIG_IGN
+        )  # a second SIGTERM must not cut the stop short
         raise KeyboardInterrupt  # leaves server.run() between events, then closes below
 
     signal.signal(signal.SIGTERM, stop)
@@ -76,39 +74,25 @@ def _http(runtime: Runtime, settings: Settings) -> None:
 def _socket_mode(runtime: Runtime, settings: Settings) -> None:
     """Slack's requests over the socket; `/alerts/…`, `/healthz` and `/metrics` on PORT all the
     same (monitoring cannot use the socket)."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from bot.socket_mode import LinkMetrics, LinkState, SocketModeHandler
 
     assert settings.SLACK_APP_TOKEN is not None
-    handler = SocketModeHandler(runtime.app, settings.SLACK_APP_TOKEN.get_secret_value())
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    state = LinkState(grace_s=settings.SLA_BOT_SOCKET_GRACE)
+    runtime.link_health = state.health
+    runtime.telemetry.registry.register(LinkMetrics(state))
+    handler = SocketModeHandler(
+        runtime.app, settings.SLACK_APP_TOKEN.get_secret_value(), state=state
+    )
     try:
-        if connect_until_stopped(handler, stopped):
-            _http(runtime, settings)  # until SIGTERM
-    except KeyboardInterrupt:
-        pass
-    finally:
-        handler.close()  # type: ignore[no-untyped-call]
-
-
-class _Connectable(Protocol):
-    def connect(self) -> None: ...
-
-
-def connect_until_stopped(handler: _Connectable, stopped: threading.Event) -> bool:
-    """Open the Socket Mode connection, retrying with backoff (1 s, 2 s, … 60 s) while Slack
-    cannot be reached, until it opens (True) or `stopped` is set (False). Once open, the client
-    reconnects by itself. Slack refusing the app token is a setting to fix, not a wait."""
-    delay = FIRST_RETRY_S
-    while not stopped.is_set():
+        # Slack refusing the app token is a setting to fix; Slack out of reach is retried in the
+        # background (with backoff) while /healthz reports it.
         try:
             handler.connect()
-            return True
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else exc
-            raise SettingsError([f"SLACK_APP_TOKEN: Slack refused it ({error})"]) from exc
-        except (OSError, SlackClientError) as exc:
-            log.warning("cannot reach Slack for Socket Mode (%s); retrying in %g s", exc, delay)
-            stopped.wait(delay)
-            delay = min(delay * 2, MAX_RETRY_S)
-    return False
+            raise SettingsError(
+                [f"SLACK_APP_TOKEN: Slack refused it (apps.connections.open: {error})"]
+            ) from exc
+        _http(runtime, settings)  # until SIGTERM
+    finally:
+        handler.close()  # in-flight envelopes finish, then a close frame on each connection

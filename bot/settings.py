@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     SLA_BOT_GRAFANA_SECRET: SecretStr | None = None
     SLA_BOT_GRAFANA_SIGNATURE_HEADER: str = "X-Grafana-Alert-Signature"
     SLA_BOT_GRAFANA_TIMESTAMP_HEADER: str | None = None
+    # Socket Mode: how long /healthz stays 200 with no connection up (start-up or reconnecting).
+    SLA_BOT_SOCKET_GRACE: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("SLACK_BOT_TOKEN")
     @classmethod

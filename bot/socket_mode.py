@@ -49,8 +49,6 @@ DRAIN_S = 15.0  # how long a replaced connection is read before we close it (Sla
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
 FINISH_S = 3.0  # how long `close` lets envelopes in flight finish
 ACK_LIMIT_S = 3.0  # Slack's deadline for acknowledging an envelope
-# Slack refuses these for good: a setting to fix, not a reason to wait and retry.
-AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked"})
 
 
 # ------------------------------------------------------------------------------------ state
@@ -88,8 +86,9 @@ class LinkState:
             if seconds > ACK_LIMIT_S:
                 self.late_acks += 1
 
-    def health(self) -> tuple[bool, dict[str, object]]:
-        """Healthy while a connection is up, or has been down for less than the grace."""
+    def health(self) -> tuple[str | None, dict[str, object]]:
+        """A problem while no connection has been up for the grace period (None otherwise), and
+        the socket's state for `/healthz`."""
         now = time.monotonic()
         with self._lock:
             down = None if self.down_since is None else now - self.down_since
@@ -101,7 +100,10 @@ class LinkState:
                 "last_envelope_age_s": None if last is None else round(last, 3),
                 "reconnects": sum(self.reconnects.values()),
             }
-        return down is None or down < self.grace_s, {"socket_mode": detail}
+        problem = None
+        if down is not None and down >= self.grace_s:
+            problem = f"no Socket Mode connection to Slack for {down:.0f} s"
+        return problem, {"socket_mode": detail}
 
 
 class LinkMetrics(Collector):
@@ -202,6 +204,8 @@ class SocketModeClient(BaseSocketModeClient):
         self._stopping = threading.Event()
         self._wanted = threading.Event()
         self._reason = "dropped"
+        self._failures = 0  # attempts failed in a row
+        self._problem = ""
         self._sslopt = {"context": web_client.ssl} if web_client.ssl is not None else {}
         websocket.setdefaulttimeout(OPEN_TIMEOUT_S)
         self._processor = threading.Thread(
@@ -211,19 +215,19 @@ class SocketModeClient(BaseSocketModeClient):
 
     # ---- the BaseSocketModeClient contract ------------------------------------------------
     def connect(self) -> None:
-        """Open the first connection. Slack refusing the app token raises SlackApiError; any
-        other failure is logged and retried in the background with backoff."""
+        """Open the first connection. Slack refusing the app token raises SlackApiError; Slack
+        out of reach (or failing) is logged and retried in the background with backoff."""
         if not self._processor.is_alive():
             self._processor.start()
             self._keeper.start()
         try:
             self._replace()
         except SlackApiError as exc:
-            if exc.response.get("error") in AUTH_ERRORS:
+            if _refused(exc):
                 raise
-            self._want("unavailable", str(exc.response.get("error")))
-        except (OSError, LinkUnavailable) as exc:
-            self._want("unavailable", str(exc))
+            self._retry_later(f"apps.connections.open: {exc.response.get('error')}")
+        except (OSError, LinkUnavailable, websocket.WebSocketException) as exc:
+            self._retry_later(str(exc) or type(exc).__name__)
 
     def is_connected(self) -> bool:
         return any(link.usable for link in self._links)
@@ -377,25 +381,36 @@ class SocketModeClient(BaseSocketModeClient):
         current = self._current
         return not self._closing and (current is None or not current.usable or current.retiring)
 
+    def _retry_later(self, problem: str) -> None:
+        self._problem, self._failures, self._reason = problem, 1, "unavailable"
+        self._wanted.set()
+
     def _keep(self) -> None:
-        """Sleep until a connection is wanted, then open one: at once, then with backoff."""
+        """Sleep until a connection is wanted, then open one: at once, and after a failure
+        again with backoff, until one is up or the client closes."""
         while not self._stopping.is_set():
             self._wanted.wait()
             self._wanted.clear()
-            attempt = 0
             while self._needs_link() and not self._stopping.is_set():
-                if attempt and self._stopping.wait(self._backoff(attempt)):
-                    return
-                attempt += 1
+                if self._failures:
+                    delay = self._backoff(self._failures)
+                    self.logger.warning(
+                        "cannot reach Slack for Socket Mode (%s); retrying in %.1f s",
+                        self._problem,
+                        delay,
+                    )
+                    if self._stopping.wait(delay):
+                        return
                 try:
                     self._replace()
-                    self.state.reconnecting(self._reason)
+                    self._failures = 0
                 except SlackApiError as exc:
-                    self.logger.warning(
-                        "apps.connections.open failed: %s", exc.response.get("error")
-                    )
+                    self._problem = f"apps.connections.open: {exc.response.get('error')}"
+                    self._failures += 1
                 except (OSError, LinkUnavailable, websocket.WebSocketException) as exc:
-                    self.logger.warning("Socket Mode connection failed: %s", exc)
+                    self._problem = str(exc) or type(exc).__name__
+                    self._failures += 1
+            self._failures = 0
 
     def _backoff(self, attempt: int) -> float:
         """Exponential (0.5 s, 1 s, 2 s … 30 s) with equal jitter: half fixed, half random."""
@@ -463,11 +478,24 @@ class SocketModeHandler(BaseSocketModeHandler):
         )
         self.client.socket_mode_request_listeners.append(self.handle)
 
+    def connect(self) -> None:
+        self.client.connect()
+
+    def close(self) -> None:
+        self.client.close()
+
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
         try:
             send_response(client, req, run_bolt_app(self.app, req), time.time())
         finally:
             self.client.finished(req.envelope_id)
+
+
+def _refused(exc: SlackApiError) -> bool:
+    """Slack answered and said no (a bad or revoked token, Socket Mode off): not worth a retry,
+    unlike a rate limit or a server error."""
+    status = getattr(exc.response, "status_code", 200)
+    return status < 500 and exc.response.get("error") != "ratelimited"
 
 
 def _parse(text: str) -> dict[str, Any]:

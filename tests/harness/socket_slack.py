@@ -41,12 +41,14 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import trustme
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -538,7 +540,12 @@ class FakeSocketMode:
         return None
 
 
-@contextlib.contextmanager
-def socket_mode(fake: FakeSlack, **options: Any) -> Iterator[FakeSocketMode]:
-    with FakeSocketMode(fake, **options) as server:
-        yield server
+def tls_context(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 signed by a throwaway CA, and the CA's PEM file (give
+    it to the bot as ``SSL_CERT_FILE`` so it trusts the fake's ``wss://``)."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = folder / "fake-slack-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, ca_file
