@@ -422,6 +422,8 @@ class SocketModeClient(BaseSocketModeClient):
         message = _parse(text)
         kind, envelope_id = message.get("type"), message.get("envelope_id")
         if kind == "hello":
+            if link.id > 1:  # counted before any envelope on it is read
+                self.state.reconnecting(self._reason)
             link.hello = True
             link.settled.set()
             self.state.linked(self._usable_count())
