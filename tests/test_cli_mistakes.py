@@ -5,8 +5,8 @@ error" — and leaves nothing behind. Run as a user runs it: the real CLI in a s
 from __future__ import annotations
 
 import hashlib
-import shutil
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
