@@ -24,7 +24,10 @@ import json
 import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -172,40 +175,55 @@ def _cpu_child(name: str, api_url: str, app_token: str) -> None:
 
 
 def clients_part() -> dict[str, Any]:
+    """Each client measured in its own process, so threads one leaves behind (a stuck client)
+    cannot slow the next."""
     results: dict[str, Any] = {}
     for name in CLIENTS:
-        with FakeSlack() as fake, FakeSocketMode(fake) as server:
-            client = make_client(name, fake.url, fake.app_token)
-            client.connect()
-            server.wait_for(server.live, what="connected")
-            row: dict[str, Any] = {}
-            latencies = []
-            for _ in range(200):
-                envelope = server.send("slash_commands", lookup(fake))
-                await_ack(server, envelope)
-                latencies.append(envelope.ack_latency or 0.0)
-            row["ack_p50_ms"] = round(pct(latencies, 0.5) * 1000, 2)
-            row["ack_p99_ms"] = round(pct(latencies, 0.99) * 1000, 2)
-            row["refresh"] = refresh_under_load(
-                server,
-                sender(server, fake),
-                seconds=6,
-                refresh_at=[(2.0, "refresh_requested")],
-            )
-            notice: dict[str, float | None] = {}
-            for fault in FAULTS:
-                server.wait_for(server.live, timeout=NOTICE_CAP_S, what="a live link")
-                last = max(link.id for link in server.links)
-                at = time.monotonic()
-                server.break_links(fault)  # type: ignore[arg-type]
-                hello = newest_hello(server, last, NOTICE_CAP_S)
-                notice[fault] = None if hello is None else round(hello - at, 2)
-            row["dead_link_to_new_hello_s"] = notice
-            client.close()
-        row["cpu_disconnected_pct"] = client_cpu_while_disconnected(name)
-        results[name] = row
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_socket_mode", "--client", name],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=True,
+        )
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"  measured {name}", flush=True)
     return results
+
+
+def measure_client(name: str) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    with FakeSlack() as fake, FakeSocketMode(fake) as server:
+        client = make_client(name, fake.url, fake.app_token)
+        client.connect()
+        server.wait_for(server.live, what="connected")
+        latencies = []
+        for _ in range(200):
+            envelope = server.send("slash_commands", lookup(fake))
+            await_ack(server, envelope)
+            latencies.append(envelope.ack_latency or 0.0)
+        row["ack_p50_ms"] = round(pct(latencies, 0.5) * 1000, 2)
+        row["ack_p99_ms"] = round(pct(latencies, 0.99) * 1000, 2)
+        row["refresh"] = refresh_under_load(
+            server, sender(server, fake), seconds=6, refresh_at=[(2.0, "refresh_requested")]
+        )
+        threading.Thread(target=client.close, daemon=True).start()
+    row["dead_link_to_new_hello_s"] = {fault: client_notice(name, fault) for fault in FAULTS}
+    row["cpu_disconnected_pct"] = client_cpu_while_disconnected(name)
+    return row
+
+
+def client_notice(name: str, fault: str) -> float | None:
+    """Seconds from `fault` on a fresh client's connection to its next connection's hello."""
+    with FakeSlack() as fake, FakeSocketMode(fake) as server:
+        client = make_client(name, fake.url, fake.app_token)
+        client.connect()
+        server.wait_for(server.live, what="connected")
+        at = time.monotonic()
+        server.break_links(fault)  # type: ignore[arg-type]
+        hello = newest_hello(server, 1, NOTICE_CAP_S)
+        threading.Thread(target=client.close, daemon=True).start()  # a stuck one may not close
+        return None if hello is None else round(hello - at, 2)
 
 
 def client_cpu_while_disconnected(name: str) -> float:
@@ -373,7 +391,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["clients", "bot", "all"], default="all")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--client", choices=CLIENTS, help="measure one client, print JSON")
     args = parser.parse_args()
+    if args.client:
+        print(json.dumps(measure_client(args.client)), flush=True)
+        os._exit(0)  # a stuck client's threads must not keep this process alive
     run(args.part, as_json=args.json)
 
 

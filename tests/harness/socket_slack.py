@@ -125,7 +125,7 @@ class Link:
     closed_at: float | None = None
     client_close_code: int | None = None  # set when the client sent a close frame
     pings: int = 0
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def open(self) -> bool:
