@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench soak chaos stress-test fuzz lock clean
+.PHONY: run test lint typecheck unit bench bench-socket soak chaos stress-test fuzz lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ unit: $(STAMP)
 ## make bench: benchmark scripts (figures go in README and notes)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+## make bench-socket: Socket Mode clients side by side, then sla-bot serve in Socket Mode vs HTTP
+bench-socket: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_socket_mode
 
 ## make soak: the 24-hour L5 soak in real (scaled) time, RSS and lateness figures
 soak: $(STAMP)

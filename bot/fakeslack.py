@@ -13,6 +13,11 @@ can be told to misbehave the way Slack does (RELIABILITY.md S1–S5, R2)::
         with fake.down():                                                  # S4
             ...
 
+With a Socket Mode server attached (``serve_socket_mode``, see ``tests/harness/socket_slack.py``),
+``apps.connections.open`` answers a WebSocket URL to the app-level token (``app_token``); as on Slack,
+the app-level token works for no other method and the bot token not for that one
+(``not_allowed_token_type``).
+
 Faults are rules checked in the order they were added; the first rule that matches the call's
 method and channel (and wins its seeded probability roll) fires and uses up one of its ``times``.
 They fire before authentication and validation, as an edge proxy's would.
