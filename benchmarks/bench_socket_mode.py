@@ -53,6 +53,11 @@ NOTICE_CAP_S = 60.0  # a client that has not reconnected by then is reported as 
 CPU_WINDOW_S = 10.0
 TICK = os.sysconf("SC_CLK_TCK")
 RNG = random.Random(12)
+# 12 s at RATE/s with a refresh of each kind; Slack closes each old connection 10 s after asking.
+THREE_REFRESHES: dict[str, Any] = {
+    "seconds": 12,
+    "refresh_at": [(2.0, "refresh_requested"), (6.0, "warning"), (9.0, "link_disabled")],
+}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -207,9 +212,7 @@ def measure_client(name: str) -> dict[str, Any]:
             latencies.append(envelope.ack_latency or 0.0)
         row["ack_p50_ms"] = round(pct(latencies, 0.5) * 1000, 2)
         row["ack_p99_ms"] = round(pct(latencies, 0.99) * 1000, 2)
-        row["refresh"] = refresh_under_load(
-            server, sender(server, fake), seconds=6, refresh_at=[(2.0, "refresh_requested")]
-        )
+        row["refresh"] = refresh_under_load(server, sender(server, fake), **THREE_REFRESHES)
         threading.Thread(target=client.close, daemon=True).start()
     row["dead_link_to_new_hello_s"] = {fault: client_notice(name, fault) for fault in FAULTS}
     row["cpu_disconnected_pct"] = client_cpu_while_disconnected(name)
@@ -299,10 +302,7 @@ def bot_part(requests: int = 1000) -> dict[str, Any]:
             }
             print("  measured ack latency", flush=True)
             result["refresh_50_per_s"] = refresh_under_load(
-                server,
-                sender(server, fake),
-                seconds=12,
-                refresh_at=[(2.0, "refresh_requested"), (6.0, "warning"), (9.0, "link_disabled")],
+                server, sender(server, fake), **THREE_REFRESHES
             )
             print("  measured refreshes", flush=True)
             notice: dict[str, list[float]] = {}
@@ -322,6 +322,8 @@ def bot_part(requests: int = 1000) -> dict[str, Any]:
                 for fault, v in notice.items()
             }
             print("  measured dead links", flush=True)
+            result["drops_under_load"] = drops_under_load(fake, server)
+            print("  measured drops under load", flush=True)
             assert bot.process is not None
             result["cpu_pct"] = {"connected_idle": cpu_percent(bot.process.pid, CPU_WINDOW_S)}
             fake.go_down()
@@ -339,11 +341,64 @@ def bot_part(requests: int = 1000) -> dict[str, Any]:
     return result
 
 
+def drops_under_load(fake: FakeSlack, server: FakeSocketMode, drops: int = 50) -> dict[str, Any]:
+    """S7: `drops` times, five App Home events (each from its own user) and five lookups are put
+    on the connection, which then ends with a FIN or an RST (alternately) before they can all be
+    answered. Slack delivers unacknowledged events again on the next connection; commands it
+    does not. Each event must be processed exactly once (one `views.publish` for its user)."""
+    users: list[str] = []
+    commands: list[Envelope] = []
+    reconnect: list[float] = []
+    for drop in range(drops):
+        last = max(link.id for link in server.links)
+        for n in range(5):
+            user = f"U0DROP{drop:02d}{n}"
+            fake.add_user(user, name=user.lower())
+            users.append(user)
+            event = {
+                "type": "event_callback",
+                "team_id": TEAM_ID,
+                "api_app_id": API_APP_ID,
+                "event_id": f"Ev0DROP{drop:02d}{n}",
+                "event_time": int(time.time()),
+                "event": {"type": "app_home_opened", "user": user, "tab": "home"},
+            }
+            server.send("events_api", event)
+            commands.append(server.send("slash_commands", lookup(fake)))
+        at = time.monotonic()
+        server.break_links("fin" if drop % 2 else "rst")
+        hello = newest_hello(server, last, NOTICE_CAP_S)
+        reconnect.append(NOTICE_CAP_S if hello is None else hello - at)
+
+    def published() -> dict[str, int]:
+        counts = dict.fromkeys(users, 0)
+        for call in fake.calls_to("views.publish"):
+            if call.params.get("user_id") in counts:
+                counts[str(call.params["user_id"])] += 1
+        return counts
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and 0 in published().values():
+        time.sleep(0.1)
+    time.sleep(2)  # let any second publish of the same event show up
+    counts = published()
+    return {
+        "drops": drops,
+        "reconnect_max_s": round(max(reconnect), 2),
+        "events": len(users),
+        "events_lost": sum(1 for n in counts.values() if n == 0),
+        "events_twice": sum(1 for n in counts.values() if n > 1),
+        "event_redeliveries": sum(1 for e in server.envelopes if e.retry_attempt > 0),
+        "commands": len(commands),
+        "commands_answered": sum(1 for e in commands if e.acks),
+    }
+
+
 def markdown(clients: dict[str, Any] | None, bot: dict[str, Any] | None) -> str:
     lines: list[str] = []
     if clients:
         lines += [
-            "| client | ack p50 / p99 | late (> 3 s) or lost at a refresh, 50/s | FIN | RST | "
+            "| client | ack p50 / p99 | late (> 3 s) or lost over 3 refreshes, 50/s | FIN | RST | "
             "pings unanswered | frozen | CPU disconnected |",
             "|---|---|---|---|---|---|---|---|",
         ]
@@ -372,6 +427,11 @@ def markdown(clients: dict[str, Any] | None, bot: dict[str, Any] | None) -> str:
             f"{refresh['never_acked']} never; slowest ack {refresh['max_ack_s']} s",
             "- dead link to a new connection (mean / max of 5): "
             + ", ".join(f"{f} {v['mean']} / {v['max']} s" for f, v in notice.items()),
+            "- {drops} drops (FIN/RST) under load: reconnect max {reconnect_max_s} s; "
+            "{events} events: {events_lost} lost, {events_twice} processed twice "
+            "({event_redeliveries} redelivered by Slack); {commands_answered} of {commands} "
+            "commands answered (the rest died with their connection; Slack does not redeliver "
+            "commands)".format(**bot["drops_under_load"]),
             f"- CPU: {bot['cpu_pct']['connected_idle']} % connected and idle, "
             f"{bot['cpu_pct']['disconnected']} % disconnected with Slack unreachable",
             f"- SIGTERM to exit: {bot['sigterm_to_exit_s']} s (exit code "

@@ -171,6 +171,37 @@ def test_a_dead_connection_is_noticed_and_replaced(socket_bot: Start, fault: Fau
     assert 'sla_bot_socket_reconnects_total{reason="dropped"} 1.0' in linked.metrics()
 
 
+def test_events_in_flight_when_connections_die_are_processed_once(socket_bot: Start) -> None:
+    linked = socket_bot()
+    users = [f"U0DROP{drop}{n}" for drop in range(4) for n in range(5)]
+    for drop in range(4):
+        last = max(link.id for link in linked.server.links)
+        for user in users[drop * 5 : drop * 5 + 5]:
+            linked.fake.add_user(user, name=user.lower())
+            linked.server.send("events_api", home_opened(user, event_id=f"Ev{user}"))
+        linked.server.break_links("fin" if drop % 2 else "rst")
+        linked.new_link_after(last)
+
+    first_deliveries = [e for e in linked.server.envelopes if e.retry_attempt == 0]
+    linked.server.wait_for(  # acknowledged, some only once delivered again
+        lambda: all(linked.server.acked(e) for e in first_deliveries), what="all acknowledged"
+    )
+    assert linked.bot.stop() == 0  # waits for the publishing queued by the events
+    published = [str(c.params.get("user_id")) for c in linked.fake.calls_to("views.publish")]
+    assert sorted(published) == sorted(users), "each event processed exactly once"
+
+
+def home_opened(user: str, *, event_id: str) -> dict[str, Any]:
+    return {
+        "type": "event_callback",
+        "team_id": TEAM_ID,
+        "api_app_id": API_APP_ID,
+        "event_id": event_id,
+        "event_time": 1_790_000_000,
+        "event": {"type": "app_home_opened", "user": user, "tab": "home"},
+    }
+
+
 def test_redelivered_envelopes_are_applied_once(socket_bot: Start) -> None:
     linked = socket_bot()
     declare = linked.command("declare model-outage provider 5xx")
@@ -180,14 +211,7 @@ def test_redelivered_envelopes_are_applied_once(socket_bot: Start) -> None:
         f"followup add INC-1 <@{OWNER}> 2099-01-05 Write the failover runbook",
         trigger="trig-followup",
     )
-    home = {
-        "type": "event_callback",
-        "team_id": TEAM_ID,
-        "api_app_id": API_APP_ID,
-        "event_id": "Ev0SOCKETHOME",
-        "event_time": 1_790_000_000,
-        "event": {"type": "app_home_opened", "user": OWNER, "tab": "home"},
-    }
+    home = home_opened(OWNER, event_id="Ev0SOCKETHOME")
 
     deliveries: list[Envelope] = []
     for attempt in range(3):
