@@ -233,8 +233,10 @@ class SocketModeClient(BaseSocketModeClient):
         return any(link.usable for link in self._links)
 
     def disconnect(self) -> None:
+        """Close the connections (with close frames); a new one is opened at once."""
         for link in list(self._links):
             self._close_link(link)
+        self._want("disconnected")
 
     def send_message(self, message: str) -> None:
         """Send on the connection the envelope came in on while it is usable, else any."""

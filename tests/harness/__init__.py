@@ -12,4 +12,6 @@
 - `rhythm`: workspaces with chosen problems, and the clicks and modals of the rhythm tests.
 - `logs`: this process's log records while a block runs.
 - `children`: child processes writing to the database until killed (D1, D2).
+- `socket_slack`: a fake of Slack's Socket Mode server over a real WebSocket (ws:// or wss://),
+  with refreshes, redelivery and dead links (FIN, RST, unanswered pings, a frozen server).
 """
