@@ -20,6 +20,7 @@ Two parts:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -98,6 +99,10 @@ def lookup(fake: FakeSlack, text: str = "latency-spike") -> dict[str, Any]:
 
 def await_ack(server: FakeSocketMode, envelope: Envelope) -> None:
     server.wait_for(lambda: envelope.acks, what="an ack")
+
+
+def await_all_acked(server: FakeSocketMode, envelopes: list[Envelope]) -> None:
+    server.wait_for(lambda: all(server.acked(e) for e in envelopes), NOTICE_CAP_S)
 
 
 def sender(server: FakeSocketMode, fake: FakeSlack) -> Callable[[], Envelope]:
@@ -351,6 +356,7 @@ def drops_under_load(fake: FakeSlack, server: FakeSocketMode, drops: int = 50) -
     reconnect: list[float] = []
     for drop in range(drops):
         last = max(link.id for link in server.links)
+        events: list[Envelope] = []
         for n in range(5):
             user = f"U0DROP{drop:02d}{n}"
             fake.add_user(user, name=user.lower())
@@ -363,12 +369,15 @@ def drops_under_load(fake: FakeSlack, server: FakeSocketMode, drops: int = 50) -
                 "event_time": int(time.time()),
                 "event": {"type": "app_home_opened", "user": user, "tab": "home"},
             }
-            server.send("events_api", event)
+            events.append(server.send("events_api", event))
             commands.append(server.send("slash_commands", lookup(fake)))
         at = time.monotonic()
         server.break_links("fin" if drop % 2 else "rst")
         hello = newest_hello(server, last, NOTICE_CAP_S)
         reconnect.append(NOTICE_CAP_S if hello is None else hello - at)
+        # Slack retries an event 3 times: the next drop waits until these are through.
+        with contextlib.suppress(TimeoutError):
+            await_all_acked(server, events)
 
     def published() -> dict[str, int]:
         counts = dict.fromkeys(users, 0)
