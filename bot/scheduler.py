@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.clock import Clock
@@ -147,10 +148,20 @@ class Ticker:
                 self._schedule_at(datetime.now(UTC) + timedelta(seconds=wait))
 
     def _schedule_at(self, when: datetime) -> None:
-        if self._scheduler.running:
-            self._scheduler.add_job(
-                self._run, "date", run_date=when, id="wake", replace_existing=True
-            )
+        """One pending wake-up at a time. Replacing it can race with the scheduler running and
+        removing it (APScheduler then says there is no job "wake"): add it anew; and a wake-up
+        that cannot be scheduled at all still leaves the safety beat, so it is never fatal."""
+        for _ in range(3):
+            if not self._scheduler.running:
+                return
+            try:
+                self._scheduler.add_job(
+                    self._run, "date", run_date=when, id="wake", replace_existing=True
+                )
+                return
+            except JobLookupError:
+                continue
+        log.warning("could not schedule a wake-up; the next safety beat will tick instead")
 
     def beat(self) -> None:
         """The dispatcher is making progress (called after each row and each tick)."""
