@@ -12,7 +12,6 @@ lateness figures is `make chaos`.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
@@ -27,7 +26,7 @@ import pytest
 from bot.fakeslack import PATIENCE_S, Fault
 from tests.harness.delivery import posts_by_key
 from tests.harness.process import ServeProcess
-from tests.harness.steered import SteeredRun, read_table, steered
+from tests.harness.steered import SteeredRun, read_table, say, steered
 from tests.harness.workspace import INCIDENTS
 
 __all__ = ["steered"]  # the fixture
@@ -39,20 +38,6 @@ REMINDERS = {
     "customer_update_due",
     "customer_update_overdue",
 }
-
-
-def say(bot: ServeProcess, text: str, *, user: str, channel: str = INCIDENTS, trigger: str) -> str:
-    """A signed slash command, retried (same body, same trigger_id) until the bot answers."""
-    deadline = time.monotonic() + PATIENCE_S
-    while time.monotonic() < deadline:
-        try:
-            answered = bot.command(text, user_id=user, channel_id=channel, trigger_id=trigger)
-        except (OSError, http.client.HTTPException):  # killed mid-request, or not up yet
-            answered = None
-        if answered is not None and answered.status == 200:
-            return str(answered.json().get("text", ""))
-        time.sleep(0.05)
-    raise TimeoutError(f"the bot never answered {text!r}")
 
 
 def read_db(

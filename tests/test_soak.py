@@ -17,8 +17,7 @@ import resource
 
 from benchmarks.soak import START, plan
 from tests.harness.delivery import posts_by_key
-from tests.harness.steered import SteeredRun, read_table, steered
-from tests.test_durability import say
+from tests.harness.steered import SteeredRun, read_table, say, steered
 
 __all__ = ["steered"]  # the fixture
 

@@ -9,6 +9,7 @@ says so, and no reminder's verdict depends on how long the machine took to send 
 
 from __future__ import annotations
 
+import http.client
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from storage.outbox import LEASE
 from tests.harness.clock import SharedClock
 from tests.harness.delivery import start_fake
 from tests.harness.process import ServeProcess
-from tests.harness.workspace import ADMINS
+from tests.harness.workspace import ADMINS, INCIDENTS
 
 MAX_STEPS = 10_000
 
@@ -38,6 +39,20 @@ def read_table(
         conn.row_factory = sqlite3.Row
         query = f"SELECT * FROM {table} WHERE {where} ORDER BY id"
         return [dict(r) for r in conn.execute(query, params)]
+
+
+def say(bot: ServeProcess, text: str, *, user: str, channel: str = INCIDENTS, trigger: str) -> str:
+    """A signed slash command, retried (same body, same trigger_id) until the bot answers."""
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        try:
+            answered = bot.command(text, user_id=user, channel_id=channel, trigger_id=trigger)
+        except (OSError, http.client.HTTPException):  # killed mid-request, or not up yet
+            answered = None
+        if answered is not None and answered.status == 200:
+            return str(answered.json().get("text", ""))
+        time.sleep(0.05)
+    raise TimeoutError(f"the bot never answered {text!r}")
 
 
 @dataclass
