@@ -1,4 +1,5 @@
-"""One busy channel beside a thousand quiet ones (issue 10 §6), in real time.
+"""One busy channel beside a thousand quiet ones (issue 10, case 6 of the isolation tests), in real
+time.
 
 `sla-bot serve` starts on a database holding 1,000 incidents, each with an executive notice due
 at once (all in the executive channel, paced to one a second: a backlog of 1,000 posts) and a

@@ -1,4 +1,4 @@
-"""L5 soak (RELIABILITY.md): 24 h simulated at 1 min = 50 ms with 200 incidents.
+"""L5 soak (docs/reliability.md): 24 h simulated at 1 min = 50 ms with 200 incidents.
 
 `sla-bot serve` runs as a child process in simulated time (scale 1200) against the loopback fake
 Slack, which runs here, on the same simulated clock. Over the simulated day 200 incidents are

@@ -4,11 +4,11 @@ latency-spike                 Lookup      the row, who is on call, share button
 list                          ListAll     the whole matrix
 who <type>                    Who         owner lookup: on call now, hand-off, escalation
 help | (empty)                Help
-declare <type> [summary]      Declare     open an incident (§6)
+declare <type> [summary]      Declare     open an incident (docs/design.md §6)
 ack|mitigate|resolve [id]     Transition  the id is checked by the service, never guessed
 update [id] <text>            Update      a first word `INC-…` is the id, else it is text
 status [id]                   Status
-report [period]               Report      SLA figures for a period (§8)
+report [period]               Report      SLA figures for a period (docs/design.md §8)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Point a client at it with ``WebClient(token=fake.token, base_url=fake.url)``. The fake keeps a small
 workspace (channels, users, user groups), stores every message it commits, records every call and
-can be told to misbehave the way Slack does (RELIABILITY.md S1–S5, R2)::
+can be told to misbehave the way Slack does (docs/reliability.md S1–S5, R2)::
 
     with FakeSlack() as fake:
         fake.add_channel("C1", "incidents")

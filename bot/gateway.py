@@ -73,7 +73,7 @@ class Transient(SendFailed):
 
 
 def metadata(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Slack message metadata (§5): `event_type` is the message kind."""
+    """Slack message metadata (docs/design.md §5.5): `event_type` is the message kind."""
     return {"event_type": event_type, "event_payload": payload}
 
 

@@ -1,4 +1,5 @@
-"""The App Home tab (§5): what is burning, what is next, what is late, how we are doing. Pure.
+"""The App Home tab (docs/design.md §5.6): what is burning, what is next, what is late, how we are
+doing. Pure.
 
 `render_home` builds a `slack_sdk.models.views.View` of type `home` from data the shell gathered:
 the active matrix version, open incidents (with their facts, to find each one's next deadline),

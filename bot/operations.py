@@ -1,5 +1,5 @@
 """Operating-rhythm use-cases behind the slash commands: coverage review on demand, drills,
-follow-ups and re-baselining the matrix (§7)."""
+follow-ups and re-baselining the matrix (docs/design.md §7)."""
 
 from __future__ import annotations
 

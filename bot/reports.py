@@ -1,4 +1,4 @@
-"""The SLA report use-case (§8): a period in words → stored facts → `SlaReport`.
+"""The SLA report use-case (docs/design.md §8): a period in words → stored facts → `SlaReport`.
 
 `/escalate report`, `sla-bot report`, the App Home and the weekly digest all come through here, so
 they show the same figures for the same period and instant.

@@ -1,5 +1,5 @@
-"""The coverage review post (§7.1): ask Slack about every owner and channel, judge with
-`matrix_engine.coverage`, and render one message for the reviews channel."""
+"""The coverage review post (docs/design.md §7.1): ask Slack about every owner and channel, judge
+with `matrix_engine.coverage`, and render one message for the reviews channel."""
 
 from __future__ import annotations
 

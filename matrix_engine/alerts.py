@@ -1,4 +1,5 @@
-"""Alerts from monitoring (§10): where an alert goes and what it does, decided without I/O.
+"""Alerts from monitoring (docs/design.md §10): where an alert goes and what it does, decided
+without I/O.
 
 An alert is known by its source's own key (Alertmanager's and Grafana's `fingerprint`,
 PagerDuty's `dedup_key`), never by its summary. For one event of one alert:

@@ -1,4 +1,5 @@
-"""Business time: the clock that only runs inside the matrix calendar's working hours (§6).
+"""Business time: the clock that only runs inside the matrix calendar's working hours
+(docs/design.md §6.4).
 
 Business time skips weekends, the public holidays of the calendar's country (and subdivision), and
 the hours outside `working_hours`, all in the calendar's own IANA zone. Working hours are wall-clock

@@ -1,8 +1,8 @@
 """The built-in data the generator starts from: the six AI incident types and a starter template.
 
 `INCIDENT_TYPES` holds each type's identity (id, title, aliases, owner roles) and its *base*
-promises, which are exactly the seed's row for the seed profile (§4). `TEMPLATE` holds the seed's
-calendar, channels, owner roles and rhythm, with placeholder Slack IDs (the same as
+promises, which are exactly the seed's row for the seed profile (docs/design.md §4). `TEMPLATE`
+holds the seed's calendar, channels, owner roles and rhythm, with placeholder Slack IDs (the same as
 `manifests/matrix.yaml`): a generated matrix is complete and valid, and a team replaces the IDs.
 """
 

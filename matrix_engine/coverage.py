@@ -1,5 +1,6 @@
-"""The coverage review (§7.1): do owner roles resolve to active people, do the configured channels
-exist with the bot in them, and do follow-the-sun shifts cover the next seven days?
+"""The coverage review (docs/design.md §7.1): do owner roles resolve to active people, do the
+configured channels exist with the bot in them, and do follow-the-sun shifts cover the next seven
+days?
 
 The shell gathers what Slack says (`WorkspaceFacts`); this module judges it. Every problem is a
 sentence a reviewer can act on, with Slack mentions and local times.

@@ -1,4 +1,4 @@
-"""The target-by-target difference between two matrix versions (§7.4: re-baselining).
+"""The target-by-target difference between two matrix versions (docs/design.md §7.4: re-baselining).
 
 Each change names where it is (a row id, an owner role, or a section), the field, the old and new
 values in the matrix's own words, and whether it tightens or loosens the promise by the rules of

@@ -1,4 +1,5 @@
-"""Monthly drills (§7.2): which scenarios to rehearse, rotating so none repeats too soon.
+"""Monthly drills (docs/design.md §7.2): which scenarios to rehearse, rotating so none repeats too
+soon.
 
 Each month proposes one SEV-1 and one SEV-2 incident type. Within a severity the rotation is
 *least recently drilled first*: a type never drilled comes before any drilled one, older drills

@@ -1,4 +1,5 @@
-"""Durations of the §3 grammar: `30 s`, `10 min`, `2 h`, `1 day`, `1 business day`, `4 business h`.
+"""Durations (docs/design.md §3.2): `30 s`, `10 min`, `2 h`, `1 day`, `1 business day`,
+`4 business h`.
 
 A duration is either elapsed time (seconds, minutes, hours, days: a real clock) or business time
 (minutes, hours or days counted only inside the matrix calendar's working hours).

@@ -1,7 +1,7 @@
 """The error tree of the domain core.
 
     MatrixError                      anything wrong with a matrix or a value in it
-    ├── DurationError                a duration string outside the §3 grammar or bounds
+    ├── DurationError                a duration outside the grammar of docs/design.md §3.2
     ├── PolicyError                  a customer-update phrase outside the closed set
     ├── MatrixInvalid                a matrix file that does not validate (carries every Problem)
     └── LookupFailed                 an incident type that matches no row, or several

@@ -1,4 +1,5 @@
-"""Post-incident follow-ups (§7.3): an action with an owner and an ETA, and when to remind.
+"""Post-incident follow-ups (docs/design.md §7.3): an action with an owner and an ETA, and when to
+remind.
 
 An ETA is either a local calendar date ("by 2026-12-07") or an exact aware instant.
 

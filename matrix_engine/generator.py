@@ -1,4 +1,5 @@
-"""Deriving a matrix from a profile (§4), by the rule table of docs/generator-rules.md.
+"""Deriving a matrix from a profile (docs/design.md §4), by the rule table of
+docs/generator-rules.md.
 
 The six AI incident types are always generated. Each row's targets are the seed's targets scaled by
 the profile (`rules.profile_factor`) and snapped up onto the ladder of human values; severity,

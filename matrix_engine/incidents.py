@@ -1,4 +1,4 @@
-"""A declared incident and the rules for changing its state (§6).
+"""A declared incident and the rules for changing its state (docs/design.md §6.3).
 
     open ──ack──▶ acknowledged ──mitigate──▶ mitigated ──resolve──▶ resolved
       └───────────mitigate / resolve skip ahead, stamping the steps they imply────┘

@@ -1,4 +1,5 @@
-"""Semantic lint of a schema-valid matrix (§3): the rules its types alone cannot say.
+"""Semantic lint of a schema-valid matrix (docs/design.md §3.4): the rules its types alone cannot
+say.
 
 errors      escalate_after not longer than first_response
             a row owned by a role that `owners` does not define

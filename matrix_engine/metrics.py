@@ -1,4 +1,5 @@
-"""SLA figures (§8): how well the matrix's promises were kept, per incident type, severity, period.
+"""SLA figures (docs/design.md §8): how well the matrix's promises were kept, per incident type,
+severity, period.
 
 `compute_report` takes the facts storage holds about incidents and returns an `SlaReport` (data; the
 renderers in `report.py` turn it into Markdown, CSV or JSON). Rules:
@@ -116,7 +117,8 @@ class Compliance:
 
 @dataclass(frozen=True)
 class Figures:
-    """The §8 figures of a group of incidents; `breaches` counts breach entries (incident x check)."""
+    """The docs/design.md §8 figures of a group of incidents; `breaches` counts breach entries
+    (incident x check)."""
 
     incidents: int
     mtta: Stat

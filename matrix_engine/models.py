@@ -1,5 +1,5 @@
-"""The matrix and its parts (§3): profile, calendar, channels, owners, incident rows, and how
-monitoring alerts are routed to rows (§10).
+"""The matrix and its parts (docs/design.md §3): profile, calendar, channels, owners, incident rows,
+and how monitoring alerts are routed to rows (docs/design.md §10.2).
 
 Every model is frozen and forbids unknown keys, so a typo in a matrix file is an error, not a
 silently ignored field.
@@ -39,7 +39,7 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-# ---------------------------------------------------------------- profile (§4 inputs)
+# -------------------------------------------------------- profile (docs/design.md §4 inputs)
 class Interactions(StrEnum):
     UNDER_50K = "<50k"
     FROM_50K = "50k-250k"
@@ -106,7 +106,7 @@ def _no_control_characters(text: str) -> str:
 
 
 class Profile(Frozen):
-    """The generator's inputs (§4), kept in the matrix so it can be regenerated."""
+    """The generator's inputs (docs/design.md §4), kept in the matrix so it can be regenerated."""
 
     use_case: Annotated[
         str,
@@ -344,7 +344,7 @@ ClockField = Annotated[
 
 
 class RhythmConfig(Frozen):
-    """When the operating rhythm (§7) runs, in calendar time."""
+    """When the operating rhythm (docs/design.md §7) runs, in calendar time."""
 
     review_day: Weekday = Weekday.MON
     review_time: ClockField = time(9, 0)
@@ -354,7 +354,7 @@ class RhythmConfig(Frozen):
     missed_post_grace: Duration = Field(default_factory=lambda: Duration.model_validate("24 h"))
 
 
-# ---------------------------------------------------------------- alert routing (§10)
+# ------------------------------------------------------ alert routing (docs/design.md §10.2)
 class AlertSource(StrEnum):
     """Where an alert comes from: each has its own endpoint and payload shape."""
 

@@ -1,4 +1,4 @@
-"""What one incident was promised and whether each promise was kept (§6, §8).
+"""What one incident was promised and whether each promise was kept (docs/design.md §6.2, §8).
 
 An incident is judged against the row it was declared under (`incident.row`, its snapshot), never
 the current matrix. Its obligations, each due at an instant computed with `add_duration` (elapsed

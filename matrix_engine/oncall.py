@@ -1,4 +1,5 @@
-"""Owner directory and follow-the-sun: who is on call for an owner role at an instant (§3, §6).
+"""Owner directory and follow-the-sun: who is on call for an owner role at an instant
+(docs/design.md §3.5).
 
 A role with shifts is covered by whoever's shift is running: each shift runs its `hours` in its own
 time zone on its `days`, half-open `[start, end)` so that one shift hands off to the next at the

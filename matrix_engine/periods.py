@@ -1,4 +1,5 @@
-"""Reporting periods (§8): a week, a month or a range of dates in the matrix calendar's time zone.
+"""Reporting periods (docs/design.md §8): a week, a month or a range of dates in the matrix
+calendar's time zone.
 
 A period runs from local midnight of its first day (included) to local midnight after its last day
 (excluded), so every instant belongs to exactly one week and one month. Weeks are ISO weeks, Monday

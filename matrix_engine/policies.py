@@ -1,4 +1,5 @@
-"""Customer-update policies: the closed set of §3, each rendered back to the seed's wording.
+"""Customer-update policies: the closed set of docs/design.md §3.3, each rendered back to the seed's
+wording.
 
 Every 30 min until mitigation             EveryUntilMitigation
 Within 60 min                             Deadline

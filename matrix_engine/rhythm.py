@@ -1,7 +1,8 @@
-"""The operating-rhythm schedule (§7): when coverage reviews and drills happen, and their keys.
+"""The operating-rhythm schedule (docs/design.md §7): when coverage reviews and drills happen, and
+their keys.
 
 Every rhythm post belongs to a *period* and carries the key `<kind>:<period>`; the key is what
-makes a post happen once per period however often the schedule is asked (RELIABILITY R10).
+makes a post happen once per period however often the schedule is asked (docs/reliability.md R10).
 
 - Weekly review: `review_day` at `review_time` (default Monday 09:00) of every ISO week; period is
   the ISO week, `2026-W49` (2026 has 53 ISO weeks: `2026-W53` is followed by `2027-W01`).

@@ -1,4 +1,5 @@
-"""Scoring an incident against the row it was declared under (§7.2: drill scorecards).
+"""Scoring an incident against the row it was declared under (docs/design.md §7.2: drill
+scorecards).
 
 Three checks, each met, missed or not applicable, with the actual and target seconds from the
 declaration:

@@ -1,4 +1,5 @@
-"""The incident timeline (§6): what the bot will post after a declaration, and when.
+"""The incident timeline (docs/design.md §6.2): what the bot will post after a declaration, and
+when.
 
 `plan_timeline` turns a row and a declaration instant into planned messages (data, not posts);
 `decide` says, for one planned message and the incident's state at `now`, whether to send it,
@@ -42,12 +43,13 @@ class MessageKind(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     FOLLOWUP_REQUEST = "followup_request"
     DRILL_SCORECARD = "drill_scorecard"
-    # Monitoring (§10): an alert joined or left an alert-opened incident; one routed nowhere.
+    # Monitoring (docs/design.md §10.3): an alert joined or left an alert-opened incident; one
+    # routed nowhere.
     ALERT_FIRED = "alert_fired"
     ALERT_RESOLVED = "alert_resolved"
     ALERTS_RESOLVED = "alerts_resolved"
     ALERT_UNROUTED = "alert_unrouted"
-    # The operating rhythm (§7): not tied to one incident.
+    # The operating rhythm (docs/design.md §7): not tied to one incident.
     REVIEW_REMINDER = "review_reminder"
     DRILL_REMINDER = "drill_reminder"
     FOLLOWUP_DUE = "followup_due"
@@ -132,9 +134,10 @@ ALWAYS_SENT = frozenset(
 def plan_timeline(
     row: IncidentRow, *, declared_at: datetime, calendar: Calendar
 ) -> tuple[PlannedMessage, ...]:
-    """Every message of §6 for an incident declared at `declared_at` under `row`, in due order.
-    Recurring customer updates are planned one occurrence at a time (see `next_occurrence`).
-    Due times are in UTC: arithmetic on datetimes sharing a ZoneInfo would be wall-clock time."""
+    """Every message of docs/design.md §6.2 for an incident declared at `declared_at` under `row`,
+    in due order. Recurring customer updates are planned one occurrence at a time (see
+    `next_occurrence`). Due times are in UTC: arithmetic on datetimes sharing a ZoneInfo would be
+    wall-clock time."""
     if declared_at.tzinfo is None:
         raise ValueError("declared_at must be timezone-aware")
     t0 = declared_at.astimezone(UTC)

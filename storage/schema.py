@@ -188,11 +188,11 @@ def m005_delivery_lanes(db: Database) -> None:
 
 @MIGRATIONS()
 def m006_alert_intake(db: Database) -> None:
-    """Alerts from monitoring (§10). `alert_payloads` keeps every accepted request body as it
-    came, written before the answer (`processed_at` is set in the transaction that applies it, so
-    one left unset after a crash is applied at start-up). `alerts` holds each alert by its
-    source's own key, with the incident it joined. `incidents.alert_origin` marks (as JSON) an
-    incident that alerts opened: only those are ever changed by alerts."""
+    """Alerts from monitoring (docs/design.md §10.4). `alert_payloads` keeps every accepted request
+    body as it came, written before the answer (`processed_at` is set in the transaction that
+    applies it, so one left unset after a crash is applied at start-up). `alerts` holds each alert
+    by its source's own key, with the incident it joined. `incidents.alert_origin` marks (as JSON)
+    an incident that alerts opened: only those are ever changed by alerts."""
     _table(db, "alert_payloads").create(
         {
             "id": int,

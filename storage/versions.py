@@ -1,4 +1,5 @@
-"""Matrix versions: every adopted matrix, with who adopted it, when and why (§7 re-baseline)."""
+"""Matrix versions: every adopted matrix, with who adopted it, when and why
+(docs/design.md §7.4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Alert intake end to end (§10, A10): real-shaped Alertmanager, Grafana and PagerDuty payloads
-posted over HTTP to `sla-bot serve`, the fake Slack as Slack, the SQLite file read back.
+"""Alert intake end to end (docs/design.md §10, docs/reliability.md A10): real-shaped Alertmanager,
+Grafana and PagerDuty payloads posted over HTTP to `sla-bot serve`, the fake Slack as Slack, the
+SQLite file read back.
 
 Every wait is on a condition with a generous deadline; nothing depends on how fast the machine is.
 """

@@ -1,4 +1,5 @@
-"""Business time and elapsed clocks in the matrix calendar (§6, RELIABILITY R8, R9)."""
+"""Business time and elapsed clocks in the matrix calendar (docs/design.md §6.4; docs/reliability.md
+R8, R9)."""
 
 from __future__ import annotations
 
@@ -321,7 +322,7 @@ def test_calendar_without_working_time_is_an_error_not_a_hang():
 
 
 # ---------------------------------------------------------------- properties (R8, R9)
-# STRESS=20 multiplies the example counts (RELIABILITY R8/R9 ask for 10,000 cases).
+# STRESS=20 multiplies the example counts (docs/reliability.md R8/R9 ask for 10,000 cases).
 SCALE = int(os.environ.get("STRESS", "1"))
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 instants = st.integers(0, 2 * 365 * 86400).map(lambda s: EPOCH + timedelta(seconds=s))

@@ -3,8 +3,8 @@ and SQLite outbox, the real `slack_sdk.WebClient` talking to the loopback fake S
 requests over HTTP. Time is a `ManualClock` the test moves (the core takes `now`), except where
 real seconds are the point (S1's Retry-After, the scheduler's health).
 
-RELIABILITY rows covered here: R2, R3, R4, R5, R7, S1, S3, S4 (partly), S5, A4, A5, B3 and the
-health check; R1, R11 and R4-A across processes are in test_durability.py.
+Rows of docs/reliability.md covered here: R2, R3, R4, R5, R7, S1, S3, S4 (partly), S5, A4, A5, B3
+and the health check; R1, R11 and R4-A across processes are in test_durability.py.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def test_model_outage_timeline_posts_everything_once_with_metadata(
     bot.run_until(at(240))
 
     everything = incident_posts(fake, incident)
-    # Resolution also asks for post-incident follow-ups (§7); the §6 timeline is the rest.
+    # Resolution also asks for post-incident follow-ups (docs/design.md §7.3); the rest is the
+    # timeline of docs/design.md §6.2.
     assert {m.event_type for m in everything} - SECTION_6_KINDS <= {"followup_request"}
     posts = [m for m in everything if m.event_type in SECTION_6_KINDS]
     card = posts[0]
@@ -176,7 +177,7 @@ def test_model_outage_timeline_posts_everything_once_with_metadata(
         ("state:mitigated", "incident_mitigated", INCIDENTS, True, 6001.0),
         ("state:resolved", "incident_resolved", INCIDENTS, True, 7801.0),
     ]
-    for message in posts:  # §5: every post carries the metadata downstream automation reads
+    for message in posts:  # docs/design.md §5.5: metadata downstream automation reads
         assert message.metadata == {
             "event_type": message.event_type,
             "event_payload": {

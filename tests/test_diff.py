@@ -1,4 +1,5 @@
-"""Re-baselining (§7.4, issue 5): the target-by-target diff between two matrix versions."""
+"""Re-baselining (docs/design.md §7.4, issue 5): the target-by-target diff between two matrix
+versions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Monthly drills (§7.2, issue 5): rotation across scenarios and the drill scorecard."""
+"""Monthly drills (docs/design.md §7.2, issue 5): rotation across scenarios and the drill
+scorecard."""
 
 from __future__ import annotations
 

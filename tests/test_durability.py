@@ -1,5 +1,5 @@
-"""Durability across processes (issue 4, RELIABILITY R1, R2, R3, R4-A, R11): `sla-bot serve` runs
-as a real subprocess in HTTP mode against the fake Slack in this process, on simulated time the
+"""Durability across processes (issue 4, docs/reliability.md R1, R2, R3, R4-A, R11): `sla-bot serve`
+runs as a real subprocess in HTTP mode against the fake Slack in this process, on simulated time the
 test steers through a shared clock file (`tests.harness.steered`), and is killed with SIGKILL,
 stopped with SIGSTOP, or doubled up. People act through signed requests.
 

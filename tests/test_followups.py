@@ -1,4 +1,5 @@
-"""Post-incident follow-ups (§7.3, issue 5): reminder instants, overdue, the `followup add` parser."""
+"""Post-incident follow-ups (docs/design.md §7.3, issue 5): reminder instants, overdue, the
+`followup add` parser."""
 
 from __future__ import annotations
 

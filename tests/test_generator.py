@@ -1,4 +1,5 @@
-"""The generator (§4): the seed profile reproduces the seed; all profiles follow the rule table."""
+"""The generator (docs/design.md §4): the seed profile reproduces the seed; all profiles follow the
+rule table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inbound security of the HTTP front door (RELIABILITY.md A1, A2, A3, A7, S6).
+"""Inbound security of the HTTP front door (docs/reliability.md A1, A2, A3, A7, S6).
 
 Volume runs against the in-process bot on a loopback waitress server: every request that is not
 a fresh, correctly signed Slack request gets 401 before Bolt sees it (`AppServer.dispatched`

@@ -5,14 +5,14 @@ Time is simulated and shared (tests/harness/sim.py). Where a test must show that
 *not* wait for a lease or a backoff, the clock is frozen: nothing can run out, so whatever happens
 happened at once. Nothing here compares wall-clock durations; figures are printed (run with -s).
 
-    §1 one undeliverable incident stops delivery for others       R12
-    §2 declaring where the bot cannot post pages nobody            R12
-    §3 a crash holds a batch for the whole lease                   R13, R14
-    §4 catch-up is not in due order
-    §5 a Retry-After given as an HTTP date aborts a batch
-    §6 one channel's backlog starves every other channel
-    §7 /healthz answers 503 through a long catch-up
-    §8 health does not tell the truth about storage
+    case 1  one undeliverable incident stops delivery for others   R12
+    case 2  declaring where the bot cannot post pages nobody        R12
+    case 3  a crash holds a batch for the whole lease               R13, R14
+    case 4  catch-up is not in due order
+    case 5  a Retry-After given as an HTTP date aborts a batch
+    case 6  one channel's backlog starves every other channel
+    case 7  /healthz answers 503 through a long catch-up
+    case 8  health does not tell the truth about storage
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def admin_alerts(s: Scene, key: str) -> list[Message]:
     return [m for a in ADMINS for m in s.fake.posts_with_metadata_key(f"{key}:{a}")]
 
 
-# ---------------------------------------------------------------- §1 poisoned incidents (R12)
+# ----------------------------------------------------------- case 1: poisoned incidents (R12)
 def test_1_one_undeliverable_incident_never_holds_the_others(tmp_path: Path) -> None:
     """INC-1's stored record cannot be read any more (every row of it raises), INC-2's card is
     refused (the bot lost #incidents right after the declaration) and INC-2 is acknowledged, so
@@ -137,7 +137,7 @@ def test_1_one_undeliverable_incident_never_holds_the_others(tmp_path: Path) -> 
     assert status == 503 and any("went dead" in p for p in health["problems"])
     late = [rows[k]["lateness_s"] for k in wanted]
     print(
-        f"\n§1: INC-3 sent {len(wanted)}/{len(wanted)}; lateness p99 {percentile(late, 99):.1f} s simulated"
+        f"\ncase 1: INC-3 sent {len(wanted)}/{len(wanted)}; lateness p99 {percentile(late, 99):.1f} s simulated"
     )
 
 
@@ -150,7 +150,7 @@ def rows_of(db: Path, incident_id: int) -> list[dict[str, Any]]:
     ]
 
 
-# ---------------------------------------------------------------- §2 where the bot cannot post
+# ----------------------------------------------------------- case 2: where the bot cannot post
 def test_2_declaring_where_the_bot_cannot_post_is_refused_with_the_fix(tmp_path: Path) -> None:
     with scene(tmp_path) as s:
         s.fake.add_channel("C0NOTINVITE", "war-room", is_member=False)
@@ -219,7 +219,7 @@ def test_2_a_deleted_card_is_posted_again_and_its_thread_continues(tmp_path: Pat
     assert s.duplicates() == {}
 
 
-# ---------------------------------------------------------------- §3 crash mid-send (R13, R14)
+# ----------------------------------------------------------- case 3: crash mid-send (R13, R14)
 CLOCK_STEPS = {"same clock": timedelta(0), "1 h behind": -timedelta(hours=1)}
 CLOCK_STEPS["1 h ahead"] = timedelta(hours=1)
 
@@ -292,7 +292,7 @@ def test_3_a_kill_mid_send_is_recovered_at_restart_not_after_the_lease(
         assert (rows["INC-1:card"]["status"], rows["INC-1:card"]["attempts"]) == ("sent", 2)
 
 
-# ---------------------------------------------------------------- §4 catch-up in due order
+# ----------------------------------------------------------- case 4: catch-up in due order
 def test_4_catch_up_after_a_restart_goes_out_in_due_order(tmp_path: Path) -> None:
     """Killed at +5 min, restarted at +40 min: first response (+10), escalation (+20) and the
     first customer update (+30) are all due. The first post after the restart fails once with a
@@ -316,7 +316,7 @@ def test_4_catch_up_after_a_restart_goes_out_in_due_order(tmp_path: Path) -> Non
     assert s.duplicates() == {}
 
 
-# ---------------------------------------------------------------- §5 Retry-After as a date
+# ----------------------------------------------------------- case 5: Retry-After as a date
 def test_5_retry_after_as_an_http_date_or_garbage_holds_only_that_row(tmp_path: Path) -> None:
     """Three cards are due together when the bot starts (one claim): Slack answers the first
     with `Retry-After: <HTTP date>`, the second with `Retry-After: soon`. The clock is frozen,
@@ -374,7 +374,7 @@ def test_5_retry_after_reads_seconds_or_an_http_date(
     assert retry_after_seconds(header, now=now) == expected
 
 
-# ---------------------------------------------------------------- §6 one busy channel
+# ----------------------------------------------------------- case 6: one busy channel
 BACKLOG = 1000
 
 
@@ -438,14 +438,14 @@ def test_6_one_channel_backlog_never_delays_another_channel(tmp_path: Path) -> N
     assert executive == [f"INC-{n}" for n in range(1, 92)]  # one a second, in due order
     # Per tick: claim, send, claim, hold the lane (one statement), claim; plus one per reminder.
     assert all(transactions <= 5 + sent for transactions, sent in work), work
-    print(f"\n§6: {BACKLOG} reminders at their due instant beside a {BACKLOG}-post backlog")
+    print(f"\ncase 6: {BACKLOG} reminders at their due instant beside a {BACKLOG}-post backlog")
 
 
 def posts_of_kind(fake: FakeSlack, kind: str) -> list[Message]:
     return [m for m in fake.messages() if m.event_type == kind]
 
 
-# ---------------------------------------------------------------- §7 heartbeat in a catch-up
+# ----------------------------------------------------------- case 7: heartbeat in a catch-up
 def test_7_health_stays_200_through_a_long_catch_up(tmp_path: Path) -> None:
     """Forty incidents were declared while the bot was down; Slack takes 0.2 s a post. The first
     tick is one long catch-up: health follows the heartbeat after every row, not the tick."""
@@ -477,10 +477,10 @@ def test_7_health_stays_200_through_a_long_catch_up(tmp_path: Path) -> None:
     assert during, "no poll landed during the catch-up"
     assert {status for status, _ in during} == {200}, during
     assert any(body["last_tick_age_s"] is None for _, body in during)  # all in the first tick
-    print(f"\n§7: {len(during)} polls during a {len(channels)}-card catch-up, all 200")
+    print(f"\ncase 7: {len(during)} polls during a {len(channels)}-card catch-up, all 200")
 
 
-# ---------------------------------------------------------------- §8 health and storage
+# ----------------------------------------------------------- case 8: health and storage
 def _cripple(bot: ServeProcess, how: str) -> None:
     if how == "disk full":  # no file of the process may grow past 4 KiB any more
         assert bot.process is not None

@@ -1,4 +1,4 @@
-"""Loading and validating matrix files (PRODUCT §3; RELIABILITY B4, B5, B6)."""
+"""Loading and validating matrix files (docs/design.md §3.4; docs/reliability.md B4, B5, B6)."""
 
 from __future__ import annotations
 

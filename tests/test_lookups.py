@@ -2,7 +2,7 @@
 
 B1 misspelled types get the intended one among the top-3 suggestions and change nothing; B2
 overlong text is refused cleanly and a 200-row matrix lists in messages Slack accepts; B3 mention
-and link injection through lookups, summaries and notes is neutralised. RELIABILITY.md rows.
+and link injection through lookups, summaries and notes is neutralised. Rows of docs/reliability.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""SLA metrics (§8, issue 6): obligations judged per incident, figures per row, severity and period.
+"""SLA metrics (docs/design.md §8, issue 6): obligations judged per incident, figures per row,
+severity and period.
 
 Every expected figure below is computed by hand from `tests/sla_history.py` and written out.
 """

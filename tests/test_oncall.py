@@ -1,4 +1,5 @@
-"""Owner directory and follow-the-sun on-call (§3, §5 `/escalate who`, §6 owner ping, §7 review)."""
+"""Owner directory and follow-the-sun on-call (docs/design.md §3.5, §5.2 `/escalate who`,
+§6.2 owner ping, §7.1 review)."""
 
 from __future__ import annotations
 
@@ -350,7 +351,7 @@ random_shifts = st.builds(
     st.lists(st.sampled_from(list(Weekday)), min_size=1, max_size=7, unique=True).map(tuple),
     st.sampled_from(["U0ONE", "U0TWO", "U0THREE"]),
 )
-# STRESS=20 multiplies the example counts (RELIABILITY R8/R9 ask for 10,000 cases).
+# STRESS=20 multiplies the example counts (docs/reliability.md R8/R9 ask for 10,000 cases).
 SCALE = int(os.environ.get("STRESS", "1"))
 EPOCH = at_utc(2026, 1, 1)
 instants = st.integers(0, 365 * 86400).map(lambda s: EPOCH + timedelta(seconds=s))

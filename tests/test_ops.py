@@ -1,7 +1,7 @@
 """Operating the bot (issue 6): `GET /metrics`, structured JSON logs, `sla-bot backup` and
-`restore`, and RELIABILITY rows D2 (concurrent access) and D3 (backup and restore drill).
+`restore`, and docs/reliability.md rows D2 (concurrent access) and D3 (backup and restore drill).
 
-D2 runs for `D2_SECONDS` (default 5; RELIABILITY asks for 600: `D2_SECONDS=600 pytest -k d2 -s`)
+D2 runs for `D2_SECONDS` (default 5; D2 asks for 600: `D2_SECONDS=600 pytest -k d2 -s`)
 and prints the write latencies it measured; it asserts on behaviour only (no `database is
 locked` surfaced anywhere), never on timings.
 """

@@ -1,4 +1,5 @@
-"""The operating-rhythm schedule (§7, issue 5): reviews and drills, DST, year ends, R8 and R10."""
+"""The operating-rhythm schedule (docs/design.md §7, issue 5): reviews and drills, DST, year ends,
+R8 and R10."""
 
 from __future__ import annotations
 

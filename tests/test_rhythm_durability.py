@@ -1,4 +1,5 @@
-"""Rhythm posts survive crashes and are never doubled (issue 5 §6; RELIABILITY R10, R1 style).
+"""Rhythm posts survive crashes and are never doubled (issue 5; docs/design.md §7.5;
+docs/reliability.md R10, R1 style).
 
 - `sla-bot serve` as a real subprocess on simulated time the test steers (a shared clock file,
   held still while the process restarts), SIGKILLed before a Monday 09:00 review and again in the middle of

@@ -1,6 +1,6 @@
-"""The operating rhythm end to end (issue 5, PRODUCT §7): the real `Runtime` on a SQLite file, the
-real WebClient talking to the loopback fake Slack, signed requests where a person acts, and a test
-clock that the test moves (`tests.harness.stepped`). Nothing of ours is mocked.
+"""The operating rhythm end to end (issue 5, docs/design.md §7): the real `Runtime` on a SQLite
+file, the real WebClient talking to the loopback fake Slack, signed requests where a person acts,
+and a test clock that the test moves (`tests.harness.stepped`). Nothing of ours is mocked.
 
 1. Coverage review: a workspace with an empty user group, a deactivated user, a missing channel
    and a shift gap → `/escalate review` names each problem (and the open/overdue follow-ups);

@@ -1,6 +1,6 @@
-"""L5 soak, bounded (RELIABILITY L5): the soak script's day (`benchmarks/soak.py`, `make soak`)
-played for its 24 simulated hours with 24 incidents (`SOAK_HOURS`, `SOAK_INCIDENTS`) through
-`sla-bot serve`, on time the test steers.
+"""L5 soak, bounded (docs/reliability.md L5): the soak script's day (`benchmarks/soak.py`,
+`make soak`) played for its 24 simulated hours with 24 incidents (`SOAK_HOURS`, `SOAK_INCIDENTS`)
+through `sla-bot serve`, on time the test steers.
 
 Every incident follows one of the soak's playbooks (resolved quickly; acknowledged late with a
 customer update; unacknowledged for two hours; left open), people act through signed slash

@@ -1,6 +1,6 @@
-"""Storage (issue 4 part 2, RELIABILITY D1): durability settings on every connection, declarations
-written atomically, idempotent replays, claims that two senders can never share, and no partial
-declaration after `kill -9` at random moments. Real SQLite files in a temp folder."""
+"""Storage (issue 4 part 2, docs/reliability.md D1): durability settings on every connection,
+declarations written atomically, idempotent replays, claims that two senders can never share, and no
+partial declaration after `kill -9` at random moments. Real SQLite files in a temp folder."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The incident timeline (§6, issue 4 part 1): what is planned at declaration, and what `decide`
-lets through once people act. Pure functions, so time is just an argument: no clock, no mocks.
+"""The incident timeline (docs/design.md §6.2, issue 4 part 1): what is planned at declaration, and
+what `decide` lets through once people act. Pure functions, so time is just an argument: no clock,
+no mocks.
 
 Rows are the six seed rows, every distinct row the generator makes over all profiles, and synthetic
 rows covering every customer-update policy with elapsed and business durations. Declaration instants

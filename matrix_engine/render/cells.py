@@ -1,4 +1,5 @@
-"""What every tabular format shows of a row, in the seed's words (§4 column order)."""
+"""What every tabular format shows of a row, in the seed's words (docs/design.md §4 column
+order)."""
 
 from __future__ import annotations
 

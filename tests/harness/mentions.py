@@ -1,5 +1,5 @@
 """What must never reach Slack from what people type: mentions, broadcasts and links the bot did
-not make itself (RELIABILITY B3), and the typed text that tries them."""
+not make itself (docs/reliability.md B3), and the typed text that tries them."""
 
 from __future__ import annotations
 
