@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench bench-socket soak chaos stress-test fuzz lock clean
+.PHONY: run test lint typecheck unit check-manifest bench bench-socket soak chaos stress-test fuzz lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## make check-manifest: manifests/slack-app.yaml against Slack's manifest schema (a vendored copy)
+## and the approved scopes; make test runs the same checks
+check-manifest: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_docs.py -k "manifest or schema or scopes"
 
 ## make bench: benchmark scripts (figures go in README and notes)
 bench: $(STAMP)
