@@ -180,7 +180,10 @@ class Dispatcher:
             self._send_composed(row, now)
             return
         incident = self._incidents.get(row.incident_id)
-        decision = decide(row.message, incident.state(), now=now)
+        decision = decide(row.message, incident.state(), now=now, calendar=self._matrix().calendar)
+        if decision.verdict is Verdict.MOVE and decision.due_at is not None:
+            self._outbox.reschedule(row, due_at=decision.due_at, now=now)  # counts from the update
+            return
         # A row that already came due is sent even if the clock has since stepped back.
         if decision.verdict is Verdict.WAIT and not row.came_due:
             self._outbox.release(row, at=row.message.due_at, now=now)

@@ -7,11 +7,11 @@ time, or working time in the calendar for business durations):
 - first response: acknowledged by declared + first_response;
 - escalation: when the incident was not mitigated by declared + escalate_after, the escalation post
   went out within `tolerance` of that instant (either side);
-- customer updates, by policy: *every N until mitigation* needs an update in each window
-  `(d[k-1], d[k]]` (`d[0]` = declaration, included in the first window; `d[k]` = d[k-1] + N) whose
-  end came before mitigation; *within* / *initial update within* need the first update by the
-  deadline; *within ... if* needs it only if the incident was not mitigated by the deadline;
-  *not required* and *on a trigger* promise nothing timed.
+- customer updates, by policy: *every N until mitigation* promises an update N after the previous
+  one (the declaration before the first): the chain of windows of `matrix_engine.cadence`, each
+  due before mitigation needing its update by its due instant; *within* / *initial update within*
+  need the first update by the deadline; *within ... if* needs it only if the incident was not
+  mitigated by the deadline; *not required* and *on a trigger* promise nothing timed.
 
 Judgement of one obligation at `now`:
 - met: done in time;
@@ -25,13 +25,13 @@ Judgement of one obligation at `now`:
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from matrix_engine.business_time import add_duration
+from matrix_engine.cadence import update_windows
 from matrix_engine.durations import Duration
 from matrix_engine.incidents import Incident, Status
 from matrix_engine.localtime import require_aware
@@ -268,30 +268,23 @@ def _deadline_update(
 def _windows(
     times: _Times, interval: Duration, *, calendar: Calendar, now: datetime
 ) -> Iterator[Obligation | None]:
-    """One obligation per recurrence window that ended before mitigation, up to the one open at
-    `now`. An update late for window k is the first one logged after the window opened."""
-    start, number = times.declared, 1
-    while True:
-        end = add_duration(start, interval, calendar)
-        if times.mitigated is not None and times.mitigated <= end:
+    """One obligation per window of the chain (`cadence.update_windows`) due before mitigation,
+    up to the one open at `now`. An update late for a window is the first one published after
+    the window opened."""
+    for window in update_windows(
+        declared_at=times.declared,
+        interval=interval,
+        updates=times.updates,
+        calendar=calendar,
+        until=now,
+    ):
+        if times.mitigated is not None and times.mitigated <= window.due:
             return
         yield _judge(
             Check.CUSTOMER_UPDATE,
-            end,
-            done_at=_first_update(times.updates, after=start, inclusive=number == 1),
+            window.due,
+            done_at=window.done_at,
             now=now,
             until=times.mitigated,
-            number=number,
+            number=window.number,
         )
-        if end >= now:
-            return
-        start, number = end, number + 1
-
-
-def _first_update(
-    updates: tuple[datetime, ...], *, after: datetime, inclusive: bool
-) -> datetime | None:
-    """The first update logged after `after` (or at it, when `inclusive`)."""
-    find = bisect.bisect_left if inclusive else bisect.bisect_right
-    index = find(updates, after)
-    return updates[index] if index < len(updates) else None

@@ -11,10 +11,10 @@ declaration:
   instant as that later step), mitigating when it was resolved without being marked mitigated. A
   drill resolved at once scores 0 %, not 100 %;
 - customer updates, by the row's policy:
-  - every N until mitigation: the windows `(t(k-1), t(k)]` (t(0) = declaration, included in the
-    first window; t(k) = t(k-1) + N) that end before mitigation each need an update logged inside
-    them; not applicable when mitigated by t(1). An update exactly at t(k) belongs to the window
-    it ends, as in `matrix_engine.obligations` (SLA reports);
+  - every N until mitigation: each window of the chain of `matrix_engine.cadence` (an update owed
+    N after the previous one, the declaration before the first) due before mitigation needs its
+    update by its due instant; not applicable when mitigated before the first was due. As in
+    `matrix_engine.obligations` (SLA reports);
   - within / initial update within D: the first update at or before `declared_at + D`; not
     applicable when the incident was resolved by then without one;
   - within D if not mitigated (conditional): an update by the deadline, unless mitigated by it;
@@ -28,12 +28,13 @@ percentage of applicable checks met.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from matrix_engine.business_time import add_duration
+from matrix_engine.cadence import update_windows
 from matrix_engine.durations import Duration
 from matrix_engine.incidents import Incident
 from matrix_engine.localtime import require_aware
@@ -268,20 +269,20 @@ def _every_check(
 ) -> Check:
     t0 = require_aware(incident.declared_at)
     stop = require_aware(incident.mitigated_at or incident.resolved_at or t0)
-    windows: list[tuple[datetime, datetime]] = []
-    start = t0
-    while (end := add_duration(start, interval, calendar)) < stop:
-        windows.append((start, end))
-        start = end
+    windows = [
+        w
+        for w in update_windows(
+            declared_at=t0, interval=interval, updates=updates, calendar=calendar, until=stop
+        )
+        if w.due < stop
+    ]
     if not windows:
         return _not_applicable("mitigated before the first update was due")
-    # Windows are (start, end]; shifting the first start back a tick lets it include t(0).
-    windows[0] = (t0 - timedelta(microseconds=1), windows[0][1])
-    on_time = sum(any(a < u <= b for u in updates) for a, b in windows)
+    on_time = sum(w.kept for w in windows)
     return Check(
         name=CheckName.CUSTOMER_UPDATES,
         outcome=Outcome.MET if on_time == len(windows) else Outcome.MISSED,
-        target_seconds=_seconds(t0, windows[0][1]),
+        target_seconds=_seconds(t0, windows[0].due),
         actual_seconds=_seconds(t0, updates[0]) if updates else None,
         on_time=on_time,
         required=len(windows),

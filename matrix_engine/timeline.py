@@ -49,6 +49,13 @@ class MessageKind(StrEnum):
     ALERT_RESOLVED = "alert_resolved"
     ALERTS_RESOLVED = "alerts_resolved"
     ALERT_UNROUTED = "alert_unrouted"
+    # Customer updates out (docs/design.md §11): the post in the customer-updates channel, a draft waiting for
+    # an owner's approval, and what goes to the status page (not a Slack post).
+    CUSTOMER_UPDATE_PUBLISHED = "customer_update_published"
+    CUSTOMER_UPDATE_APPROVAL = "customer_update_approval"
+    STATUSPAGE_UPDATE = "statuspage_update"
+    STATUSPAGE_MONITORING = "statuspage_monitoring"
+    STATUSPAGE_RESOLVED = "statuspage_resolved"
     # The operating rhythm (docs/design.md §7): not tied to one incident.
     REVIEW_REMINDER = "review_reminder"
     DRILL_REMINDER = "drill_reminder"
@@ -57,7 +64,8 @@ class MessageKind(StrEnum):
 
 
 class Route(StrEnum):
-    """Where a message goes: the incident card itself, its thread, or the executive channel."""
+    """Where a message goes: the incident card itself, its thread, the executive channel, the
+    customer-updates channel (the drills channel for a drill), or the status page."""
 
     CARD = "card"
     CARD_UPDATE = "card_update"
@@ -65,6 +73,8 @@ class Route(StrEnum):
     EXECUTIVE = "executive"
     DIRECT = "direct"
     CHANNEL = "channel"
+    CUSTOMERS = "customers"
+    STATUSPAGE = "statuspage"
 
 
 class StopWhen(StrEnum):
@@ -103,12 +113,14 @@ class Verdict(StrEnum):
     SEND = "send"
     SKIP = "skip"
     WAIT = "wait"
+    MOVE = "move"  # not due yet after all: due again at `Decision.due_at`
 
 
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     reason: str = ""
+    due_at: datetime | None = None
 
 
 NUDGE_LEAD = timedelta(minutes=10)
@@ -127,6 +139,11 @@ ALWAYS_SENT = frozenset(
         MessageKind.ALERT_FIRED,
         MessageKind.ALERT_RESOLVED,
         MessageKind.ALERTS_RESOLVED,
+        MessageKind.CUSTOMER_UPDATE_PUBLISHED,
+        MessageKind.CUSTOMER_UPDATE_APPROVAL,
+        MessageKind.STATUSPAGE_UPDATE,
+        MessageKind.STATUSPAGE_MONITORING,
+        MessageKind.STATUSPAGE_RESOLVED,
     }
 )
 
@@ -240,8 +257,12 @@ def next_occurrence(message: PlannedMessage, *, calendar: Calendar) -> PlannedMe
     return replace(message, key=f"{base}#{seq}", due_at=due, seq=seq)
 
 
-def decide(message: PlannedMessage, state: IncidentState, *, now: datetime) -> Decision:
-    """Send a due message unless a human action that cancels it happened; wait if not yet due."""
+def decide(
+    message: PlannedMessage, state: IncidentState, *, now: datetime, calendar: Calendar
+) -> Decision:
+    """Send a due message unless a human action that cancels it happened; wait if not yet due.
+    A recurring customer-update reminder counts from the last published update: one published
+    since the previous reminder moves it to N after that update."""
     if state.resolved_at is not None and message.kind not in ALWAYS_SENT:
         return Decision(Verdict.SKIP, "resolved")
     if StopWhen.ACKNOWLEDGED in message.stop_when and state.acknowledged_at is not None:
@@ -250,6 +271,22 @@ def decide(message: PlannedMessage, state: IncidentState, *, now: datetime) -> D
         return Decision(Verdict.SKIP, "mitigated")
     if StopWhen.UPDATE_LOGGED in message.stop_when and state.last_update_at is not None:
         return Decision(Verdict.SKIP, "customer update logged")
+    later = moved_reminder(message, last_update_at=state.last_update_at, calendar=calendar)
+    if later is not None and now < later:
+        return Decision(Verdict.MOVE, "customer update published", due_at=later)
     if now < message.due_at:
         return Decision(Verdict.WAIT, "not yet due")
     return Decision(Verdict.SEND)
+
+
+def moved_reminder(
+    message: PlannedMessage, *, last_update_at: datetime | None, calendar: Calendar
+) -> datetime | None:
+    """When a recurring customer-update reminder is really due if an update published since the
+    previous one moves it later (N after that update); None when it stays where it is."""
+    if message.kind is not MessageKind.CUSTOMER_UPDATE_DUE or message.repeat_every is None:
+        return None
+    if last_update_at is None:
+        return None
+    later = add_duration(last_update_at, message.repeat_every, calendar).astimezone(UTC)
+    return later if later > message.due_at else None

@@ -300,6 +300,17 @@ class Outbox:
         with self._store.immediate() as db:
             return _release(db, claimed, at=at, now=now, error=error)
 
+    def reschedule(self, claimed: Claimed, *, due_at: datetime, now: datetime) -> bool:
+        """Hand back a row that is due later than planned (a customer update published since the
+        previous reminder): its due time moves, so its lateness counts from the new one."""
+        with self._store.immediate() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'pending', due_at = :due, next_attempt_at = :due, "
+                "held_at = :now, claim_token = NULL " + _MINE,
+                _mine(claimed, due=to_epoch(due_at), now=to_epoch(now)),
+            )
+            return cursor.rowcount == 1
+
     def hold_lane(self, claimed: Claimed, *, until: datetime, now: datetime) -> bool:
         """Pacing: hand back the row and postpone every pending row of its lane to `until`, in
         one transaction, so a busy channel costs nothing until it is free."""

@@ -231,18 +231,20 @@ SCORE_CASES = [
     ("never-acked-late-mitigation-late-update",
      drill("quality-regression", mitigate=30 * M), [70 * M],
      [(MISSED, None, 600), (MISSED, 1800, 1500), (MISSED, 4200, 3600, 0, 1)], 0, Grade.F),
-    ("every-30-until-mitigation-middle-window-empty",
+    # 20 promises the next by 50; it came at 70, late, and promised the next by 100 (mitigated).
+    ("every-30-until-mitigation-second-update-late",
      drill("model-outage", ack=5 * M, mitigate=95 * M), [20 * M, 70 * M],
-     [(MET, 300, 600), (MISSED, 5700, 1200), (MISSED, 1200, 1800, 2, 3)], 33, Grade.F),
+     [(MET, 300, 600), (MISSED, 5700, 1200), (MISSED, 1200, 1800, 1, 2)], 33, Grade.F),
     ("every-30-update-on-a-boundary-belongs-to-the-window-it-ends",
      drill("model-outage", ack=5 * M, mitigate=61 * M), [30 * M, 60 * M],
      [(MET, 300, 600), (MISSED, 3660, 1200), (MET, 1800, 1800, 2, 2)], 67, Grade.C),
     ("every-30-one-update-at-the-boundary-covers-one-window-only",
      drill("model-outage", ack=5 * M, mitigate=61 * M), [30 * M],
      [(MET, 300, 600), (MISSED, 3660, 1200), (MISSED, 1800, 1800, 1, 2)], 33, Grade.F),
-    ("every-30-update-at-declaration-covers-the-first-window",
+    # The update at declaration keeps the first promise and makes the next one, due at 30.
+    ("every-30-update-at-declaration-promises-the-next-by-30",
      drill("model-outage", ack=5 * M, mitigate=31 * M), [0 * M],
-     [(MET, 300, 600), (MISSED, 1860, 1200), (MET, 0, 1800, 1, 1)], 67, Grade.C),
+     [(MET, 300, 600), (MISSED, 1860, 1200), (MISSED, 0, 1800, 1, 2)], 33, Grade.F),
     ("initial-update-exactly-at-each-deadline",
      drill("pii-leakage", ack=10 * M, mitigate=15 * M, resolve=40 * M), [30 * M],
      [(MET, 600, 600), (MET, 900, 900), (MET, 1800, 1800, 1, 1)], 100, Grade.A),
@@ -330,9 +332,9 @@ def test_scorecard_round_trips_through_json():
         "outcome": "missed",
         "actual_seconds": 1200,
         "target_seconds": 1800,
-        "on_time": 2,
-        "required": 3,
-        "detail": "2/3 update windows covered (every 30 min)",
+        "on_time": 1,
+        "required": 2,
+        "detail": "1/2 update windows covered (every 30 min)",
     }
     assert stored["drill"] is True and stored["grade"] == "F"
     assert Scorecard.model_validate(stored) == card

@@ -213,13 +213,15 @@ def test_escalation_on_time(row: str, given: dict[str, Any], expected: list[obje
 # pii-leakage: initial update within 30 min (10:30); latency-spike: within 90 min (11:30) if
 # user impact sustained; cost-anomaly: not required; policy-drift: on a compliance trigger.
 UPDATE_CASES = {
-    "every-30-one-window-late": (
+    # Each update promises the next 30 min later: 10:10 → due 10:40 (came 10:50, late) → due
+    # 11:20 (came 11:40, late) → due 12:10, after mitigation.
+    "every-30-counted-from-the-last-update": (
         "model-outage",
         {
             "updates": (ny(11, 3, 10, 10), ny(11, 3, 10, 50), ny(11, 3, 11, 40)),
             "mitigated": ny(11, 3, 11, 45),
         },
-        [(1, MET, m(-20)), (2, MET, m(-10)), (3, MISSED, m(10))],
+        [(1, MET, m(-20)), (2, MISSED, m(10)), (3, MISSED, m(20))],
     ),
     "every-30-open-no-updates": (
         "model-outage",
@@ -231,10 +233,11 @@ UPDATE_CASES = {
         {"updates": (T0,), "mitigated": ny(11, 3, 10, 30)},
         [],
     ),
-    "every-30-update-at-declaration-counts-for-window-1": (
+    # The update at declaration keeps the first promise and makes the next one, due 10:30.
+    "every-30-update-at-declaration-promises-the-next-by-10-30": (
         "model-outage",
         {"updates": (T0,), "mitigated": ny(11, 3, 10, 40)},
-        [(1, MET, m(-30))],
+        [(1, MET, m(-30)), (2, MISSED, m(10))],
     ),
     "deadline-met": ("quality-regression", {"updates": (ny(11, 3, 10, 40),)}, [(0, MET, m(-20))]),
     "deadline-logged-late": (
@@ -378,7 +381,7 @@ EXPECTED_BREACHES = [
     ("INC-3", Check.FIRST_RESPONSE, 0, ny(11, 5, 9, 10), None, m(26 * 1440 + 170)),
     ("INC-3", Check.CUSTOMER_UPDATE, 0, ny(11, 5, 10), ny(11, 5, 10, 40), m(40)),
     ("INC-2", Check.FIRST_RESPONSE, 0, ny(11, 4, 14, 10), ny(11, 4, 14, 25), m(15)),
-    ("INC-2", Check.CUSTOMER_UPDATE, 2, ny(11, 4, 15), ny(11, 4, 15, 5), m(5)),
+    ("INC-2", Check.CUSTOMER_UPDATE, 2, ny(11, 4, 14, 58), ny(11, 4, 15, 5), m(7)),
     ("INC-2", Check.ESCALATION, 0, ny(11, 4, 14, 20), ny(11, 4, 14, 22), m(2)),
 ]
 

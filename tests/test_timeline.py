@@ -494,7 +494,7 @@ def test_decide_never_sends_what_a_human_action_cancelled(
         incident = incident_at(row, declared, actions, now)
         state = incident.state()
         for message in messages:
-            verdict = decide(message, state, now=now).verdict
+            verdict = decide(message, state, now=now, calendar=calendar).verdict
             kind = message.kind
             if state.resolved_at is not None:
                 assert verdict is Verdict.SKIP or kind in ALWAYS_SENT
@@ -523,8 +523,17 @@ def test_resolved_incident_gets_nothing_but_the_record(
     resolved = apply_action(incident, Action.RESOLVE, actor="U1", at=declared)
     late = declared + timedelta(days=30)
     plan = plan_timeline(row, declared_at=declared, calendar=calendar)
-    sent = [m.kind for m in plan if decide(m, resolved.state(), now=late).verdict is Verdict.SEND]
+    state = resolved.state()
+    sent = [
+        m.kind
+        for m in plan
+        if decide(m, state, now=late, calendar=calendar).verdict is Verdict.SEND
+    ]
     assert sent == [MessageKind.INCIDENT_DECLARED]
+
+
+def _verdict(message: PlannedMessage, state: IncidentState, now: datetime) -> Verdict:
+    return decide(message, state, now=now, calendar=seed_matrix().calendar).verdict
 
 
 def test_acknowledgement_stops_first_response_but_not_escalation() -> None:
@@ -542,10 +551,10 @@ def test_acknowledgement_stops_first_response_but_not_escalation() -> None:
         declared_at=T0,
     )
     acked = apply_action(incident, Action.ACK, actor="U2", at=_m(5)).state()
-    assert decide(plan["first_response_missed"], acked, now=_m(10)).verdict is Verdict.SKIP
-    assert decide(plan["escalation"], acked, now=_m(20)).verdict is Verdict.SEND
-    assert decide(plan["customer_update_due#1"], acked, now=_m(30)).verdict is Verdict.SEND
-    assert decide(plan["escalation"], acked, now=_m(19)).verdict is Verdict.WAIT
+    assert _verdict(plan["first_response_missed"], acked, _m(10)) is Verdict.SKIP
+    assert _verdict(plan["escalation"], acked, _m(20)) is Verdict.SEND
+    assert _verdict(plan["customer_update_due#1"], acked, _m(30)) is Verdict.SEND
+    assert _verdict(plan["escalation"], acked, _m(19)) is Verdict.WAIT
     mitigated = apply_action(
         apply_action(incident, Action.ACK, actor="U2", at=_m(5)),
         Action.MITIGATE,
@@ -553,7 +562,7 @@ def test_acknowledgement_stops_first_response_but_not_escalation() -> None:
         at=_m(15),
     ).state()
     for key in ("escalation", "escalation_executive", "customer_update_due#1"):
-        assert decide(plan[key], mitigated, now=_m(40)).verdict is Verdict.SKIP
+        assert _verdict(plan[key], mitigated, _m(40)) is Verdict.SKIP
 
 
 def test_logged_update_stops_deadline_reminders() -> None:
@@ -564,13 +573,13 @@ def test_logged_update_stops_deadline_reminders() -> None:
         id=1, row=row, matrix_version=1, channel="C1", declared_by="U1", declared_at=T0
     )
     before = incident.state()
-    assert decide(plan["customer_update_overdue"], before, now=_m(60)).verdict is Verdict.SEND
+    assert _verdict(plan["customer_update_overdue"], before, _m(60)) is Verdict.SEND
     logged = IncidentState(declared_at=T0, last_update_at=_m(40))
-    assert decide(plan["customer_update_due"], logged, now=_m(50)).verdict is Verdict.SKIP
-    assert decide(plan["customer_update_overdue"], logged, now=_m(60)).verdict is Verdict.SKIP
+    assert _verdict(plan["customer_update_due"], logged, _m(50)) is Verdict.SKIP
+    assert _verdict(plan["customer_update_overdue"], logged, _m(60)) is Verdict.SKIP
     # A deadline reminder is not cancelled by mitigation: the customers were still not told.
     mitigated = apply_action(incident, Action.MITIGATE, actor="U1", at=_m(5)).state()
-    assert decide(plan["customer_update_overdue"], mitigated, now=_m(60)).verdict is Verdict.SEND
+    assert _verdict(plan["customer_update_overdue"], mitigated, _m(60)) is Verdict.SEND
 
 
 def test_naive_declaration_is_rejected() -> None:
