@@ -30,11 +30,13 @@ from bot.matrix_source import MatrixSource
 from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
 from bot.notices import drill_prefix
 from bot.operations import Operations
+from bot.publishing import CustomerUpdates
 from bot.report_blocks import render_period_problem, render_report
 from bot.reports import Reports
 from bot.rhythm_blocks import render_candidate, render_followups
 from bot.rhythm_posts import render_drill_proposal
 from bot.service import Actor, AlreadyOpen, IncidentService
+from matrix_engine.customer_updates import UpdateStatus
 from matrix_engine.incidents import Action, Incident
 from matrix_engine.lookup import find_row
 from matrix_engine.models import Calendar
@@ -79,6 +81,7 @@ class Answers:
         limits: RateLimiter,
         reports: Reports | None = None,
         facts_of: Callable[[Sequence[Incident]], Sequence[IncidentFacts]] | None = None,
+        updates: CustomerUpdates | None = None,
     ) -> None:
         self._matrix = matrix
         self._service = service
@@ -87,6 +90,7 @@ class Answers:
         self._limits = limits
         self._reports = reports
         self._facts_of = facts_of or (lambda incidents: [IncidentFacts(i) for i in incidents])
+        self._updates = updates
 
     def _proposal(self) -> Message:
         proposal = self._ops.drill_proposal()
@@ -151,10 +155,7 @@ class Answers:
                 incident = self._service.act(Action(action.value), ref=ref, actor=actor)
                 return Answer([render_notice(f"{incident.ref} is now *{incident.status.value}*.")])
             case c.Update(ref, text):
-                incident = self._service.log_update(
-                    ref=ref, text=text, actor=actor, trigger_id=request.trigger_id
-                )
-                return Answer([render_notice(f"Customer update logged for {incident.ref}.")])
+                return Answer([self._update(ref, text, actor, request.trigger_id)])
             case c.Status(ref):
                 return Answer([self._status(ref, request.channel_id, now)])
             case c.Report(period_text):
@@ -213,6 +214,21 @@ class Answers:
                 )
             ]
         )
+
+    def _update(self, ref: str | None, text: str, actor: Actor, trigger_id: str | None) -> Message:
+        """`update [id] <text>`: published with the template's defaults (the phase the incident
+        is in, the row's next-update time), or submitted for approval."""
+        if self._updates is None:
+            return render_notice("Customer updates are not available in this bot.")
+        outcome = self._updates.submit(ref=ref, text=text, actor=actor, trigger_id=trigger_id)
+        incident, update = outcome.incident, outcome.update
+        if update.status is UpdateStatus.AWAITING_APPROVAL:
+            return render_notice(
+                f":memo: Customer update #{update.id} for {incident.ref} awaits approval: someone "
+                "of the owning role other than you presses *Publish* in the incident's thread."
+            )
+        where = f"<#{outcome.channel}>" + (" and the status page" if outcome.statuspage else "")
+        return render_notice(f"Customer update for {incident.ref} published to {where}.")
 
     def _report(self, period_text: str, actor: Actor, now: datetime) -> Message:
         if self._reports is None:

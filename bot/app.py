@@ -41,13 +41,16 @@ from bot.limits import RateLimiter
 from bot.listeners import register, register_fallbacks
 from bot.matrix_source import MatrixSource
 from bot.operations import Operations
+from bot.publishing import CustomerUpdates
 from bot.reports import Reports
 from bot.rhythm_listeners import register_rhythm
 from bot.rhythm_posts import Rhythm
 from bot.scheduler import SingletonLock, Ticker
 from bot.service import IncidentService
 from bot.settings import Settings
+from bot.statuspage import StatuspageClient, StatuspageSender
 from bot.telemetry import Telemetry
+from bot.update_posts import UpdatePosts
 from matrix_engine.incidents import Incident
 from matrix_engine.timeline import MessageKind
 from storage.alerts import AlertLedger
@@ -55,6 +58,7 @@ from storage.db import StorageError, Store
 from storage.followups import Drills, Followups, Meta
 from storage.incidents import Incidents
 from storage.outbox import Claimed, Outbox
+from storage.publications import Publications, StatuspageLinks
 from storage.reporting import Reporting
 from storage.requests import SeenRequests
 from storage.versions import Versions
@@ -147,6 +151,24 @@ def grafana_signing(settings: Settings) -> GrafanaSigning | None:
     )
 
 
+def statuspage_sender(
+    settings: Settings, *, publications: Publications, store: Store, clock: Clock
+) -> StatuspageSender | None:
+    """Statuspage, when STATUSPAGE_API_KEY and STATUSPAGE_PAGE_ID are set; else None."""
+    key, page = _secret(settings.STATUSPAGE_API_KEY), settings.STATUSPAGE_PAGE_ID
+    if key is None or page is None:
+        return None
+    client = StatuspageClient(
+        api_url=settings.STATUSPAGE_API_URL,
+        page_id=page,
+        api_key=key,
+        timeout=settings.STATUSPAGE_TIMEOUT,
+    )
+    return StatuspageSender(
+        client=client, links=StatuspageLinks(store), publications=publications, clock=clock.now
+    )
+
+
 def _secret(value: object) -> str | None:
     return None if value is None else value.get_secret_value()  # type: ignore[attr-defined]
 
@@ -193,6 +215,10 @@ class Runtime:
             command=settings.SLA_BOT_COMMAND,
             on_api_error=self.telemetry.api_error,
         )
+        self.publications = Publications(self.store)
+        self.statuspage = statuspage_sender(
+            settings, publications=self.publications, store=self.store, clock=self.clock
+        )
         self.dispatcher = Dispatcher(
             outbox=self.outbox,
             incidents=self.incidents,
@@ -203,6 +229,13 @@ class Runtime:
             composer=self._compose,
             on_event=self.telemetry.delivery_event,
             heartbeat=lambda: self.ticker.beat(),
+            updates=UpdatePosts(
+                publications=self.publications,
+                outbox=self.outbox,
+                gateway=self.gateway,
+                statuspage=lambda: self.statuspage is not None,
+            ),
+            statuspage=self.statuspage,
         )
         self.meta = Meta(self.store)
         self.followups = Followups(self.store)
@@ -222,6 +255,7 @@ class Runtime:
             settings.SLA_BOT_DB.with_suffix(settings.SLA_BOT_DB.suffix + ".lock")
         )
         self._singleton = singleton
+        usergroups = UsergroupDirectory(directory_client(settings))
         self.service = IncidentService(
             incidents=self.incidents,
             outbox=self.outbox,
@@ -231,9 +265,21 @@ class Runtime:
             wake=self.ticker.wake,
             drills=self.drills,
             on_change=self._incident_changed,
-            usergroup_members=UsergroupDirectory(directory_client(settings)).members,
+            usergroup_members=usergroups.members,
             cannot_post=PostingCheck(directory_client(settings)).refusal,
             bot_user=lambda: self.identity.bot_user_id,
+            statuspage=self.statuspage is not None,
+        )
+        self.updates = CustomerUpdates(
+            publications=self.publications,
+            service=self.service,
+            matrix=self.matrix,
+            clock=self.clock,
+            admins=frozenset(settings.SLA_BOT_ADMINS),
+            wake=self.ticker.wake,
+            statuspage=self.statuspage is not None,
+            usergroup_members=usergroups.members,
+            on_change=self._incident_changed,
         )
         self.ops = Operations(
             matrix=self.matrix,
@@ -257,6 +303,7 @@ class Runtime:
             limits=RateLimiter(clock=self.clock, exempt=settings.SLA_BOT_ADMINS),
             reports=self.reports,
             facts_of=self.reporting.facts_of,
+            updates=self.updates,
         )
         self.alert_intake = AlertIntake(
             ledger=AlertLedger(self.store),
@@ -327,6 +374,7 @@ class Runtime:
             matrix=self.matrix,
             clock=self.clock,
             background=self.background,
+            updates=self.updates,
         )
         register_home(app, self.home)
         register_rhythm(app, ops=self.ops, background=self.background)

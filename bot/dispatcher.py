@@ -40,6 +40,8 @@ from bot.notices import (
     render_scorecard,
     render_timeline_message,
 )
+from bot.statuspage import StatuspageSender
+from bot.update_posts import UPDATE_KINDS, UpdatePosts
 from matrix_engine.incidents import Incident, Status, state_note_key
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
@@ -58,7 +60,8 @@ from storage.outbox import LEASE, Claimed, Outbox
 
 log = logging.getLogger(__name__)
 
-CHANNEL_PACE = timedelta(seconds=1)
+CHANNEL_PACE = timedelta(seconds=1)  # Slack's pace per channel, and Statuspage's per API key
+STATUSPAGE_LANE = "statuspage"
 CARD_WAIT = timedelta(seconds=2)
 MAX_PASSES = 10_000  # per tick; the scheduler ticks again at once if rows are still due
 # Rows of a pass (each from a different lane) go one after the other, in due order; a row whose
@@ -100,6 +103,8 @@ class Dispatcher:
         paced: bool = True,
         composer: Composer | None = None,
         heartbeat: Callable[[], None] | None = None,
+        updates: UpdatePosts | None = None,
+        statuspage: StatuspageSender | None = None,
     ) -> None:
         self._outbox = outbox
         self._incidents = incidents
@@ -111,6 +116,8 @@ class Dispatcher:
         self._paced = paced
         self._composer = composer
         self._heartbeat = heartbeat or (lambda: None)
+        self._updates = updates
+        self._statuspage = statuspage
         self._workers = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="delivery")
         self._last_post: dict[str, datetime] = {}
         self._failures = FailurePolicy(
@@ -192,6 +199,9 @@ class Dispatcher:
             self._outbox.mark_skipped(row, reason=decision.reason, at=now)
             self._on_event("skipped", {"key": row.key, "reason": decision.reason})
             return
+        if row.message.route is Route.STATUSPAGE:
+            self._send_statuspage(row, incident, now)
+            return
         self._send(row, incident, now)
 
     def _target(self, row: Claimed, incident: Incident, matrix: Matrix) -> Target | None:
@@ -202,6 +212,8 @@ class Dispatcher:
             return Target(channels.drills if incident.drill else channels.executive, None)
         if route is Route.CARD:
             return Target(incident.channel, None)
+        if route is Route.CUSTOMERS:
+            return Target(str(row.payload.get("channel") or channels.customer_updates), None)
         if route is Route.DIRECT:
             return Target(str(row.payload.get("user", "")), None)
         if incident.card_ts is None:
@@ -214,7 +226,8 @@ class Dispatcher:
     def _send(self, row: Claimed, incident: Incident, now: datetime) -> None:
         matrix = self._matrix()
         target = self._target(row, incident, matrix)
-        if target is None or self._waits_for_resolved_note(row, incident):
+        waits = self._updates is not None and self._updates.waits(row, now)
+        if target is None or waits or self._waits_for_resolved_note(row, incident):
             self._outbox.release(row, at=now + CARD_WAIT, now=now)
             return
         if self._held_by_pace(row, target.channel, now):
@@ -301,6 +314,27 @@ class Dispatcher:
             return
         self._record_sent(row, composed.channel, ts, now, reconciled=reconciled)
 
+    def _send_statuspage(self, row: Claimed, incident: Incident, now: datetime) -> None:
+        """A Statuspage call (`bot.statuspage`), paced and retried like a post; its failures go
+        through the same rules (429, backoff, dead with an admin alert)."""
+        if self._statuspage is None:
+            self._outbox.mark_skipped(row, reason="Statuspage is not connected", at=now)
+            return
+        if self._held_by_pace(row, STATUSPAGE_LANE, now) or not self._still_ours(row):
+            return
+        try:
+            applied = self._statuspage.deliver(row, incident, self._matrix())
+        except SendFailed as exc:
+            self._failures.failed(row, exc, now)
+            return
+        if isinstance(applied, str):
+            self._outbox.mark_skipped(row, reason=applied, at=now)
+            self._on_event("skipped", {"key": row.key, "reason": applied})
+            return
+        self._record_sent(
+            row, STATUSPAGE_LANE, applied.statuspage_id, now, reconciled=applied.reconciled
+        )
+
     def _refresh_card(
         self, row: Claimed, incident: Incident, matrix: Matrix, target: Target, now: datetime
     ) -> None:
@@ -358,6 +392,8 @@ class Dispatcher:
         return found
 
     def _render(self, row: Claimed, incident: Incident, matrix: Matrix, now: datetime) -> Message:
+        if self._updates is not None and row.message.kind in UPDATE_KINDS:
+            return self._updates.render(row, incident, matrix, now)
         if row.message.kind is MessageKind.INCIDENT_DECLARED:
             return render_card(incident, matrix)
         if row.message.kind is MessageKind.DRILL_SCORECARD:

@@ -14,17 +14,17 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from pydantic import BaseModel, Field
 from slack_bolt import Ack, App, BoltResponse, Respond
-from slack_sdk import WebClient
 
 from bot.answers import DECLARE_ANYWAY, Answer, Answers, DeclareAnyway, Request
 from bot.blocks import SHARE_ACTION, Message, render_notice, render_row
 from bot.clock import Clock
 from bot.matrix_source import ActiveMatrix, MatrixSource
-from bot.mistakes import INTERNAL_ERROR, MISTAKES, StaleButton, parse_value, words_for
-from bot.notices import ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION, UPDATE_ACTION
+from bot.mistakes import INTERNAL_ERROR, StaleButton, parse_value, words_for
+from bot.notices import ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION
+from bot.publishing import CustomerUpdates
 from bot.service import Actor, IncidentService
+from bot.update_listeners import register_updates
 from matrix_engine.errors import LookupFailed
 from matrix_engine.incidents import Action
 from matrix_engine.lookup import find_row
@@ -32,7 +32,6 @@ from matrix_engine.models import IncidentRow
 
 log = logging.getLogger(__name__)
 
-UPDATE_MODAL = "customer_update_modal"
 BUTTON_ACTIONS = {
     ACK_ACTION: Action.ACK,
     MITIGATE_ACTION: Action.MITIGATE,
@@ -57,12 +56,15 @@ def register(
     matrix: MatrixSource,
     clock: Clock,
     background: Executor,
+    updates: CustomerUpdates,
 ) -> None:
     """Wire every listener of the bot into `app`."""
 
     def later(fn: Callable[[], object]) -> None:
         future = background.submit(fn)
         future.add_done_callback(_log_failure)
+
+    register_updates(app, updates=updates, later=later)
 
     @app.command(command)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
@@ -96,28 +98,6 @@ def register(
 
     for action_id in BUTTON_ACTIONS:
         app.action(action_id)(on_incident_button)
-
-    @app.action(UPDATE_ACTION)
-    def on_update_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        channel = (body.get("channel") or {}).get("id", "")
-        incident = service.find(str(body["actions"][0].get("value")), channel_id=channel)
-        view = update_modal(incident_id=str(incident.id), channel=channel)
-        later(lambda: client.views_open(trigger_id=body["trigger_id"], view=view))
-
-    @app.view(UPDATE_MODAL)
-    def on_update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        text = input_value(view, "update", "text")
-        try:
-            meta = parse_value(UpdateMeta, view.get("private_metadata"), what="form")
-            actor = Actor(body["user"]["id"], meta.channel)
-            service.log_update(
-                ref=meta.incident_id, text=text, actor=actor, trigger_id=body.get("trigger_id")
-            )
-        except MISTAKES as exc:
-            ack(response_action="errors", errors={"update": str(exc)[:150]})
-            return
-        ack()
 
     @app.action(DECLARE_ANYWAY)
     def on_declare_anyway(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -155,13 +135,6 @@ def register(
         if body.get("response_url") or body.get("response_urls"):
             later(lambda: respond(**_payload(notice), replace_original=False))
         return BoltResponse(status=200, body="")
-
-
-class UpdateMeta(BaseModel):
-    """What the customer-update modal carries from the card it was opened from."""
-
-    incident_id: str = Field(max_length=100)
-    channel: str = Field(default="", max_length=100)
 
 
 def _row_still_there(active: ActiveMatrix, row_id: str, done: str) -> IncidentRow:
@@ -210,30 +183,6 @@ def register_fallbacks(app: App) -> None:
 _UNKNOWN = (
     "This {what} is not one the bot knows (it may be from an older version); nothing was changed."
 )
-
-
-def update_modal(*, incident_id: str, channel: str) -> dict[str, Any]:
-    return {
-        "type": "modal",
-        "callback_id": UPDATE_MODAL,
-        "private_metadata": UpdateMeta(incident_id=incident_id, channel=channel).model_dump_json(),
-        "title": {"type": "plain_text", "text": "Customer update"},
-        "submit": {"type": "plain_text", "text": "Log update"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": "update",
-                "label": {"type": "plain_text", "text": "What did you tell customers?"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "text",
-                    "multiline": True,
-                    "max_length": 2000,
-                },
-            }
-        ],
-    }
 
 
 def _responder(respond: Respond, messages: list[Message]) -> Callable[[], object]:

@@ -2,12 +2,15 @@
 
     a user's mistake                       → what was wrong and what to do, nothing changed
     ├── LookupFailed, FollowupProblem,     :grey_question: (a typo, a stale or odd button value,
-    │   MatrixInvalid, StaleButton            a matrix file that does not validate)
+    │   MatrixInvalid, StaleButton,           a matrix file that does not validate,
+    │   DraftRefused                          a customer update that cannot go out as written)
     ├── NotAllowed, NotAdmin, RateLimited, :no_entry_sign: (not yours to do, not now, or no
-    │   WhichIncident, IncidentNotFound,      such incident)
-    │   TransitionRefused
-    └── CannotPost                         :no_entry_sign: the bot cannot post where an incident
-                                              was declared: nothing declared, and the fix
+    │   WhichIncident, IncidentNotFound,      such incident or update)
+    │   TransitionRefused, NotApprover,
+    │   UpdateNotFound
+    └── CannotPost, AlreadyDecided         :no_entry_sign: the bot cannot post where an incident
+                                              was declared: nothing declared, and the fix; an
+                                              update someone else already published
     anything else                          → "something went wrong on our side"; the traceback
                                               goes to the operator's log
 
@@ -25,10 +28,13 @@ from pydantic import BaseModel, ValidationError
 from bot.blocks import escape
 from bot.limits import RateLimited
 from bot.operations import FollowupProblem, NotAdmin
+from bot.publishing import NotApprover
 from bot.service import CannotPost, NotAllowed, WhichIncident
+from matrix_engine.customer_updates import DraftRefused
 from matrix_engine.errors import LookupFailed, MatrixInvalid
 from matrix_engine.incidents import TransitionRefused
 from storage.incidents import IncidentNotFound
+from storage.publications import AlreadyDecided, UpdateNotFound
 
 INTERNAL_ERROR = ":boom: Something went wrong on our side; the operator's log has the details."
 MAX_WORDS = 2800
@@ -41,7 +47,7 @@ class StaleButton(Exception):
     matrix since it was drawn, or the value is not one the bot made."""
 
 
-_QUESTION = (LookupFailed, FollowupProblem, MatrixInvalid, StaleButton)
+_QUESTION = (LookupFailed, FollowupProblem, MatrixInvalid, StaleButton, DraftRefused)
 _REFUSAL = (
     NotAllowed,
     NotAdmin,
@@ -49,10 +55,12 @@ _REFUSAL = (
     WhichIncident,
     IncidentNotFound,
     TransitionRefused,
+    NotApprover,
+    UpdateNotFound,
 )
 # Composed by the bot from Slack's own IDs and error codes, with channel and user links that must
 # stay links: shown as they are.
-_VERBATIM = (CannotPost,)
+_VERBATIM = (CannotPost, AlreadyDecided)
 MISTAKES: tuple[type[Exception], ...] = (*_QUESTION, *_REFUSAL, *_VERBATIM)
 
 

@@ -215,6 +215,11 @@ def render_delivery_failed(payload: dict[str, object]) -> Message:
         if payload.get("channel")
         else ""
     )
+    if str(payload.get("kind", "")).startswith("statuspage_"):
+        where = (
+            " Check STATUSPAGE_API_KEY, STATUSPAGE_PAGE_ID and the component ids in the "
+            "matrix's `publishing` section, then post the update on the status page by hand."
+        )
     text = (
         f":rotating_light: SLA bot could not deliver `{payload.get('kind')}` for {ref}{title}: "
         f"*{error}*. It will not be retried.{where}"

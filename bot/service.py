@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from bot.clock import Clock
 from bot.matrix_source import MatrixSource
+from matrix_engine.customer_updates import statuspage_moves
 from matrix_engine.incidents import (
     Action,
     Incident,
@@ -134,7 +135,9 @@ class IncidentService:
         on_change: Callable[[Incident, str], None] = lambda _incident, _change: None,
         cannot_post: Callable[[str], str | None] = lambda _channel: None,
         bot_user: Callable[[], str | None] = lambda: None,
+        statuspage: bool = False,
     ) -> None:
+        self._statuspage = statuspage  # Statuspage connected: it follows mitigation, resolution
         self._cannot_post = cannot_post
         self._bot_user = bot_user
         self._on_change = on_change
@@ -231,6 +234,9 @@ class IncidentService:
         announce = self._announcement(
             STATE_KINDS[action.target], note_key=state_note_key(action.target)
         )
+        announce += statuspage_moves(
+            action, incident, at=self._clock.now(), connected=self._statuspage
+        )
         if action is Action.RESOLVE and not incident.drill:
             # Asked for in the same transaction as the resolution, so a crash cannot lose it.
             announce.append(
@@ -264,30 +270,6 @@ class IncidentService:
         message = PlannedMessage("scorecard", MessageKind.DRILL_SCORECARD, now, Route.THREAD)
         self._outbox.add(message, incident_id=incident.id, payload={"scorecard": card.as_dict()})
         self._wake()
-
-    def log_update(
-        self, *, ref: str | None, text: str, actor: Actor, trigger_id: str | None = None
-    ) -> Incident:
-        """Record that a customer update went out; deadline reminders for it stop. The same
-        request delivered again (`trigger_id`) is recorded once."""
-        incident = self.find(ref, channel_id=actor.channel_id)
-        self.authorise(incident, actor, "log a customer update for it")
-        at = self._clock.now()
-        announce = self._announcement(
-            MessageKind.CUSTOMER_UPDATE_LOGGED, note_key=f"update:{at.timestamp():.6f}"
-        )
-        logged = self._incidents.log_update(
-            incident.id,
-            text=text,
-            actor=actor.user_id,
-            at=at,
-            trigger_id=trigger_id,
-            announce=announce,
-        )
-        if logged.created:
-            self._wake()
-            self._changed(logged.incident, "customer_update", actor.user_id)
-        return logged.incident
 
     def _changed(self, incident: Incident, change: str, actor: str) -> None:
         """One structured log line per incident change, then whoever listens (metrics, App Home)."""

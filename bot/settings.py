@@ -11,10 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_STATUSPAGE_API_URL = "https://api.statuspage.io/v1"
 
 
 class SettingsError(Exception):
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     SLA_BOT_GRAFANA_TIMESTAMP_HEADER: str | None = None
     # Socket Mode: how long /healthz stays 200 with no connection up (start-up or reconnecting).
     SLA_BOT_SOCKET_GRACE: float = Field(default=30.0, gt=0, le=3600)
+    # Statuspage (Atlassian): customer updates reach the status page when key and page are set.
+    STATUSPAGE_API_KEY: SecretStr | None = None
+    STATUSPAGE_PAGE_ID: str | None = None
+    STATUSPAGE_API_URL: str = DEFAULT_STATUSPAGE_API_URL
+    STATUSPAGE_TIMEOUT: float = Field(default=10.0, gt=0, le=60)
 
     @field_validator("SLACK_BOT_TOKEN")
     @classmethod
@@ -99,6 +105,37 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("STATUSPAGE_API_URL")
+    @classmethod
+    def _statuspage_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+            raise ValueError("must be an http(s) URL such as https://api.statuspage.io/v1")
+        return value.rstrip("/")
+
+    @field_validator("STATUSPAGE_PAGE_ID")
+    @classmethod
+    def _statuspage_page(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{4,40}", value):
+            raise ValueError("must be the page ID from Statuspage's API page, like gytm4qzbx9t6")
+        return value
+
+    @model_validator(mode="after")
+    def _statuspage_pair(self) -> Settings:
+        key, page = self.STATUSPAGE_API_KEY is not None, self.STATUSPAGE_PAGE_ID is not None
+        if key and not page:
+            raise ValueError(
+                "STATUSPAGE_PAGE_ID: missing (STATUSPAGE_API_KEY is set; both connect Statuspage)"
+            )
+        if page and not key:
+            raise ValueError(
+                "STATUSPAGE_API_KEY: missing (STATUSPAGE_PAGE_ID is set; both connect Statuspage)"
+            )
+        return self
+
+    @property
+    def statuspage_connected(self) -> bool:
+        return self.STATUSPAGE_API_KEY is not None and self.STATUSPAGE_PAGE_ID is not None
 
     @field_validator("SLACK_TEAM_ID")
     @classmethod
@@ -175,12 +212,13 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(
-            [
-                f"{'.'.join(str(p) for p in err['loc'])}: {_clean(err['msg'])}"
-                for err in exc.errors()
-            ]
-        ) from None
+        raise SettingsError([_line(err["loc"], err["msg"]) for err in exc.errors()]) from None
+
+
+def _line(loc: tuple[int | str, ...], message: str) -> str:
+    """`SETTING: what is wrong`; a rule over several settings names them itself."""
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {_clean(message)}" if where else _clean(message)
 
 
 def _clean(message: str) -> str:

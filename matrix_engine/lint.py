@@ -12,6 +12,7 @@ warnings    SEV-1 row without executive notify
             (checked over a week of northern winter and one of summer time)
 alerts      a route to an incident type that is neither a row id nor an alias (error)
             a route after a catch-all route (no match, no source) is never reached (warning)
+publishing  an entry for an incident id the matrix does not have (error)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def lint_matrix(matrix: Matrix, *, lines: Mapping[str, int] | None = None) -> li
         *_owner_roles(matrix, where),
         *_shift_coverage(matrix, where),
         *_alert_routes(matrix, where),
+        *_publishing(matrix, where),
     ]
 
 
@@ -252,3 +254,16 @@ def _alert_routes(matrix: Matrix, where: _Where) -> Iterator[Problem]:
             )
         elif not route.match and route.source is None:
             catch_all = path
+
+
+def _publishing(matrix: Matrix, where: _Where) -> Iterator[Problem]:
+    """`publishing` is keyed by row id (not alias: one entry per row)."""
+    ids = [row.id for row in matrix.incidents]
+    for type_id in matrix.publishing:
+        if type_id not in ids:
+            close = difflib.get_close_matches(type_id, ids, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            path = join_path("publishing", type_id)
+            yield where.error(
+                path, "publishing", f"unknown incident type {type_id!r}; {hint}use a row's id"
+            )

@@ -447,6 +447,35 @@ class AlertRouting(Frozen):
     routes: tuple[AlertRoute, ...] = ()
 
 
+# ---------------------------------------------------------------- customer updates out (§11)
+class StatuspageImpact(StrEnum):
+    """Statuspage's `impact_override`: how bad the incident looks on the status page."""
+
+    NONE = "none"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+
+StatuspageComponentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class Publishing(Frozen):
+    """How one incident type's customer updates go out: the title customers see (default: the
+    row's title), the Statuspage components it affects and the impact shown there, whether an
+    owner approves each update before it is published, and whether it reaches the status page
+    at all (rows whose policy is "Not required" never do)."""
+
+    title: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+        | None
+    ) = None
+    components: tuple[StatuspageComponentId, ...] = ()
+    impact: StatuspageImpact | None = None
+    approval: StrictBool = False
+    statuspage: StrictBool = True
+
+
 class Matrix(Frozen):
     """A whole escalation matrix: what the YAML file holds."""
 
@@ -458,10 +487,15 @@ class Matrix(Frozen):
     incidents: tuple[IncidentRow, ...] = Field(min_length=1)
     rhythm: RhythmConfig = Field(default_factory=RhythmConfig)
     alerts: AlertRouting = Field(default_factory=AlertRouting)
+    publishing: dict[Slug, Publishing] = Field(default_factory=dict)
 
     def owner_names(self, row: IncidentRow) -> str:
         """The row's owner as the seed writes it: 'FinOps + AI Operations'."""
         return " + ".join(self.owners[o].name if o in self.owners else o for o in row.owners)
+
+    def publishing_for(self, row: IncidentRow) -> Publishing:
+        """How `row`'s customer updates go out (the defaults when the matrix says nothing)."""
+        return self.publishing.get(row.id) or Publishing()
 
     def row(self, incident_id: str) -> IncidentRow:
         for row in self.incidents:

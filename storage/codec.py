@@ -94,6 +94,10 @@ def lane_of(message: PlannedMessage, *, channel: str | None, payload: dict[str, 
         return "executive"
     if message.route is Route.DIRECT:
         return f"dm:{payload.get('user', '')}"
+    if message.route is Route.CUSTOMERS:
+        return str(payload.get("channel", "customers"))
+    if message.route is Route.STATUSPAGE:
+        return "statuspage"
     if channel is None:
         return f"rhythm:{message.kind.value}"
     return channel

@@ -238,9 +238,10 @@ class Incidents:
             return UpdateLogged(self._get(db, incident.id), created=True)
 
     def customer_updates(self, incident_id: int) -> list[dict[str, Any]]:
+        """The incident's published customer updates, oldest first."""
         return list(
             self._store.db["customer_updates"].rows_where(
-                "incident_id = ?", [incident_id], order_by="id"
+                "incident_id = ? AND status = 'published'", [incident_id], order_by="posted_at, id"
             )
         )
 

@@ -91,7 +91,7 @@ class Reporting:
     def _updates(self, ids: Sequence[int]) -> dict[int, list[datetime]]:
         rows = self._in(
             "SELECT incident_id, posted_at FROM customer_updates WHERE incident_id IN ({ids}) "
-            "ORDER BY posted_at",
+            "AND status = 'published' ORDER BY posted_at",
             ids,
         )
         found: dict[int, list[datetime]] = defaultdict(list)

@@ -230,3 +230,41 @@ def m006_alert_intake(db: Database) -> None:
     _table(db, "alerts").create_index(["source", "key"], unique=True)
     _table(db, "alerts").create_index(["incident_id", "status"])
     _table(db, "incidents").add_column("alert_origin", str)
+
+
+@MIGRATIONS()
+def m007_customer_updates(db: Database) -> None:
+    """Customer updates out (§11). Each update keeps its template (phase, impact and components
+    in plain words, the next update promised, whether status-page subscribers are notified) and
+    its status: published, awaiting an owner's approval, or discarded; `posted_at` is when it
+    was published (for one awaiting approval, when it was submitted). `statuspage_incidents`
+    holds the Statuspage incident an incident opened, the status last set there and the key of
+    the outbox row last applied to it (so a row retried after a crash is not applied twice)."""
+    updates = _table(db, "customer_updates")
+    for name, kind in (
+        ("phase", str),
+        ("impact", str),
+        ("components", str),
+        ("next_update_at", float),
+        ("notify", int),
+        ("approved_by", str),
+        ("approved_at", float),
+        ("submitted_at", float),
+    ):
+        updates.add_column(name, kind)
+    updates.add_column("status", str, not_null_default="published")
+    updates.create_index(["incident_id", "status"], if_not_exists=True)
+    _table(db, "statuspage_incidents").create(
+        {
+            "incident_id": int,
+            "page_id": str,
+            "statuspage_id": str,
+            "status": str,
+            "last_key": str,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="incident_id",
+        not_null={"page_id", "statuspage_id", "status", "last_key"},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )

@@ -66,6 +66,13 @@ def _document(matrix: Matrix) -> dict[str, Any]:
         document["alerts"] = matrix.alerts.model_dump(mode="json", exclude_defaults=True)
     else:
         document.pop("alerts", None)  # no alert routing set: the file need not mention it
+    if matrix.publishing:
+        document["publishing"] = {
+            slug: how.model_dump(mode="json", exclude_defaults=True)
+            for slug, how in matrix.publishing.items()
+        }
+    else:
+        document.pop("publishing", None)
     return document
 
 
