@@ -234,6 +234,7 @@ class Runtime:
                 outbox=self.outbox,
                 gateway=self.gateway,
                 statuspage=lambda: self.statuspage is not None,
+                command=settings.SLA_BOT_COMMAND,
             ),
             statuspage=self.statuspage,
         )

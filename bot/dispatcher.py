@@ -412,6 +412,7 @@ class Dispatcher:
             on_call=on_call_for_row(matrix, incident.row, now),
             card_link=card_link,
             at=now,
+            how_to_update=self._updates.how_to(incident, matrix) if self._updates else "",
         )
 
     def _waits_for_resolved_note(self, row: Claimed, incident: Incident) -> bool:

@@ -52,6 +52,7 @@ class Deadlines:
 
     next: Obligation | None
     overdue: tuple[Obligation, ...]
+    customer_update: Obligation | None = None  # the next customer update still owed
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,10 @@ def deadlines(
     for obligation in sorted(judged, key=_due):
         if obligation.outcome is Outcome.MISSED and obligation.done_at is None:
             late[obligation.check] = obligation
-    return Deadlines(pending[0] if pending else None, tuple(sorted(late.values(), key=_due)))
+    update = next((o for o in pending if o.check is Check.CUSTOMER_UPDATE), None)
+    return Deadlines(
+        pending[0] if pending else None, tuple(sorted(late.values(), key=_due)), update
+    )
 
 
 def _due(obligation: Obligation) -> datetime:
@@ -167,6 +171,9 @@ def _incident_text(facts: IncidentFacts, due: Deadlines, data: HomeData) -> str:
     if due.next is not None:
         name, at = _DEADLINE_NAMES[due.next.check], due.next.due_at
         lines.append(f":alarm_clock: Next: {name} {relative(at - data.now)} ({when(at)})")
+    if due.customer_update is not None and due.customer_update is not due.next:
+        at = due.customer_update.due_at
+        lines.append(f":mega: Next customer update due {relative(at - data.now)} ({when(at)})")
     elif not due.overdue:
         lines.append("No timed deadline left; resolve it when done.")
     return "\n".join(lines)

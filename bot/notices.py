@@ -10,6 +10,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 from bot.blocks import Message, context, escape, header, mentions_of, section, to_message, who
 from bot.blocks import when as slack_when
 from matrix_engine.business_time import add_duration
+from matrix_engine.cadence import next_update_due
 from matrix_engine.incidents import AlertLink, Incident, Status
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import OnCallNow, mentions
@@ -46,7 +47,7 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
         f"*First response due*\n{row.first_response} · {slack_when(due_first)}",
         f"*Escalates*\n{row.escalate_after} · {slack_when(due_escalate)}",
         f"*Owner*\n{escape(matrix.owner_names(row))}",
-        f"*Customer updates*\n{row.customer_updates.render()}",
+        _customer_updates(incident, matrix),
     ]
     blocks: list[Block] = [header(title)]
     if incident.summary:
@@ -65,6 +66,23 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
     if incident.status is not Status.RESOLVED:
         blocks.append(_buttons(incident))
     return to_message(f"{title} — {incident.status.value}", blocks)
+
+
+def _customer_updates(incident: Incident, matrix: Matrix) -> str:
+    """The row's policy, the last update published and the next one owed (counted from it)."""
+    lines = [f"*Customer updates*\n{incident.row.customer_updates.render()}"]
+    if incident.last_update_at is not None:
+        lines.append(f"last {slack_when(incident.last_update_at)}")
+    due = next_update_due(
+        incident.row.customer_updates,
+        declared_at=incident.declared_at,
+        last_update_at=incident.last_update_at,
+        mitigated_at=incident.mitigated_at,
+        calendar=matrix.calendar,
+    )
+    if due is not None:
+        lines.append(f"next customer update due {slack_when(due)}")
+    return "\n".join(lines)
 
 
 def _opened_by(incident: Incident) -> str:
@@ -103,9 +121,7 @@ def _buttons(incident: Incident) -> ActionsBlock:
     buttons.append(
         ButtonElement(text="Resolved", action_id=RESOLVE_ACTION, value=value, style="danger")
     )
-    buttons.append(
-        ButtonElement(text="Customer update posted", action_id=UPDATE_ACTION, value=value)
-    )
+    buttons.append(ButtonElement(text="Post customer update", action_id=UPDATE_ACTION, value=value))
     return ActionsBlock(elements=buttons)
 
 
@@ -117,8 +133,10 @@ def render_timeline_message(
     on_call: Sequence[OnCallNow],
     card_link: str | None,
     at: datetime,
+    how_to_update: str = "",
 ) -> Message:
-    """The text of one planned message, addressed to whoever is on call at send time."""
+    """The text of one planned message, addressed to whoever is on call at send time;
+    `how_to_update` says where and how a customer update is posted (in its reminders)."""
     row, tag = incident.row, drill_prefix(incident)
     owners = _audience(on_call)
     contacts = mentions_of([c for who in on_call for c in who.escalation])
@@ -143,11 +161,11 @@ def render_timeline_message(
         ),
         MessageKind.CUSTOMER_UPDATE_DUE: (
             f"{tag}:mega: Customer update due for{link} ({row.customer_updates.render()}). "
-            f"{owners} post it, then press *Customer update posted*."
+            f"{owners} please post one. {how_to_update}".rstrip()
         ),
         MessageKind.CUSTOMER_UPDATE_OVERDUE: (
             f"{tag}:warning: Customer update overdue for{link} ({row.customer_updates.render()}). "
-            f"{owners} {contacts}".rstrip()
+            f"{owners} {contacts} {how_to_update}".rstrip()
         ),
     }
     texts |= _state_notes(incident, tag)

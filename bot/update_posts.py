@@ -39,11 +39,24 @@ class UpdatePosts:
         outbox: Outbox,
         gateway: SlackGateway,
         statuspage: Callable[[], bool],
+        command: str = "/escalate",
     ) -> None:
+        self._command = command
         self._publications = publications
         self._outbox = outbox
         self._gateway = gateway
         self._statuspage = statuspage
+
+    def how_to(self, incident: Incident, matrix: Matrix) -> str:
+        """Where and how a customer update is posted, for the reminders."""
+        channel = matrix.channels.drills if incident.drill else matrix.channels.customer_updates
+        where = f"<#{channel}>"
+        if self._statuspage() and not incident.drill and customer_facing(matrix, incident.row):
+            where += " and the status page"
+        return (
+            f"Press *Post customer update* on the card, or `{self._command} update "
+            f"{incident.ref} &lt;text&gt;`: it is published to {where}."
+        )
 
     def waits(self, row: Claimed, now: datetime) -> bool:
         """The thread note waits (a little) for the post it links to."""

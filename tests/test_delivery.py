@@ -279,7 +279,7 @@ def test_logged_customer_update_stops_deadline_reminders(
     silent = bot.declare("pii-leakage", channel=OTHER)
     bot.run_until(at(15))
     status, reply = bot.command(f"update {told.ref} Status page updated", user="U0SECURITY1")
-    assert status == 200 and "Customer update logged" in reply["text"]
+    assert status == 200 and f"Customer update for {told.ref} published" in reply["text"]
     bot.run_until(at(45))
     assert {"customer_update_due", "customer_update_overdue"}.isdisjoint(local_keys(fake, told))
     assert "update:" in " ".join(local_keys(fake, told))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.listeners import UPDATE_MODAL, update_modal
+from bot.update_form import UPDATE_MODAL, update_modal
 from tests.harness.app import AppServer
 from tests.harness.loopback import LOOPBACK, SignedClient
 from tests.harness.workspace import INCIDENTS, USER
@@ -153,17 +153,19 @@ def test_a_retried_update_is_recorded_and_posted_once(bot_app: AppServer) -> Non
     ]
 
     assert [r.status for r in replies] == [200] * 3
-    assert reply_text(replies[0]) == "Customer update logged for INC-1."
+    assert reply_text(replies[0]) == "Customer update for INC-1 published to <#C0CUSTUPDATES>."
     assert len(bot_app.runtime.incidents.customer_updates(1)) == 1
     bot_app.fake.wait_for(
         lambda: posts_of(bot_app, "customer_update_logged"), timeout=15, what="the note"
     )
     bot_app.runtime.background.submit(lambda: None).result(timeout=10)
     assert len(posts_of(bot_app, "customer_update_logged")) == 1
+    assert len(posts_of(bot_app, "customer_update_published")) == 1
     outbox = bot_app.runtime.store.db.execute(
-        "SELECT count(*) FROM outbox WHERE kind = 'customer_update_logged'"
-    ).fetchone()[0]
-    assert outbox == 1
+        "SELECT kind, count(*) FROM outbox WHERE kind IN ('customer_update_logged', "
+        "'customer_update_published') GROUP BY kind"
+    ).fetchall()
+    assert sorted(outbox) == [("customer_update_logged", 1), ("customer_update_published", 1)]
 
 
 def test_a_retried_followup_add_creates_one_followup(bot_app: AppServer) -> None:
