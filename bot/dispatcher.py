@@ -41,7 +41,7 @@ from bot.notices import (
     render_timeline_message,
 )
 from bot.statuspage import StatuspageSender
-from bot.update_posts import UPDATE_KINDS, UpdatePosts
+from bot.update_posts import UpdatePosts
 from matrix_engine.incidents import Incident, Status, state_note_key
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
@@ -392,7 +392,7 @@ class Dispatcher:
         return found
 
     def _render(self, row: Claimed, incident: Incident, matrix: Matrix, now: datetime) -> Message:
-        if self._updates is not None and row.message.kind in UPDATE_KINDS:
+        if self._updates is not None and self._updates.handles(row):
             return self._updates.render(row, incident, matrix, now)
         if row.message.kind is MessageKind.INCIDENT_DECLARED:
             return render_card(incident, matrix)

@@ -40,12 +40,6 @@ class OpenHere:
     incidents: list[Incident]
 
 
-@dataclass(frozen=True)
-class UpdateLogged:
-    incident: Incident
-    created: bool  # False when the same request (trigger_id) had already logged it
-
-
 def incident_key(incident_id: int, local_key: str) -> str:
     """The globally unique key of an incident's planned message (also in Slack metadata)."""
     return f"INC-{incident_id}:{local_key}"
@@ -194,48 +188,6 @@ class Incidents:
             _audit(db, at=at, incident_id=incident_id, actor=actor, action=action.value, detail={})
             _plan(db, incident_id, announce)
             return after
-
-    def log_update(
-        self,
-        incident_id: int,
-        *,
-        text: str,
-        actor: str,
-        at: datetime,
-        trigger_id: str | None = None,
-        announce: Sequence[PlannedMessage] = (),
-    ) -> UpdateLogged:
-        """Record a customer update as posted; deadline reminders for it stop. A request
-        (`trigger_id`) already recorded changes nothing."""
-        with self._store.immediate() as db:
-            incident = self._get(db, incident_id)
-            if (
-                trigger_id is not None
-                and db.execute(
-                    "SELECT 1 FROM customer_updates WHERE trigger_id = ?", [trigger_id]
-                ).fetchone()
-            ):
-                return UpdateLogged(incident, created=False)
-            db.table("customer_updates").insert(
-                {
-                    "incident_id": incident_id,
-                    "text": text,
-                    "posted_by": actor,
-                    "posted_at": to_epoch(at),
-                    "trigger_id": trigger_id,
-                }
-            )
-            db.table("incidents").update(incident_id, {"last_update_at": to_epoch(at)})
-            _audit(
-                db,
-                at=at,
-                incident_id=incident_id,
-                actor=actor,
-                action="customer_update",
-                detail={"text": text},
-            )
-            _plan(db, incident_id, announce)
-            return UpdateLogged(self._get(db, incident.id), created=True)
 
     def customer_updates(self, incident_id: int) -> list[dict[str, Any]]:
         """The incident's published customer updates, oldest first."""
