@@ -61,7 +61,7 @@ def render_update_note(
     """The thread note: who published what and where (a link to the post), and when the next
     customer update is due."""
     published = update.published_at or update.submitted_at
-    where = f"<{link}|in <#{channel}>>" if link else f"in <#{channel}>"
+    where = f"in <#{channel}> (<{link}|the post>)" if link else f"in <#{channel}>"
     text = (
         f"{drill_prefix(incident)}:speech_balloon: Customer update published {when(published)} "
         f"by <@{update.author}> {where}"

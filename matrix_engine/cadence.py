@@ -77,8 +77,8 @@ def update_windows(
     calendar: Calendar,
     until: datetime,
 ) -> Iterator[UpdateWindow]:
-    """The chain of windows of the module docstring, up to and including the first one due at
-    or after `until`. Instants are compared in UTC."""
+    """The chain of windows of the module docstring, up to the one open at `until`: the first
+    one due at or after `until` that was not already kept by then. Instants compared in UTC."""
     times = sorted(require_aware(u).astimezone(UTC) for u in updates)
     opened = require_aware(declared_at, name="declared_at").astimezone(UTC)
     until = require_aware(until, name="until")
@@ -87,8 +87,9 @@ def update_windows(
         due = add_duration(opened, interval, calendar)
         done = _first_update(times, after=opened, inclusive=number == 1)
         yield UpdateWindow(number, opened, due, done)
-        if due >= until:
-            return
+        kept_by_then = done is not None and done <= min(due, until)
+        if due >= until and not kept_by_then:
+            return  # the window open at `until`
         covers = done is not None and done <= add_duration(due, interval, calendar)
         opened = done if covers and done is not None else due
         number += 1

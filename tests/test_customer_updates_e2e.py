@@ -168,7 +168,7 @@ def test_an_update_is_published_with_title_phase_and_next_update(
     (note,) = posts(fake, "customer_update_logged", INCIDENTS)
     card = next(m for m in fake.messages(INCIDENTS) if m.event_type == "incident_declared")
     assert note.thread_ts == card.ts
-    link = re.search(r"<(https?://[^|>]+)\|in <#C0CUSTUPDATES>>", note.visible_text)
+    link = re.search(r"in <#C0CUSTUPDATES> \(<(https?://[^|>]+)\|the post>\)", note.visible_text)
     assert link is not None and post.ts.replace(".", "") in link.group(1)
     assert "and on the status page" in note.visible_text
     assert "Next customer update due " + slack_date(at(35)) in note.visible_text
