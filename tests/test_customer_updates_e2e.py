@@ -174,6 +174,10 @@ def test_an_update_is_published_with_title_phase_and_next_update(
     assert "Next customer update due " + slack_date(at(35)) in note.visible_text
     refreshed = fake.calls_to("chat.update", channel=INCIDENTS)[-1]
     assert "next customer update due " + slack_date(at(35)) in json.dumps(refreshed.params)
+    status = bot.command("status INC-1")[1]["text"]
+    assert "next customer update due " + slack_date(at(35)) in status
+    home = json.dumps(bot.runtime.home.view())
+    assert "Next customer update due in 29 min (" + slack_date(at(35)) in home
 
 
 def test_mentions_and_links_in_an_update_never_reach_slack_raw(
