@@ -149,13 +149,6 @@ def _row_still_there(active: ActiveMatrix, row_id: str, done: str) -> IncidentRo
         ) from None
 
 
-def input_value(view: dict[str, Any], block_id: str, action_id: str) -> str:
-    """The text typed into a modal's input (empty when Slack sent none)."""
-    state = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
-    value = (state.get(action_id) or {}).get("value")
-    return value if isinstance(value, str) else ""
-
-
 def notice_view(message: Message) -> dict[str, Any]:
     """A modal showing `message` in place of a form that could not be submitted."""
     return {

@@ -10,19 +10,19 @@ The timeline, minutes after t0 = Tue 2026-11-10 10:00 EST (15:00 UTC), seed matr
     5    ack INC-1 (5 min: met), ack INC-3 (3 min: met)
     20   escalation of INC-1 posted by the bot (due 20: on time)
     22   mitigate INC-3 (before its escalation at 27: not due)
-    25   update INC-1 (window 1 ends 30: met)
+    25   update INC-1 (window 1 ends 30: met; it promises the next by 55)
     26   ack INC-2 (25 min, due 20: missed by 5)
     32   update INC-3 (due 62: met)
     42   resolve INC-3
     46   escalation of INC-2 posted by the bot (on time)
-    70   mitigate INC-1 (window 2 ended 60 without an update: missed by 10)
+    70   mitigate INC-1 (no update by 55: missed by 15)
     80   resolve INC-1
     101  update INC-2 (due 91, not mitigated then: missed by 10)
     111  mitigate INC-2; 121 resolve INC-2
 
 Live: 3 incidents, MTTA (5+25+3)/3 = 11.00 min, MTTM (70+110+20)/3 = 66.67, MTTR (80+120+40)/3 =
 80.00; first response 2/3 = 66.7 %, escalation 2/2 = 100.0 %, customer updates 2/4 = 50.0 %,
-3 breaches: INC-1 update #2 (10 min), INC-2 update (10 min), INC-2 first response (5 min).
+3 breaches: INC-1 update #2 (15 min), INC-2 update (10 min), INC-2 first response (5 min).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def test_the_worst_breaches_link_to_the_incident_cards(played: Bot) -> None:
     lines = breaches.splitlines()[1:]
     refs = [re.search(r"\|(INC-\d+)>", line)[1] for line in lines]  # type: ignore[index]
     assert refs == ["INC-1", "INC-2", "INC-2"]
-    assert "customer update #2 · not done, 10.00 min late" in lines[0]
+    assert "customer update #2 · not done, 15.00 min late" in lines[0]
     assert "customer update · done, 10.00 min late" in lines[1]
     assert "first response · done, 5.00 min late" in lines[2]
     client = WebClient(token=played.fake.token, base_url=played.fake.url, timeout=30)

@@ -315,8 +315,17 @@ def test_drill_runs_in_the_drills_channel_and_is_scored_from_the_recorded_times(
     # Routing: the executive and customer paths of the drill stay in the drills channel.
     assert_drill_only(fake, new, ref="INC-2")
     kinds = [m.event_type for m in new]
-    for kind in ("incident_declared", "owner_ping", "executive_notify", "customer_update_due"):
+    # The update at 40 s promised the next by 85 s, after the mitigation at 75 s: no reminder,
+    # and the update itself was published in the drills channel, not the customer-updates one.
+    kinds_expected = (
+        "incident_declared",
+        "owner_ping",
+        "executive_notify",
+        "customer_update_published",
+    )
+    for kind in kinds_expected:
         assert kind in kinds
+    assert "customer_update_due" not in kinds
     assert kinds.count("escalation") == 2  # the thread's and the executive path's
     posted_to = {c.channel for c in calls if c.method in ("chat.postMessage", "chat.update")}
     assert posted_to == {DRILLS}

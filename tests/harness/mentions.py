@@ -44,6 +44,8 @@ _BOT_MADE = [
     re.compile(r"<!date\^\d+\^\{date_short_pretty\} \{time\}\|[0-9: -]+UTC>"),
     re.compile(r"<#C0[A-Z0-9]+>"),
     re.compile(r"<https://sla-fake\.slack\.com/archives/C0[A-Z0-9]+/p\d+(\?[^|<>]*)?\|INC-\d+>"),
+    # The thread note's link to the customer update it announces.
+    re.compile(r"<https://sla-fake\.slack\.com/archives/C0[A-Z0-9]+/p\d+\|the post>"),
 ]
 
 
