@@ -1,4 +1,4 @@
-"""Customer-update use-cases (§11): submit an update, approve or discard one awaiting approval,
+"""Customer-update use-cases (docs/design.md §11): submit an update, approve or discard one awaiting approval,
 and the posts each of them plans. Shell code: it reads the clock and storage and wakes the
 dispatcher; what an update may say and when the next is owed live in matrix_engine.
 

@@ -1,4 +1,4 @@
-"""Atlassian Statuspage (REST API v1): the incident customers see on the status page (§11).
+"""Atlassian Statuspage (REST API v1): the incident customers see on the status page (docs/design.md §11).
 
 The first published update of a customer-facing incident creates a Statuspage incident (`POST
 /pages/{page_id}/incidents`); later updates change it (`PATCH /pages/{page_id}/incidents/{id}`);

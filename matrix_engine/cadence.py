@@ -1,4 +1,4 @@
-"""When customers are owed their next update (§11): counted from the last published update.
+"""When customers are owed their next update (docs/design.md §11): counted from the last published update.
 
 *Every N until mitigation* promises an update N after the previous one (or after declaration,
 before the first). The promises form a chain of windows, each opened by the instant it counts

@@ -1,4 +1,4 @@
-"""Customer updates (§11): what one says, who may publish it, and how it reads on a status page.
+"""Customer updates (docs/design.md §11): what one says, who may publish it, and how it reads on a status page.
 
 A customer update is written from a template: the phase (investigating, identified, monitoring,
 resolved: Statuspage's own incident statuses), the impact and the affected components in plain

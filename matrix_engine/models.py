@@ -447,7 +447,7 @@ class AlertRouting(Frozen):
     routes: tuple[AlertRoute, ...] = ()
 
 
-# ---------------------------------------------------------------- customer updates out (§11)
+# ---------------------------------------------------------------- customer updates out (docs/design.md §11)
 class StatuspageImpact(StrEnum):
     """Statuspage's `impact_override`: how bad the incident looks on the status page."""
 

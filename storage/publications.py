@@ -1,4 +1,4 @@
-"""Customer updates as stored (§11): submitted, approved or discarded, each change with its audit
+"""Customer updates as stored (docs/design.md §11): submitted, approved or discarded, each change with its audit
 row and the posts that announce it, in one transaction; and the Statuspage incident each incident
 opened. Plain SQL (`INSERT … ON CONFLICT`), nothing only SQLite understands."""
 

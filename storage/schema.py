@@ -234,7 +234,7 @@ def m006_alert_intake(db: Database) -> None:
 
 @MIGRATIONS()
 def m007_customer_updates(db: Database) -> None:
-    """Customer updates out (§11). Each update keeps its template (phase, impact and components
+    """Customer updates out (docs/design.md §11). Each update keeps its template (phase, impact and components
     in plain words, the next update promised, whether status-page subscribers are notified) and
     its status: published, awaiting an owner's approval, or discarded; `posted_at` is when it
     was published (for one awaiting approval, when it was submitted). `statuspage_incidents`

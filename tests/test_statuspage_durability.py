@@ -1,4 +1,4 @@
-"""Exactly one Statuspage incident across a SIGKILL (issue 15, RELIABILITY S12): `sla-bot serve`
+"""Exactly one Statuspage incident across a SIGKILL (issue 15, docs/reliability.md S12): `sla-bot serve`
 runs as a real subprocess on steered simulated time (`tests.harness.steered`), Statuspage is the
 loopback fake of `tests.harness.statuspage` in this process. Statuspage creates the incident and
 holds its answer; the bot is killed before it hears back; restarted, it looks for the incident
