@@ -78,26 +78,29 @@ class Publications:
             if db.execute("SELECT 1 FROM incidents WHERE id = ?", [incident_id]).fetchone() is None:
                 raise IncidentNotFound(f"INC-{incident_id}")
             status = UpdateStatus.AWAITING_APPROVAL if awaiting_approval else UpdateStatus.PUBLISHED
-            cursor = db.execute(
-                "INSERT INTO customer_updates (incident_id, text, posted_by, posted_at, trigger_id, "
-                "phase, impact, components, next_update_at, notify, status, submitted_at) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    incident_id,
-                    draft.text,
-                    author,
-                    to_epoch(at),
-                    trigger_id,
-                    draft.phase.value,
-                    draft.impact,
-                    draft.components,
-                    None if draft.next_update_at is None else to_epoch(draft.next_update_at),
-                    int(draft.notify),
-                    status.value,
-                    to_epoch(at),
-                ],
+            update_id = (
+                db.table("customer_updates")
+                .insert(
+                    {
+                        "incident_id": incident_id,
+                        "text": draft.text,
+                        "posted_by": author,
+                        "posted_at": to_epoch(at),
+                        "trigger_id": trigger_id,
+                        "phase": draft.phase.value,
+                        "impact": draft.impact,
+                        "components": draft.components,
+                        "next_update_at": None
+                        if draft.next_update_at is None
+                        else to_epoch(draft.next_update_at),
+                        "notify": int(draft.notify),
+                        "status": status.value,
+                        "submitted_at": to_epoch(at),
+                    }
+                )
+                .last_pk
             )
-            update_id = int(cursor.lastrowid or 0)
+            assert isinstance(update_id, int)
             if status is UpdateStatus.PUBLISHED:
                 _published(db, incident_id, at)
             _audit(

@@ -233,7 +233,7 @@ def m006_alert_intake(db: Database) -> None:
 
 
 @MIGRATIONS()
-def m007_customer_updates(db: Database) -> None:
+def m008_customer_updates(db: Database) -> None:
     """Customer updates out (docs/design.md §11). Each update keeps its template (phase, impact and components
     in plain words, the next update promised, whether status-page subscribers are notified) and
     its status: published, awaiting an owner's approval, or discarded; `posted_at` is when it
