@@ -499,3 +499,14 @@ def test_a_late_initial_update_is_recorded_late_in_the_report(
     assert breach.deviation == timedelta(minutes=15)
     kinds = [m.event_type for m in fake.messages(INCIDENTS)]
     assert kinds.count("customer_update_due") == 1 and kinds.count("customer_update_overdue") == 1
+
+
+def test_reminders_say_where_and_how_to_post(bot: InProcessBot, fake: FakeSlack) -> None:
+    bot.declare("model-outage")
+    bot.run_until(at(31))
+
+    (reminder,) = posts(fake, "customer_update_due", INCIDENTS)
+    assert (
+        "Press *Post customer update* on the card, or `/escalate update INC-1 &lt;text&gt;`: it "
+        "is published to <#C0CUSTUPDATES> and the status page."
+    ) in reminder.visible_text
