@@ -22,7 +22,8 @@ for the calls the bot makes, recording every request (method, path, query, heade
 
 Faults: `fail(status, times=…)` answers 420/429 (with `Retry-After` if given) or 5xx without
 acting; `hold(method)` acts, then holds the answer until `release()` (a client timeout, or a
-process killed between Statuspage acting and hearing back).
+process killed between Statuspage acting and hearing back); `answer_after` seconds delays every
+answer after acting (a slow Statuspage, so kills at random moments catch calls in flight).
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class FakeStatuspage:
         self._release = threading.Event()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self.answer_after = 0.0
 
     # ---------------------------------------------------------------- life cycle
     def start(self) -> FakeStatuspage:
@@ -247,6 +249,8 @@ class FakeStatuspage:
             self._requests.append(Recorded(method, parts.path, query, headers, body, status))
         if hold:
             self._release.wait(PATIENCE_S)
+        elif self.answer_after > 0:
+            self._stopping.wait(self.answer_after)
         return status, answer, extra
 
     def _answer(
