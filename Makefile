@@ -46,12 +46,14 @@ soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
 
 ## make chaos: the delivery chaos run (104 SIGKILLs under faults, poisoned incidents; about 12
-## minutes), then R1 with 100 SIGKILLs at random moments and D1 with 300 (the suite runs 10 and 30)
+## minutes), then R1 with 100 SIGKILLs at random moments, D1 with 300 and S12 (Statuspage) with 40
+## (the suite runs 10, 30 and 5)
 chaos: $(STAMP)
 	$(BIN)/python -m benchmarks.chaos
-	DURABILITY_KILLS=100 D1_KILLS=300 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	DURABILITY_KILLS=100 D1_KILLS=300 STATUSPAGE_KILLS=40 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 		tests/test_durability.py::test_r1_sigkill_at_random_moments_loses_and_repeats_nothing \
-		tests/test_storage.py::test_d1_kill_9_during_declarations_leaves_no_partial_incident
+		tests/test_storage.py::test_d1_kill_9_during_declarations_leaves_no_partial_incident \
+		tests/test_statuspage_durability.py::test_sigkills_at_random_moments_put_every_update_on_the_page_once_in_order
 
 ## make stress-test: `make test` 3 times in a row beside 2 CPU-bound processes
 stress-test: $(STAMP)
