@@ -17,6 +17,10 @@ Slack call hangs holds the others for OVERLAP_AFTER at most: the next row starts
 A channel that refuses the incident for good (archived, the bot removed) moves the incident to the
 incidents channel, with a new card saying where it came from and an admin alert; a deleted card
 is posted again (`bot.delivery_failures`).
+
+Customer updates (docs/design.md §11) are rows like any other: their posts are composed by
+`bot.update_posts`, and the status page's calls (route `statuspage`, a lane of their own) are made
+by `bot.statuspage` under the same claims, pacing and failure rules.
 """
 
 from __future__ import annotations

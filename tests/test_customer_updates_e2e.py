@@ -25,6 +25,7 @@ from bot.notices import UPDATE_ACTION
 from bot.update_blocks import DISCARD_ACTION, PUBLISH_ACTION
 from bot.update_form import UPDATE_MODAL, update_modal
 from matrix_engine.customer_updates import MONITORING_BODY, RESOLVED_BODY
+from matrix_engine.models import StatuspageImpact
 from tests.harness.clock import ManualClock
 from tests.harness.delivery import InProcessBot, start_fake
 from tests.harness.statuspage import API_KEY, PAGE_ID, FakeStatuspage
@@ -510,3 +511,47 @@ def test_reminders_say_where_and_how_to_post(bot: InProcessBot, fake: FakeSlack)
         "Press *Post customer update* on the card, or `/escalate update INC-1 &lt;text&gt;`: it "
         "is published to <#C0CUSTUPDATES> and the status page."
     ) in reminder.visible_text
+
+
+# ---------------------------------------------------------------- configuration
+def test_the_publishing_section_round_trips_through_yaml(tmp_path: Path) -> None:
+    from matrix_engine.loading import load_matrix_text
+    from matrix_engine.render.yaml_document import render_yaml
+
+    matrix = load_matrix_text(matrix_file(tmp_path, approval=True).read_text(encoding="utf-8"))
+    again = load_matrix_text(render_yaml(matrix))
+
+    assert again == matrix
+    how = again.publishing_for(again.row("model-outage"))
+    assert (how.title, how.components, how.impact, how.approval) == (
+        TITLE,
+        tuple(COMPONENTS),
+        StatuspageImpact.MAJOR,
+        True,
+    )
+    assert again.publishing_for(again.row("cost-anomaly")).statuspage is True  # the default
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"STATUSPAGE_API_KEY": "k"}, "STATUSPAGE_PAGE_ID: missing (STATUSPAGE_API_KEY is set"),
+        ({"STATUSPAGE_PAGE_ID": PAGE_ID}, "STATUSPAGE_API_KEY: missing (STATUSPAGE_PAGE_ID is set"),
+        (
+            {"STATUSPAGE_API_KEY": "k", "STATUSPAGE_PAGE_ID": "../../etc"},
+            "STATUSPAGE_PAGE_ID: must be the page ID",
+        ),
+        ({"STATUSPAGE_API_URL": "ftp://x"}, "STATUSPAGE_API_URL: must be an http(s) URL"),
+    ],
+    ids=["key-without-page", "page-without-key", "page-not-an-id", "url-not-http"],
+)
+def test_statuspage_settings_refused_with_one_line(
+    tmp_path: Path, settings: dict[str, str], problem: str
+) -> None:
+    from bot.settings import SettingsError
+    from tests.harness.workspace import bot_settings
+
+    with pytest.raises(SettingsError) as refused:
+        bot_settings(db=tmp_path / "bot.db", **settings)
+
+    assert [line for line in refused.value.problems if line.startswith(problem)]
