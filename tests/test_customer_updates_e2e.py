@@ -546,7 +546,7 @@ def test_the_publishing_section_round_trips_through_yaml(tmp_path: Path) -> None
     ids=["key-without-page", "page-without-key", "page-not-an-id", "url-not-http"],
 )
 def test_statuspage_settings_refused_with_one_line(
-    tmp_path: Path, settings: dict[str, str], problem: str
+    tmp_path: Path, settings: dict[str, Any], problem: str
 ) -> None:
     from bot.settings import SettingsError
     from tests.harness.workspace import bot_settings
