@@ -555,3 +555,36 @@ def test_statuspage_settings_refused_with_one_line(
         bot_settings(db=tmp_path / "bot.db", **settings)
 
     assert [line for line in refused.value.problems if line.startswith(problem)]
+
+
+def test_a_timed_out_create_of_a_resolved_incident_is_found_among_all_incidents(
+    tmp_path: Path, fake: FakeSlack, clock: ManualClock, statuspage: FakeStatuspage
+) -> None:
+    """A first update that says *resolved* creates a resolved incident, which the page's
+    unresolved list does not show: the lookup also searches all incidents by name."""
+    bot = InProcessBot(
+        tmp_path,
+        fake=fake,
+        clock=clock,
+        SLA_BOT_MATRIX=matrix_file(tmp_path),
+        STATUSPAGE_TIMEOUT=0.5,
+        **statuspage.settings(),
+    )
+    try:
+        statuspage.hold("POST")
+        bot.declare("model-outage")
+        status, _ = submit_form(bot, form("It was fixed within minutes.", phase="resolved"))
+        assert status == 200
+        bot.run_until(at(0.2))
+        statuspage.release()
+        bot.run_until(at(2))
+    finally:
+        bot.close()
+
+    (incident,) = statuspage.incidents()
+    assert incident["status"] == "resolved"
+    assert [(r.method, r.path, r.query.get("q")) for r in statuspage.requests()] == [
+        ("POST", INCIDENTS_PATH, None),
+        ("GET", f"{INCIDENTS_PATH}/unresolved", None),
+        ("GET", INCIDENTS_PATH, [TITLE]),
+    ]
