@@ -41,6 +41,7 @@ from matrix_engine.incidents import (
 )
 from matrix_engine.models import IncidentRow
 from matrix_engine.timeline import MessageKind, PlannedMessage
+from storage.backend import Storage
 from storage.codec import (
     alert_origin_from_json,
     alert_origin_json,
@@ -51,7 +52,6 @@ from storage.codec import (
     message_columns,
     to_epoch,
 )
-from storage.db import Store
 from storage.incidents import _audit, _plan, incident_channel, incident_key
 
 # The timeline of a new incident of `row` opened at the given instant.
@@ -80,7 +80,7 @@ Routing = Sequence[tuple[AlertEvent, Routed | Unrouted]]
 
 
 class AlertLedger:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def receive(
@@ -126,11 +126,12 @@ class AlertLedger:
 def _insert_payload(
     db: Any, *, source: str, body: str, at: datetime, processed: bool = True
 ) -> int:
-    cursor = db.execute(
-        "INSERT INTO alert_payloads (source, body, received_at, processed_at) VALUES (?, ?, ?, ?)",
+    found = db.execute(
+        "INSERT INTO alert_payloads (source, body, received_at, processed_at) VALUES (?, ?, ?, ?) "
+        "RETURNING id",
         [source, body, to_epoch(at), to_epoch(at) if processed else None],
-    )
-    return int(cursor.lastrowid)
+    ).fetchone()
+    return int(found[0])
 
 
 def _apply(
@@ -285,10 +286,10 @@ class _Alert:
         at = to_epoch(self.at)
         routed = self.route if isinstance(self.route, Routed) else None
         if self.row is None:
-            cursor = self.db.execute(
+            found = self.db.execute(
                 "INSERT INTO alerts (source, key, status, incident_id, type, channel, group_key, "
                 "summary, labels, fired, first_seen_at, changed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
                 [
                     event.source.value,
                     event.key,
@@ -302,8 +303,8 @@ class _Alert:
                     at,
                     at,
                 ],
-            )
-            return int(cursor.lastrowid), 1
+            ).fetchone()
+            return int(found[0]), 1
         fired = int(self.row[3]) + (1 if fires else 0)
         self.db.execute(
             "UPDATE alerts SET status = ?, incident_id = ?, fired = ?, changed_at = ?, "
@@ -372,7 +373,7 @@ def _incident(db: Any, incident_id: int) -> Incident:
 def _add(
     db: Any, message: PlannedMessage, *, incident_id: int | None, payload: dict[str, Any]
 ) -> None:
-    """Plan a post carrying `payload`, unless one with its key exists (INSERT OR IGNORE)."""
+    """Plan a post carrying `payload`, unless one with its key exists (ON CONFLICT DO NOTHING)."""
     key = message.key if incident_id is None else incident_key(incident_id, message.key)
     channel = None if incident_id is None else incident_channel(db, incident_id)
     db.table("outbox").insert(

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 from sqlite_utils import Database
 
 from storage.schema import MIGRATIONS
@@ -33,7 +34,7 @@ class DatabaseUnusable(Exception):
     """A file that cannot be used as the bot's database: not SQLite, damaged, or another
     program's SQLite database."""
 
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path | str, reason: str) -> None:
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
@@ -64,12 +65,14 @@ def check_database(path: Path) -> None:
 
 
 PROBE_EVERY_S = 2.0  # how long a write probe's answer is reused (health checks come often)
-# Anything the database can raise: the caller cannot record anything until it is fixed.
-StorageError = sqlite3.Error
+# Anything either database can raise: the caller cannot record anything until it is fixed.
+StorageError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 
 class Store:
     """The database file, handing each thread its own connection."""
+
+    backend = "sqlite"
 
     def __init__(self, path: Path | str, *, warn_if_new: bool = True) -> None:
         self.path = Path(path)
@@ -97,6 +100,11 @@ class Store:
                 "before (if there should be, stop and point SLA_BOT_DB at the right file)",
                 self.path.resolve(),
             )
+
+    @property
+    def name(self) -> str:
+        """What names the database in messages."""
+        return str(self.path)
 
     @property
     def db(self) -> Database:
@@ -147,7 +155,8 @@ class Store:
         try:
             with self.immediate() as db:
                 db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_probe', ?)",
+                    "INSERT INTO meta (key, value) VALUES ('health_probe', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [repr(time.time())],
                 )
             found = None

@@ -10,8 +10,8 @@ from matrix_engine.drills import DrillRecord
 from matrix_engine.followups import Followup
 from matrix_engine.models import Severity
 from matrix_engine.scorecard import Scorecard
+from storage.backend import Storage
 from storage.codec import from_epoch, to_epoch
-from storage.db import Store
 
 
 def _eta_text(eta: date | datetime) -> str:
@@ -23,7 +23,7 @@ def _eta_value(text: str) -> date | datetime:
 
 
 class Followups:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def add(self, followup: Followup, *, by: str, at: datetime) -> Followup:
@@ -125,7 +125,7 @@ def _decode(row: dict[str, Any]) -> Followup:
 class Drills:
     """Drill history (for rotation) and scorecards (kept apart from live SLA figures)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def history(self) -> list[DrillRecord]:
@@ -142,8 +142,10 @@ class Drills:
     def record_score(self, scorecard: Scorecard, *, at: datetime) -> None:
         with self._store.immediate() as db:
             db.execute(
-                "INSERT OR REPLACE INTO drill_scores (incident_id, row_id, severity, score, card, scored_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO drill_scores (incident_id, row_id, severity, score, card, scored_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET "
+                "row_id = excluded.row_id, severity = excluded.severity, score = excluded.score, "
+                "card = excluded.card, scored_at = excluded.scored_at",
                 [
                     scorecard.incident_id,
                     scorecard.row_id,
@@ -164,7 +166,7 @@ class Drills:
 class Meta:
     """Small named values the shell keeps between runs (e.g. when the rhythm was last planned)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def get(self, key: str) -> str | None:
@@ -173,4 +175,7 @@ class Meta:
 
     def set(self, key: str, value: str) -> None:
         with self._store.immediate() as db:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )

@@ -10,6 +10,7 @@ from typing import Any
 from matrix_engine.incidents import Action, Incident, Status, apply_action
 from matrix_engine.models import IncidentRow
 from matrix_engine.timeline import PlannedMessage
+from storage.backend import Storage
 from storage.codec import (
     dumps,
     incident_from_row,
@@ -18,7 +19,6 @@ from storage.codec import (
     message_columns,
     to_epoch,
 )
-from storage.db import Store
 
 
 class IncidentNotFound(LookupError):
@@ -48,7 +48,7 @@ def incident_key(incident_id: int, local_key: str) -> str:
 class Incidents:
     """Repository of incidents; every state change and its audit row commit together."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def declare(
@@ -227,7 +227,7 @@ class Incidents:
 
 
 def _plan(db: Any, incident_id: int, messages: Sequence[PlannedMessage]) -> None:
-    """Add planned posts of an incident, keeping any that already exist (INSERT OR IGNORE)."""
+    """Add planned posts of an incident, keeping any that already exist (ON CONFLICT DO NOTHING)."""
     channel = incident_channel(db, incident_id)
     db.table("outbox").insert_all(
         (

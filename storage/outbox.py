@@ -6,6 +6,8 @@
 
 A claim writes a fresh token under the write lock; every later update is conditional on that
 token (compare-and-set), so a second dispatcher or a stale claim can never record a row twice.
+A claim also records the leadership epoch it was made under (`storage.leadership`): once another
+process has taken over the dispatcher, the old leader's claims record nothing either.
 
 Lanes keep one bad or busy channel to itself. Every row belongs to the lane of the channel it posts
 to; a claim takes at most one row per lane (the oldest due), and within an incident's lane only
@@ -32,9 +34,10 @@ from enum import StrEnum
 from typing import Any
 
 from matrix_engine.timeline import PlannedMessage, Route
+from storage.backend import Storage
 from storage.codec import dumps, from_epoch, lane_of, message_columns, message_from_row, to_epoch
-from storage.db import Store
 from storage.incidents import _audit, incident_channel, incident_key
+from storage.leadership import current
 
 LEASE = timedelta(seconds=60)
 # Prefix of `last_error` for a failure after which Slack may have posted the message anyway.
@@ -58,7 +61,8 @@ _CLAIMABLE = f"""
 WITH due AS (
     SELECT o.id, o.lane, o.due_at, o.route FROM outbox AS o
     WHERE (
-        (o.status = 'pending' AND o.held_at IS NULL AND o.next_attempt_at <= MAX(:now, :seen))
+        (o.status = 'pending' AND o.held_at IS NULL
+            AND o.next_attempt_at <= CASE WHEN :now > :seen THEN :now ELSE :seen END)
         OR (o.status = 'pending' AND (o.next_attempt_at <= :now OR o.held_at > :now))
         OR (o.status = 'sending' AND (o.claimed_at <= :expired OR o.claimed_at > :ahead))
     )
@@ -73,12 +77,17 @@ ORDER BY due_at, id LIMIT :limit
 """
 
 _INSERT = (
-    "INSERT OR IGNORE INTO outbox (key, incident_id, lane, kind, route, due_at, next_attempt_at, "
+    "INSERT INTO outbox (key, incident_id, lane, kind, route, due_at, next_attempt_at, "
     "stop_when, repeat_every, seq, payload, status, attempts) VALUES (:key, :incident_id, :lane, "
     ":kind, :route, :due_at, :next_attempt_at, :stop_when, :repeat_every, :seq, :payload, "
-    "'pending', 0)"
+    "'pending', 0) ON CONFLICT DO NOTHING"
 )
-_MINE = "WHERE id = :id AND claim_token = :token AND status = 'sending'"
+# Compare-and-set on a claim: still this claim's (its token), and made under the current
+# leadership epoch (a claim made before another process took over records nothing).
+_MINE = (
+    "WHERE id = :id AND claim_token = :token AND status = 'sending' AND (claim_epoch IS NULL "
+    "OR claim_epoch = (SELECT epoch FROM leadership WHERE name = 'dispatcher'))"
+)
 
 
 class Delivery(StrEnum):
@@ -104,13 +113,14 @@ class Claimed:
     ambiguous: bool
     claimed_at: datetime | None = None
     lane: str = ""
+    epoch: int | None = None  # the leadership epoch it was claimed under
     # The clock once read its due time or later: it has come due, whatever the clock says now
     # (after a backward step the clock may read a time before `due_at`).
     came_due: bool = False
 
 
 class Outbox:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def add(
@@ -120,7 +130,7 @@ class Outbox:
         incident_id: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> bool:
-        """Insert a planned post unless one with its key exists (INSERT OR IGNORE); True if new.
+        """Insert a planned post unless one with its key exists (ON CONFLICT DO NOTHING); True if new.
         An incident's message keys are made global as `INC-<id>:<key>`."""
         key = incident_key(incident_id, message.key) if incident_id is not None else message.key
         payload = payload or {}
@@ -139,10 +149,16 @@ class Outbox:
             )
             return cursor.rowcount == 1
 
-    def claim_due(self, *, now: datetime, limit: int = 50) -> list[Claimed]:
-        """Claim up to `limit` due rows, oldest due first, at most one per lane."""
+    def claim_due(
+        self, *, now: datetime, limit: int = 50, epoch: int | None = None
+    ) -> list[Claimed]:
+        """Claim up to `limit` due rows, oldest due first, at most one per lane. Under a
+        leadership `epoch` that is no longer the current one, nothing is claimed (the caller
+        was deposed)."""
         token = secrets.token_hex(8)
         with self._store.immediate() as db:
+            if epoch is not None and current(db).epoch != epoch:
+                return []
             found = db.execute("SELECT value FROM meta WHERE key = ?", [CLOCK_SEEN]).fetchone()
             seen = 0.0 if found is None else float(found[0])
             rows = db.execute(
@@ -159,19 +175,19 @@ class Outbox:
             records = [dict(zip(columns, r, strict=True)) for r in rows]
             if records:
                 db.execute(
-                    f"UPDATE outbox SET status = 'sending', claim_token = ?, claimed_at = ? "
-                    f"WHERE id IN ({','.join('?' * len(records))})",
-                    [token, to_epoch(now), *(r["id"] for r in records)],
+                    f"UPDATE outbox SET status = 'sending', claim_token = ?, claimed_at = ?, "
+                    f"claim_epoch = ? WHERE id IN ({','.join('?' * len(records))})",
+                    [token, to_epoch(now), epoch, *(r["id"] for r in records)],
                 )
                 db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [CLOCK_SEEN, repr(max(seen, to_epoch(now)))],
                 )
-        return [self._claimed(r, token, now, seen=seen) for r in records]
+        return [self._claimed(r, token, now, seen=seen, epoch=epoch) for r in records]
 
     @staticmethod
     def _claimed(
-        record: dict[str, Any], token: str, claimed_at: datetime, *, seen: float
+        record: dict[str, Any], token: str, claimed_at: datetime, *, seen: float, epoch: int | None
     ) -> Claimed:
         local = record["key"].split(":", 1)[1] if record["incident_id"] else record["key"]
         return Claimed(
@@ -187,11 +203,16 @@ class Outbox:
             claimed_at=claimed_at,
             lane=record["lane"] or "",
             came_due=record["due_at"] <= seen,
+            epoch=epoch,
         )
 
-    def recover_interrupted(self, *, now: datetime) -> list[str]:
+    def recover_interrupted(
+        self, *, now: datetime, not_before: datetime | None = None
+    ) -> list[str]:
         """At start-up, under the scheduler lock: every row left `sending` by a process that died
-        is due again now, ambiguous (looked up in Slack before it is posted). Returns their keys."""
+        is due again now, ambiguous (looked up in Slack before it is posted). Returns their keys.
+        `not_before`: due again only then (a deposed leader may still be finishing a send that
+        started before it lost the lead; looking in Slack after that send is over finds it)."""
         with self._store.immediate() as db:
             keys = [
                 str(r[0])
@@ -200,7 +221,7 @@ class Outbox:
             db.execute(
                 "UPDATE outbox SET status = 'pending', next_attempt_at = ?, held_at = NULL, "
                 "claim_token = NULL, last_error = ? WHERE status = 'sending'",
-                [to_epoch(now), INTERRUPTED],
+                [to_epoch(not_before or now), INTERRUPTED],
             )
         return keys
 

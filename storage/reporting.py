@@ -17,8 +17,8 @@ from typing import Any
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident
 from matrix_engine.obligations import IncidentFacts
+from storage.backend import Storage
 from storage.codec import from_epoch, incident_from_row, to_epoch
-from storage.db import Store
 from storage.followups import Followups
 
 WORKSPACE_URL = "workspace_url"
@@ -35,7 +35,7 @@ def card_link(workspace_url: str | None, *, channel: str, ts: str | None) -> str
 class Reporting:
     """Queries over incidents, the outbox, customer updates, follow-ups and drill scores."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     # ------------------------------------------------------------------ SLA facts
@@ -146,5 +146,6 @@ class Reporting:
         """Keep the workspace URL `auth.test` reported, so reports made offline can link too."""
         with self._store.immediate() as db:
             db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [WORKSPACE_URL, url]
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [WORKSPACE_URL, url],
             )

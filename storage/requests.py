@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from storage.backend import Storage
 from storage.codec import to_epoch
-from storage.db import Store
 
 KEEP = timedelta(hours=24)
 
 
 class SeenRequests:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def first_time(self, key: str, *, at: datetime) -> bool:
-        """Record `key`; True only the first time it is seen (INSERT OR IGNORE)."""
+        """Record `key`; True only the first time it is seen (ON CONFLICT DO NOTHING)."""
         with self._store.immediate() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO seen_requests (key, seen_at) VALUES (?, ?)",
+                "INSERT INTO seen_requests (key, seen_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [key, to_epoch(at)],
             )
             return cursor.rowcount == 1

@@ -233,6 +233,21 @@ def m006_alert_intake(db: Database) -> None:
 
 
 @MIGRATIONS()
+def m007_leadership(db: Database) -> None:
+    """Replicas (issue 16): `leadership` holds the dispatcher's epoch, raised by every process
+    that starts dispatching; a claim records the epoch it was made under (`claim_epoch`), and
+    an update of a claim from an older epoch records nothing (a deposed leader is fenced)."""
+    _table(db, "leadership").create(
+        {"name": str, "epoch": int, "holder": str, "since": float},
+        pk="name",
+        not_null={"epoch"},
+        defaults={"epoch": 0},
+    )
+    _table(db, "leadership").insert({"name": "dispatcher", "epoch": 0})
+    _table(db, "outbox").add_column("claim_epoch", int)
+
+
+@MIGRATIONS()
 def m008_customer_updates(db: Database) -> None:
     """Customer updates out (docs/design.md §11). Each update keeps its template (phase, impact and components
     in plain words, the next update promised, whether status-page subscribers are notified) and

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from storage.backend import Storage
 from storage.codec import dumps, from_epoch, to_epoch
-from storage.db import Store
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def digest(text: str) -> str:
 
 
 class Versions:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def active(self) -> MatrixVersion | None:

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.fakeslack import FakeSlack
 from tests.harness.app import bot_app, bot_app_factory  # noqa: F401 (fixtures)
-from tests.harness.postgres import pg_cluster, pg_url  # noqa: F401 (fixtures)
+from tests.harness.postgres import db_target, pg_cluster, pg_url  # noqa: F401 (fixtures)
 from tests.harness.process import bot_process  # noqa: F401 (a fixture)
 
 # Every property test, whatever its own settings: no per-example deadline and no health check

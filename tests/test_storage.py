@@ -1,6 +1,10 @@
 """Storage (issue 4 part 2, docs/reliability.md D1): durability settings on every connection,
 declarations written atomically, idempotent replays, claims that two senders can never share, and no
-partial declaration after `kill -9` at random moments. Real SQLite files in a temp folder."""
+partial declaration after `kill -9` at random moments.
+
+Every test runs on both backends (`db_target`): a real SQLite file in a temp folder, and a fresh
+database on the suite's throwaway PostgreSQL server (issue 16). Only the SQLite pragmas are
+SQLite's alone."""
 
 from __future__ import annotations
 
@@ -21,18 +25,22 @@ import pytest
 from bot.fakeslack import PATIENCE_S
 from matrix_engine.incidents import Action, Status
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
+from storage.backend import IntegrityError, Storage, StorageError, open_storage
 from storage.db import BUSY_TIMEOUT_MS, Store
 from storage.incidents import Declared, Incidents
 from storage.outbox import LEASE, Outbox
+from storage.pg_schema import MIGRATIONS as PG_MIGRATIONS
+from storage.pg_schema import MIGRATIONS_TABLE
 from tests.harness.children import killed_child
+from tests.harness.postgres import PgCluster
 from tests.harness.workspace import seed_matrix
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "bot.db")
+def store(db_target: str) -> Iterator[Storage]:
+    opened = open_storage(db_target)
     yield opened
     opened.close()
 
@@ -69,7 +77,10 @@ def message(key: str, due: datetime = T0) -> PlannedMessage:
 
 
 # ---------------------------------------------------------------- connections
-def test_every_thread_gets_its_own_connection_with_durable_pragmas(store: Store) -> None:
+def test_every_thread_gets_its_own_connection_with_durable_pragmas(tmp_path: Path) -> None:
+    """SQLite's own settings (PostgreSQL's durability is the server's: `fsync`, on by default,
+    and `synchronous_commit`, checked below)."""
+    store = Store(tmp_path / "bot.db")
     seen: dict[str, tuple[object, ...]] = {}
     connections: set[int] = set()
     lock = threading.Lock()
@@ -92,6 +103,24 @@ def test_every_thread_gets_its_own_connection_with_durable_pragmas(store: Store)
     probe("main")
     assert len(seen) == 7 and len(connections) == 7
     assert set(seen.values()) == {("wal", 2, BUSY_TIMEOUT_MS, 1)}
+    store.close()
+
+
+def test_postgres_commits_wait_for_the_flush_and_outside_transactions_nothing_is_held(
+    pg_url: str,
+) -> None:
+    """On PostgreSQL a commit returns once flushed (`synchronous_commit`), and a read outside a
+    write transaction holds no transaction open (its pooled connection is in autocommit)."""
+    store = open_storage(pg_url)
+    try:
+        assert store.db.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        open_transactions = store.db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%'"
+        ).fetchone()[0]
+        assert open_transactions == 0
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("round_", range(40))
@@ -118,12 +147,39 @@ def test_migrations_apply_once_when_two_stores_open_together(tmp_path: Path, rou
     assert Counter(name for (name,) in applied).most_common(1)[0][1] == 1
 
 
+@pytest.mark.parametrize("round_", range(5))
+def test_migrations_apply_once_when_replicas_start_together_on_postgres(
+    pg_cluster: PgCluster, round_: int
+) -> None:
+    """Four replicas starting at once on a new PostgreSQL database: one migrates (under an
+    advisory lock), the others wait and find the tables made."""
+    url = pg_cluster.create_database("migrate")
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            open_storage(url, warn_if_new=False).close()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=PATIENCE_S)
+    assert errors == []
+    applied = pg_cluster.query(url, f"SELECT name FROM {MIGRATIONS_TABLE} ORDER BY name")
+    assert [name for (name,) in applied] == [name for name, _ in PG_MIGRATIONS]
+    pg_cluster.drop_database(url)
+
+
 # ---------------------------------------------------------------- declaring
 def test_a_writer_queued_behind_a_stuck_one_fails_after_the_busy_timeout(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writers of one process queue on a lock, and that wait is bounded like SQLite's own: the
-    health probe reports "database is locked" instead of hanging behind a stuck writer."""
+    """Writers queue on a lock (in-process on SQLite, the advisory writer lock on PostgreSQL),
+    and that wait is bounded like SQLite's own: the health probe reports the lock instead of
+    hanging behind a stuck writer."""
     monkeypatch.setattr("storage.db.BUSY_TIMEOUT_MS", 50)
     inside, release = threading.Event(), threading.Event()
 
@@ -136,18 +192,18 @@ def test_a_writer_queued_behind_a_stuck_one_fails_after_the_busy_timeout(
     holder.start()
     try:
         assert inside.wait(PATIENCE_S)
-        with pytest.raises(sqlite3.OperationalError, match="locked"), store.immediate():
+        with pytest.raises(StorageError, match="lock"), store.immediate():
             pass
         found = store.problem()
-        assert found is not None and "locked" in found
+        assert found is not None and "lock" in found
     finally:
         release.set()
         holder.join()
     with store.immediate() as db:  # and the lock is free again once the writer is done
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('after', '1')")
+        db.execute("INSERT INTO meta (key, value) VALUES ('after', '1')")
 
 
-def test_declare_writes_incident_plan_and_audit_together(store: Store) -> None:
+def test_declare_writes_incident_plan_and_audit_together(store: Storage) -> None:
     incidents = Incidents(store)
     declared = declare(incidents, "model-outage", trigger_id="trig-1")
     assert declared.created and declared.incident.status is Status.OPEN
@@ -162,7 +218,7 @@ def test_declare_writes_incident_plan_and_audit_together(store: Store) -> None:
     assert incidents.get(declared.incident.id).row == seed_matrix().row("model-outage")
 
 
-def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
+def test_declare_is_all_or_nothing_when_planning_fails(store: Storage) -> None:
     incidents = Incidents(store)
     row = seed_matrix().row("model-outage")
 
@@ -184,9 +240,9 @@ def test_declare_is_all_or_nothing_when_planning_fails(store: Store) -> None:
     assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0
 
 
-def test_declare_is_all_or_nothing_when_a_key_repeats(store: Store) -> None:
+def test_declare_is_all_or_nothing_when_a_key_repeats(store: Storage) -> None:
     incidents = Incidents(store)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         declare(
             incidents,
             "latency-spike",
@@ -196,7 +252,7 @@ def test_declare_is_all_or_nothing_when_a_key_repeats(store: Store) -> None:
     assert store.db.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 0
 
 
-def test_replayed_trigger_returns_the_existing_incident(store: Store) -> None:
+def test_replayed_trigger_returns_the_existing_incident(store: Storage) -> None:
     incidents = Incidents(store)
     first = declare(incidents, "pii-leakage", trigger_id="trig-7")
     again = declare(incidents, "pii-leakage", trigger_id="trig-7", at=T0 + timedelta(seconds=30))
@@ -212,7 +268,7 @@ def test_replayed_trigger_returns_the_existing_incident(store: Store) -> None:
     assert store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == plan_size
 
 
-def test_replays_racing_on_threads_open_one_incident(store: Store) -> None:
+def test_replays_racing_on_threads_open_one_incident(store: Storage) -> None:
     incidents = Incidents(store)
     results: list[Declared] = []
     barrier = threading.Barrier(8)
@@ -230,7 +286,7 @@ def test_replays_racing_on_threads_open_one_incident(store: Store) -> None:
     assert {r.incident.id for r in results} == {1}
 
 
-def test_act_and_audit_commit_together(store: Store) -> None:
+def test_act_and_audit_commit_together(store: Storage) -> None:
     incidents = Incidents(store)
     incident = declare(incidents, "model-outage").incident
     after = incidents.act(incident.id, Action.RESOLVE, actor="U0AMERSRE1", at=T0 + timedelta(1))
@@ -241,7 +297,7 @@ def test_act_and_audit_commit_together(store: Store) -> None:
 
 
 # ---------------------------------------------------------------- claims and compare-and-set
-def test_a_stale_claim_token_cannot_record_the_row(store: Store) -> None:
+def test_a_stale_claim_token_cannot_record_the_row(store: Storage) -> None:
     outbox = Outbox(store)
     assert outbox.add(message("k1"))
     assert not outbox.add(message("k1"))  # INSERT OR IGNORE on the unique key
@@ -263,7 +319,7 @@ def test_a_stale_claim_token_cannot_record_the_row(store: Store) -> None:
     assert (row["status"], row["slack_ts"], row["attempts"]) == ("sent", "1.2", 1)
 
 
-def test_a_row_left_sending_by_a_dead_process_is_due_again_at_start_up(store: Store) -> None:
+def test_a_row_left_sending_by_a_dead_process_is_due_again_at_start_up(store: Storage) -> None:
     """R13: under the scheduler lock, start-up hands interrupted rows out at once (no lease
     wait), ambiguous, even when the clock now reads an hour before the claim (R14)."""
     outbox = Outbox(store)
@@ -275,7 +331,7 @@ def test_a_row_left_sending_by_a_dead_process_is_due_again_at_start_up(store: St
     assert again.id == first.id and again.ambiguous and again.attempts == 1
 
 
-def test_a_hold_set_before_a_backward_clock_step_is_void(store: Store) -> None:
+def test_a_hold_set_before_a_backward_clock_step_is_void(store: Storage) -> None:
     """R14: a row put back until T0+30 s at T0 is claimable at once when the clock steps back an
     hour, instead of waiting an hour and 30 s."""
     outbox = Outbox(store)
@@ -287,7 +343,7 @@ def test_a_hold_set_before_a_backward_clock_step_is_void(store: Store) -> None:
     assert again.id == row.id and again.attempts == 2
 
 
-def test_claims_come_in_due_order_and_skip_future_rows(store: Store) -> None:
+def test_claims_come_in_due_order_and_skip_future_rows(store: Storage) -> None:
     outbox = Outbox(store)
     for minutes in (30, 10, 20, 90):
         outbox.add(message(f"m{minutes}", T0 + timedelta(minutes=minutes)))
@@ -308,7 +364,7 @@ def test_claims_come_in_due_order_and_skip_future_rows(store: Store) -> None:
     assert outbox.next_wake() == T0 + timedelta(minutes=30)
 
 
-def test_recurring_follow_up_is_planned_with_the_send(store: Store) -> None:
+def test_recurring_follow_up_is_planned_with_the_send(store: Storage) -> None:
     incidents, outbox = Incidents(store), Outbox(store)
     incident = declare(incidents, "model-outage").incident
     update = None
@@ -334,8 +390,9 @@ def test_recurring_follow_up_is_planned_with_the_send(store: Store) -> None:
 
 
 @pytest.mark.parametrize("stores", [1, 2], ids=["one-store-four-threads", "two-stores"])
-def test_concurrent_claimers_never_share_a_row(tmp_path: Path, stores: int) -> None:
-    opened = [Store(tmp_path / "claims.db") for _ in range(stores)]
+def test_concurrent_claimers_never_share_a_row(db_target: str, stores: int) -> None:
+    """Two stores are two processes (on PostgreSQL: two replicas' connection pools)."""
+    opened = [open_storage(db_target) for _ in range(stores)]
     outboxes = [Outbox(s) for s in opened]
     with opened[0].immediate() as db:
         db.table("outbox").insert_all(
@@ -374,16 +431,19 @@ def test_concurrent_claimers_never_share_a_row(tmp_path: Path, stores: int) -> N
 
 
 # ---------------------------------------------------------------- D1: kill -9 during declarations
-def _declarations_are_whole(db: Path) -> tuple[str, int, list[str]]:
-    """integrity_check, number of incidents, and every incident whose plan is incomplete."""
-    conn = sqlite3.connect(db, timeout=60)
+def _declarations_are_whole(db: str) -> tuple[str, int, list[str]]:
+    """integrity_check (SQLite; "ok" on PostgreSQL, which checks its own pages), number of
+    incidents, and every incident whose plan is incomplete."""
+    store = open_storage(db, warn_if_new=False)
     try:
-        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        integrity = "ok"
+        if isinstance(store, Store):
+            integrity = store.db.execute("PRAGMA integrity_check").fetchone()[0]
         expected = {
             row.id: len(plan_timeline(row, declared_at=T0, calendar=seed_matrix().calendar))
             for row in seed_matrix().incidents
         }
-        counts = conn.execute(
+        counts = store.db.execute(
             "SELECT i.id, i.type, (SELECT COUNT(*) FROM outbox o WHERE o.incident_id = i.id), "
             "(SELECT COUNT(*) FROM audit a WHERE a.incident_id = i.id) FROM incidents i"
         ).fetchall()
@@ -392,14 +452,14 @@ def _declarations_are_whole(db: Path) -> tuple[str, int, list[str]]:
             for i, t, n, a in counts
             if n != expected[t] or a != 1
         ]
-        orphans = conn.execute(
+        orphans = store.db.execute(
             "SELECT COUNT(*) FROM outbox WHERE incident_id NOT IN (SELECT id FROM incidents)"
         ).fetchone()[0]
         if orphans:
             partial.append(f"{orphans} outbox rows without an incident")
         return integrity, len(counts), partial
     finally:
-        conn.close()
+        store.close()
 
 
 def wait_for_lines(child: subprocess.Popen[bytes], count: int) -> int:
@@ -411,11 +471,12 @@ def wait_for_lines(child: subprocess.Popen[bytes], count: int) -> int:
 
 
 @pytest.mark.slow
-def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path) -> None:
+def test_d1_kill_9_during_declarations_leaves_no_partial_incident(db_target: str) -> None:
+    """On PostgreSQL the server sees the client vanish mid-transaction and rolls it back."""
     kills = int(os.environ.get("D1_KILLS", "30"))
     rng = random.Random(20261201)
-    db = tmp_path / "d1.db"
-    Store(db).close()
+    db = db_target
+    open_storage(db).close()
     done = committed = 0
     for _ in range(kills):
         with killed_child("declare-loop", db) as child:
@@ -426,7 +487,9 @@ def test_d1_kill_9_during_declarations_leaves_no_partial_incident(tmp_path: Path
         integrity, _, partial = _declarations_are_whole(db)
         assert integrity == "ok" and partial == [], (done, partial)
     integrity, declared, partial = _declarations_are_whole(db)
-    print(f"\nD1: {done} kills, {declared} incidents declared, integrity={integrity}, partial=0")
+    print(
+        f"\nD1 ({db.split(':')[0] if '://' in db else 'sqlite'}): {done} kills, {declared} incidents declared, integrity={integrity}, partial=0"
+    )
     assert declared >= committed >= done  # every kill landed while declarations were written
     assert integrity == "ok" and partial == []
 

@@ -2,6 +2,8 @@
 for the crash and concurrency tests:
 
     python -m tests.harness.children declare-loop DB     (D1: declarations, killed with -9)
+
+DB is an SQLite file or a PostgreSQL URL.
     python -m tests.harness.children act-loop DB         (D1: declare + acknowledge, killed)
     python -m tests.harness.children admin-writer DB S   (D2: admin writes for S seconds)
 
@@ -31,6 +33,7 @@ from matrix_engine.followups import Followup
 from matrix_engine.incidents import Action
 from matrix_engine.models import Calendar, IncidentRow
 from matrix_engine.timeline import PlannedMessage, plan_timeline
+from storage.backend import open_storage
 from storage.db import Store
 from storage.followups import Followups
 from storage.incidents import Declared, Incidents
@@ -38,7 +41,7 @@ from tests.harness.workspace import ADMINS, DECLARER, INCIDENTS, ROOT, bot_setti
 
 
 @contextmanager
-def killed_child(loop: str, db: Path) -> Iterator[subprocess.Popen[bytes]]:
+def killed_child(loop: str, db: Path | str) -> Iterator[subprocess.Popen[bytes]]:
     """`loop` running on `db` in a child process, from the moment it is ready; SIGKILLed (and
     reaped) when the block ends."""
     child = subprocess.Popen(
@@ -66,10 +69,10 @@ def planner(
     return lambda t0: plan_timeline(row, declared_at=t0, calendar=calendar)
 
 
-def declare_loop(db: Path) -> None:
+def declare_loop(db: str) -> None:
     """Declare seed incidents forever, each one with its whole plan in one transaction."""
     matrix = seed_matrix()
-    incidents = Incidents(Store(db))
+    incidents = Incidents(open_storage(db))
     print("ready", flush=True)
     n = 0
     while True:
@@ -147,7 +150,7 @@ def admin_writer(db: Path, seconds: float) -> dict[str, object]:
 if __name__ == "__main__":
     match sys.argv[1:]:
         case ["declare-loop", db]:
-            declare_loop(Path(db))
+            declare_loop(db)
         case ["act-loop", db]:
             act_loop(Path(db))
         case ["admin-writer", db, seconds]:

@@ -207,3 +207,12 @@ def rows(
         cursor.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY id", params)
         names = [d.name for d in cursor.description or ()]
         return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's database lives, once per backend: an SQLite file, then a fresh
+    PostgreSQL database (`storage.backend.open_storage` opens either)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "bot.db")
+    return str(request.getfixturevalue("pg_url"))
