@@ -28,6 +28,7 @@ from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_time
 from storage.backend import IntegrityError, Storage, StorageError, open_storage
 from storage.db import BUSY_TIMEOUT_MS, Store
 from storage.incidents import Declared, Incidents
+from storage.leadership import Leader, current, take_over
 from storage.outbox import LEASE, Outbox
 from storage.pg_schema import MIGRATIONS as PG_MIGRATIONS
 from storage.pg_schema import MIGRATIONS_TABLE
@@ -387,6 +388,41 @@ def test_recurring_follow_up_is_planned_with_the_send(store: Storage) -> None:
     keys = {r["key"]: r for r in outbox.for_incident(incident.id)}
     assert keys["INC-1:customer_update_due#2"]["status"] == "pending"
     assert keys["INC-1:customer_update_due#2"]["repeat_every"] == "30 min"
+
+
+def test_a_deposed_leaders_claims_record_nothing(store: Storage) -> None:
+    """Issue 16: claims carry the leadership epoch. Once another process took over (raised
+    the epoch), the old leader claims nothing and none of its claims can be recorded; the new
+    leader's can."""
+    outbox = Outbox(store)
+    for key in ("k1", "k2"):
+        outbox.add(message(key))
+    with store.immediate() as db:
+        old = take_over(db, holder="replica-a", at=T0)
+    (first,) = outbox.claim_due(now=T0, limit=1, epoch=old)
+    assert first.epoch == old
+    with store.immediate() as db:
+        new = take_over(db, holder="replica-b", at=T0)
+    assert new == old + 1
+    assert current(store.db) == Leader(new, "replica-b", T0)
+    assert outbox.claim_due(now=T0, epoch=old) == []  # deposed: claims nothing
+    assert not outbox.mark_sent(first, channel="C1", ts="1.1", at=T0)
+    assert not outbox.retry_later(first, at=T0, now=T0, error="late")
+    assert not outbox.release(first, at=T0, now=T0)
+    assert not outbox.mark_dead(first, error="late", at=T0)
+    assert outbox.recover_interrupted(now=T0) == ["k1"]  # the new leader hands it out again
+    sent = []
+    while claimed := outbox.claim_due(now=T0, epoch=new):  # one lane: one row at a time
+        for row in claimed:
+            assert outbox.mark_sent(row, channel="C1", ts=f"2.{row.id}", at=T0)
+            sent.append(row.key)
+    assert sent == ["k1", "k2"]
+    assert {r["key"]: (r["status"], r["claim_epoch"]) for r in outbox.rows()} == {
+        "k1": ("sent", new),
+        "k2": ("sent", new),
+    }
+    posts = [a for a in Incidents(store).audit_trail() if a["action"] == "post"]
+    assert len(posts) == 2  # nothing of the old leader's
 
 
 @pytest.mark.parametrize("stores", [1, 2], ids=["one-store-four-threads", "two-stores"])

@@ -168,7 +168,8 @@ class PgCluster:
     def query(self, url: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of one statement run on its own connection to the database at `url`."""
         with psycopg.connect(url, autocommit=True) as conn:
-            return list(conn.execute(sql, params).fetchall())
+            cursor = conn.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
 
 
 @contextlib.contextmanager
