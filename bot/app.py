@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
@@ -37,6 +38,7 @@ from bot.dispatcher import Composed, Dispatcher
 from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
+from bot.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
 from bot.limits import RateLimiter
 from bot.listeners import register, register_fallbacks
 from bot.matrix_source import MatrixSource
@@ -45,7 +47,7 @@ from bot.publishing import CustomerUpdates
 from bot.reports import Reports
 from bot.rhythm_listeners import register_rhythm
 from bot.rhythm_posts import Rhythm
-from bot.scheduler import SingletonLock, Ticker
+from bot.scheduler import Ticker
 from bot.service import IncidentService
 from bot.settings import Settings
 from bot.statuspage import StatuspageClient, StatuspageSender
@@ -54,7 +56,7 @@ from bot.update_posts import UpdatePosts
 from matrix_engine.incidents import Incident
 from matrix_engine.timeline import MessageKind
 from storage.alerts import AlertLedger
-from storage.db import StorageError, Store
+from storage.backend import Storage, StorageError, open_storage
 from storage.followups import Drills, Followups, Meta
 from storage.incidents import Incidents
 from storage.outbox import Claimed, Outbox
@@ -152,7 +154,7 @@ def grafana_signing(settings: Settings) -> GrafanaSigning | None:
 
 
 def statuspage_sender(
-    settings: Settings, *, publications: Publications, store: Store, clock: Clock
+    settings: Settings, *, publications: Publications, store: Storage, clock: Clock
 ) -> StatuspageSender | None:
     """Statuspage, when STATUSPAGE_API_KEY and STATUSPAGE_PAGE_ID are set; else None."""
     key, page = _secret(settings.STATUSPAGE_API_KEY), settings.STATUSPAGE_PAGE_ID
@@ -188,7 +190,7 @@ class Runtime:
         new is no news."""
         self.settings = settings
         self.clock = clock or make_clock(settings)
-        self.store = Store(settings.SLA_BOT_DB, warn_if_new=not scratch)
+        self.store = open_storage(settings.SLA_BOT_DB, warn_if_new=not scratch)
         self.incidents = Incidents(self.store)
         self.outbox = Outbox(self.store)
         self.seen = SeenRequests(self.store)
@@ -237,6 +239,8 @@ class Runtime:
                 command=settings.SLA_BOT_COMMAND,
             ),
             statuspage=self.statuspage,
+            epoch=lambda: self.leadership.epoch,
+            leading=lambda: self.leadership.is_leader(),
         )
         self.meta = Meta(self.store)
         self.followups = Followups(self.store)
@@ -251,11 +255,19 @@ class Runtime:
             clock=self.clock,
             digest=self.reports.digest_blocks,
         )
-        self.ticker = Ticker(tick=self.tick, next_due=self.outbox.next_wake, clock=self.clock)
-        self._lock = SingletonLock(
-            settings.SLA_BOT_DB.with_suffix(settings.SLA_BOT_DB.suffix + ".lock")
+        self.ticker = Ticker(tick=self.tick, next_due=self._next_due, clock=self.clock)
+        db = settings.SLA_BOT_DB
+        self.leadership = make_leadership(
+            self.store,
+            singleton=singleton,
+            lock_file=db.with_suffix(db.suffix + ".lock") if isinstance(db, Path) else None,
+            clock=self.clock,
+            on_elected=self._elected,
+            on_wake=self.ticker.wake,
+            retry_s=settings.SLA_BOT_LEADER_RETRY,
+            lease_s=settings.SLA_BOT_LEADER_LEASE,
         )
-        self._singleton = singleton
+        self.telemetry.registry.register(LeadershipMetrics(self.leadership))
         usergroups = UsergroupDirectory(directory_client(settings))
         self.service = IncidentService(
             incidents=self.incidents,
@@ -263,7 +275,7 @@ class Runtime:
             clock=self.clock,
             matrix=self.matrix,
             admins=frozenset(settings.SLA_BOT_ADMINS),
-            wake=self.ticker.wake,
+            wake=self._wake,
             drills=self.drills,
             on_change=self._incident_changed,
             usergroup_members=usergroups.members,
@@ -277,7 +289,7 @@ class Runtime:
             matrix=self.matrix,
             clock=self.clock,
             admins=frozenset(settings.SLA_BOT_ADMINS),
-            wake=self.ticker.wake,
+            wake=self._wake,
             statuspage=self.statuspage is not None,
             usergroup_members=usergroups.members,
             on_change=self._incident_changed,
@@ -293,7 +305,7 @@ class Runtime:
             service=self.service,
             clock=self.clock,
             admins=frozenset(settings.SLA_BOT_ADMINS),
-            wake=self.ticker.wake,
+            wake=self._wake,
             meta=self.meta,
         )
         self.answers = Answers(
@@ -310,7 +322,7 @@ class Runtime:
             ledger=AlertLedger(self.store),
             matrix=self.matrix,
             clock=self.clock,
-            wake=self.ticker.wake,
+            wake=self._wake,
             on_change=self._incident_changed,
             count=self.telemetry.alert,
         )
@@ -459,8 +471,39 @@ class Runtime:
         last = self.ticker.last_tick_real
         return None if last is None else (datetime.now(UTC) - last).total_seconds()
 
+    def _next_due(self) -> datetime | None:
+        """When the dispatcher next has work; never, on a replica that does not lead."""
+        return self.outbox.next_wake() if self.leadership.is_leader() else None
+
+    def _wake(self) -> None:
+        """Something may be due now (a declaration, an action, an alert): tick here, and tell
+        the leading replica when it is another one."""
+        self.ticker.wake()
+        self.leadership.notify()
+
+    def _elected(self, epoch: int | None) -> None:
+        """This process leads now: hand out again what a previous leader left in flight, each
+        looked up in Slack before it is re-sent. With replicas, a deposed leader may still be
+        finishing a send it began before it lost the lead, so they wait out the Slack timeout."""
+        now = self.clock.now()
+        settle = None
+        if self.leadership.backend == "postgresql":
+            settle = now + timedelta(seconds=self.settings.SLA_BOT_SLACK_TIMEOUT + 1)
+        interrupted = self.outbox.recover_interrupted(now=now, not_before=settle)
+        if interrupted:
+            log.warning(
+                "%d post(s) were in flight when the bot last stopped; each is looked up in "
+                "Slack by its metadata key before it is sent: %s",
+                len(interrupted),
+                ", ".join(interrupted[:20]),
+            )
+        self.ticker.wake()
+
     def tick(self) -> int:
-        """One scheduler beat: plan due rhythm posts, then deliver everything due."""
+        """One scheduler beat: plan due rhythm posts, then deliver everything due (only on the
+        replica that leads)."""
+        if not self.leadership.is_leader():
+            return 0
         try:
             self.matrix.refresh()
             self.rhythm.plan(self.clock.now())
@@ -474,6 +517,9 @@ class Runtime:
         connection to Slack is up (or has been down less than its grace). The JSON names
         every problem and the counts behind it."""
         problems, detail = self.ticker.problems()
+        detail["dispatcher"] = LEADER if self.leadership.is_leader() else STANDBY
+        detail["backend"] = self.store.backend
+        detail["leadership"] = self.leadership.detail()
         storage = self.store.problem()
         detail["outbox"], dead = None, 0
         if storage is not None:
@@ -483,7 +529,7 @@ class Runtime:
                 detail["outbox"] = self.outbox.counts()
                 dead = self.outbox.dead_since(self.clock.now() - DEAD_WINDOW)
             except StorageError as exc:
-                problems.append(f"database {self.store.path} cannot be read: {exc}")
+                problems.append(f"database {self.store.name} cannot be read: {exc}")
         detail["dead_recently"] = dead
         if dead:
             minutes = DEAD_WINDOW.total_seconds() / 60
@@ -500,18 +546,9 @@ class Runtime:
         return not problems, detail
 
     def start(self) -> None:
-        """Take the scheduler lock, hand out again what a killed process left in flight (looked
-        up in Slack before it is re-sent), and start delivering."""
-        if self._singleton:
-            self._lock.acquire()
-            interrupted = self.outbox.recover_interrupted(now=self.clock.now())
-            if interrupted:
-                log.warning(
-                    "%d post(s) were in flight when the bot last stopped; each is looked up in "
-                    "Slack by its metadata key before it is sent: %s",
-                    len(interrupted),
-                    ", ".join(interrupted[:20]),
-                )
+        """Take the scheduler lock (SQLite) or join the election (PostgreSQL), and start
+        delivering once leading (`_elected`)."""
+        self.leadership.start()
         self.identify()
         self.alert_intake.replay_unapplied()  # payloads stored but not applied before a crash
         self.ticker.start()
@@ -520,5 +557,5 @@ class Runtime:
         self.ticker.shutdown()
         self.dispatcher.close()
         self.background.shutdown(wait=True, cancel_futures=False)
-        self._lock.release()
+        self.leadership.stop()
         self.store.close()

@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 
 from bot.alert_payloads import BadPayload, detect_source, parse_events, read_json
-from bot.cli_common import fail
+from bot.cli_common import existing_database, fail
 from bot.matrix_source import read_matrix_file
 from bot.settings import load_settings
 from matrix_engine.alerts import NEW_INCIDENT, AlertEvent, Outcome, Preview, Routed, preview
 from matrix_engine.models import AlertSource, Matrix
-from storage.alerts import LedgerView, read_view
+from storage.alerts import LedgerView, read_view, read_view_of
 from storage.db import DatabaseUnusable, check_database
 
 MAX_PAYLOAD_BYTES = 1_000_000
@@ -86,7 +86,13 @@ def _read(file: Path, choice: SourceChoice) -> tuple[AlertSource, list[AlertEven
         fail(f"{file}: {exc} (the endpoint would answer 400)")
 
 
-def _view(path: Path) -> tuple[LedgerView, str]:
+def _view(path: Path | str) -> tuple[LedgerView, str]:
+    if not isinstance(path, Path):  # PostgreSQL: read, never set up
+        store = existing_database(path)
+        try:
+            return read_view_of(store), f"open incidents read from {store.name}"
+        finally:
+            store.close()
     if not path.is_file():
         return LedgerView({}, {}), f"no database at {path}: nothing counted as open"
     try:

@@ -10,7 +10,9 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
+from storage.backend import Storage, describe, is_postgres_url, open_storage
 from storage.db import DatabaseUnusable, Store, check_database
+from storage.pg import PgStore
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -29,9 +31,16 @@ def write_output(path: Path, text: str) -> None:
         fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
-def existing_database(path: Path) -> Store:
-    """The bot's database at `path`, for commands that read it: it must already exist and be
-    one the bot made (an empty or foreign file is never migrated into one)."""
+def existing_database(target: Path | str) -> Storage:
+    """The bot's database at `target` (a file, or SLA_BOT_DB's PostgreSQL URL), for commands
+    that read it: it must already exist and be one the bot made (an empty or foreign file is
+    never migrated into one)."""
+    if is_postgres_url(target):
+        try:
+            return PgStore(str(target), warn_if_new=False, create=False)
+        except DatabaseUnusable as exc:
+            fail(f"{exc}; give the bot's database with --db or SLA_BOT_DB")
+    path = Path(target)
     if not path.is_file():
         fail(f"{path}: no database here (give --db or set SLA_BOT_DB)")
     try:
@@ -39,6 +48,26 @@ def existing_database(path: Path) -> Store:
     except DatabaseUnusable as exc:
         fail(f"{exc}; give the bot's database with --db or SLA_BOT_DB")
     return Store(path)
+
+
+def open_database(target: Path | str) -> Storage:
+    """The bot's database at `target`, set up if it is new (a command that writes)."""
+    try:
+        return open_storage(target)
+    except DatabaseUnusable as exc:
+        fail(f"{exc}; give the bot's database with --db or SLA_BOT_DB")
+
+
+def postgres_instead(command: str, target: str) -> NoReturn:
+    """`sla-bot backup` and `restore` work on SQLite files; PostgreSQL has its own tools."""
+    fail(
+        f"sla-bot {command}: the database is PostgreSQL ({describe(target)}): use PostgreSQL's "
+        "tools instead. Back up while the bot runs:\n"
+        '  pg_dump --format=custom --file sla-bot.dump "$SLA_BOT_DB"\n'
+        "Restore (stop every replica first):\n"
+        '  pg_restore --clean --if-exists --no-owner --dbname "$SLA_BOT_DB" sla-bot.dump\n'
+        "  sla-bot db restored   (posts already due are then looked up in Slack before posting)"
+    )
 
 
 def option_problems(exc: ValidationError) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli_common import existing_database, fail, write_output
+from bot.cli_common import existing_database, fail, postgres_instead, write_output
 from bot.matrix_source import read_matrix_file
 from bot.reports import DEFAULT_PERIOD, Reports
 from bot.scheduler import LockHeld, SingletonLock
@@ -138,6 +138,8 @@ def backup_command(
     Uses SQLite's online backup API; the copy is checked with PRAGMA integrity_check. An existing
     FILE is kept unless --overwrite is given."""
     source = db or load_settings().SLA_BOT_DB
+    if not isinstance(source, Path):
+        postgres_instead("backup", source)
     if not source.is_file():
         fail(f"{source}: no database here (give --db or set SLA_BOT_DB)")
     try:
@@ -159,6 +161,8 @@ def restore_command(
     Messages already due are looked up in Slack before they are posted, so none goes out twice."""
     settings = load_settings()
     target = db or settings.SLA_BOT_DB
+    if not isinstance(target, Path):
+        postgres_instead("restore", target)
     try:
         check_restore(file, target)  # before the lock file is created next to the database
     except BackupFailed as exc:

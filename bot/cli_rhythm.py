@@ -15,7 +15,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from bot.cli_common import existing_database, fail
+from bot.cli_common import existing_database, fail, open_database
 from bot.matrix_source import read_matrix_file
 from bot.settings import Settings, load_settings
 from matrix_engine.diff import diff_matrices, render_diff_text
@@ -26,6 +26,7 @@ from matrix_engine.localtime import local_date, local_instant, zone
 from matrix_engine.models import Matrix, Profile
 from matrix_engine.render import render_yaml
 from matrix_engine.rhythm import SlotKind, rhythm_slots
+from storage.backend import Storage
 from storage.db import Store
 from storage.followups import Drills
 from storage.versions import Versions
@@ -88,8 +89,8 @@ def rhythm(
         typer.echo(line)
 
 
-def _drill_history(path: Path) -> list[DrillRecord]:
-    if not path.exists():
+def _drill_history(path: Path | str) -> list[DrillRecord]:
+    if isinstance(path, Path) and not path.exists():
         return []  # no bot has run here yet: no drills
     store = existing_database(path)
     try:
@@ -122,7 +123,10 @@ def rebaseline(
     new_profile = _read_profile(profile) if profile is not None else None
     edited = read_matrix_file(candidate_file) if candidate_file is not None else None
     path = db or settings.SLA_BOT_DB
-    if path.exists():
+    store: Storage
+    if not isinstance(path, Path):
+        store = open_database(path)
+    elif path.exists():
         store = existing_database(path)
     else:
         read_matrix_file(target)  # it becomes version 1 of the new database

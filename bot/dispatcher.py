@@ -109,7 +109,12 @@ class Dispatcher:
         heartbeat: Callable[[], None] | None = None,
         updates: UpdatePosts | None = None,
         statuspage: StatuspageSender | None = None,
+        epoch: Callable[[], int | None] | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
+        """`epoch` and `leading` (issue 16): the leadership epoch claims are made under, and
+        whether this process still leads — a row claimed before the lead was lost is left for
+        the next leader (its update would be fenced anyway)."""
         self._outbox = outbox
         self._incidents = incidents
         self._gateway = gateway
@@ -122,6 +127,8 @@ class Dispatcher:
         self._heartbeat = heartbeat or (lambda: None)
         self._updates = updates
         self._statuspage = statuspage
+        self._epoch = epoch or (lambda: None)
+        self._leading = leading or (lambda: True)
         self._workers = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="delivery")
         self._last_post: dict[str, datetime] = {}
         self._failures = FailurePolicy(
@@ -142,7 +149,11 @@ class Dispatcher:
         with self._lock:
             handled = 0
             for _ in range(MAX_PASSES):
-                claimed = self._outbox.claim_due(now=self._clock.now(), limit=batch)
+                if not self._leading():
+                    break
+                claimed = self._outbox.claim_due(
+                    now=self._clock.now(), limit=batch, epoch=self._epoch()
+                )
                 self._run_pass(claimed)
                 handled += len(claimed)
                 self.last_tick = self._clock.now()
@@ -173,6 +184,8 @@ class Dispatcher:
     # ---------------------------------------------------------------- one row
     def _guarded(self, row: Claimed) -> None:
         """The row's error boundary: whatever goes wrong stays on this row."""
+        if not self._leading():
+            return  # deposed meanwhile: the next leader hands the row out again
         try:
             self._process(row)
         except StorageError:
@@ -377,6 +390,13 @@ class Dispatcher:
             reconciled=reconciled,
             is_card=row.message.kind is MessageKind.INCIDENT_DECLARED,
         )
+        if not recorded:
+            log.warning(
+                "%s is in Slack (%s) but was not recorded: the claim is no longer this "
+                "dispatcher's (it lapsed, or another replica took over)",
+                row.key,
+                ts,
+            )
         if recorded:
             late_s = (sent_at - row.message.due_at).total_seconds()
             self._on_event(

@@ -207,6 +207,7 @@ class Fault:
     seconds: float = 0.0
     error: str = ""
     fired: int = 0
+    gate: threading.Event | None = None  # AMBIGUOUS: hold the answer until it is set
 
     def matches(self, method: str, channels: set[str]) -> bool:
         if self.times is not None and self.times <= 0:
@@ -268,6 +269,7 @@ class _Reply:
     body: JsonDict
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0
+    gate: threading.Event | None = None
 
 
 class SlackError(Exception):
@@ -533,7 +535,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
         reply = self.server.fake._dispatch(self.command, self.path, headers, raw)
-        if reply.hang > 0:
+        if reply.gate is not None:
+            while not reply.gate.wait(0.05) and not self.server.fake._stopping.is_set():
+                pass
+        elif reply.hang > 0:
             self.server.fake._stopping.wait(reply.hang)
         payload = json.dumps(reply.body).encode()
         try:
@@ -862,10 +867,14 @@ class FakeSlack:
         channel: str | None = None,
         times: int | None = 1,
         probability: float = 1.0,
+        until: threading.Event | None = None,
     ) -> Fault:
-        """Commit the call's effect, then hold the answer ``hang`` seconds (client times out)."""
+        """Commit the call's effect, then hold the answer ``hang`` seconds (client times out),
+        or, given `until`, until that event is set (the test says when the answer arrives)."""
         return self._add_fault(
-            Fault(FaultKind.AMBIGUOUS, method, channel, times, probability, seconds=hang)
+            Fault(
+                FaultKind.AMBIGUOUS, method, channel, times, probability, seconds=hang, gate=until
+            )
         )
 
     def fail_with(
@@ -1060,8 +1069,9 @@ class FakeSlack:
                 status, body = 200, self._call_method(method, headers, args, was_json)
         except SlackError as exc:
             status, body = exc.status, exc.body()
-        hang = fault.seconds if fault is not None and fault.kind is FaultKind.AMBIGUOUS else 0.0
-        return _Reply(status, body, hang=hang)
+        ambiguous = fault is not None and fault.kind is FaultKind.AMBIGUOUS
+        hang = fault.seconds if fault is not None and ambiguous else 0.0
+        return _Reply(status, body, hang=hang, gate=fault.gate if fault and ambiguous else None)
 
     def _call_method(
         self, method: str, headers: dict[str, str], args: JsonDict, was_json: bool

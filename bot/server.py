@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Runtime
 from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError
+from bot.settings import PostgresUrl, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,10 @@ def _secrets(settings: Settings) -> list[str]:
         settings.SLA_BOT_ALERT_TOKEN,
         settings.SLA_BOT_GRAFANA_SECRET,
     )
-    return [v.get_secret_value() for v in values if v is not None]
+    found = [v.get_secret_value() for v in values if v is not None]
+    if isinstance(settings.SLA_BOT_DB, PostgresUrl) and settings.SLA_BOT_DB.password:
+        found.append(settings.SLA_BOT_DB.password)  # a database URL in a log line keeps it out
+    return found
 
 
 def serve(settings: Settings) -> None:

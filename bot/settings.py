@@ -10,12 +10,51 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_STATUSPAGE_API_URL = "https://api.statuspage.io/v1"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class PostgresUrl(str):
+    """SLA_BOT_DB naming a PostgreSQL database (`postgresql://user:password@host:port/db`);
+    shown without its password."""
+
+    def __repr__(self) -> str:
+        parts = urlsplit(self)
+        if parts.password is None:
+            return f"PostgresUrl({str(self)!r})"
+        return f"PostgresUrl({self.replace(f':{parts.password}@', ':***@', 1)!r})"
+
+    @property
+    def password(self) -> str | None:
+        return urlsplit(self).password
+
+
+def _database(value: object) -> object:
+    """A `postgresql://` URL stays a URL; anything else is an SQLite file path."""
+    if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
+        if not urlsplit(value).hostname and "host=" not in value:
+            raise ValueError("a PostgreSQL URL needs a host: postgresql://user@host:5432/dbname")
+        return PostgresUrl(value)
+    if isinstance(value, str):
+        return Path(value)
+    return value
+
+
+# The bot's database: an SQLite file (the default), or a PostgreSQL URL for replicas.
+Database = Annotated[Path | PostgresUrl, BeforeValidator(_database)]
 
 
 class SettingsError(Exception):
@@ -40,7 +79,7 @@ class Settings(BaseSettings):
     # The workspace the bot serves; requests from any other are refused (default: auth.test's).
     SLACK_TEAM_ID: str | None = None
     SLA_BOT_MATRIX: Path = Path("manifests/matrix.yaml")
-    SLA_BOT_DB: Path = Path("sla-bot.db")
+    SLA_BOT_DB: Database = Path("sla-bot.db")
     SLA_BOT_COMMAND: str = "/escalate"
     SLA_BOT_ADMINS: Annotated[tuple[str, ...], NoDecode] = ()
     SLA_BOT_LOG_LEVEL: str = "INFO"
@@ -67,6 +106,10 @@ class Settings(BaseSettings):
     STATUSPAGE_PAGE_ID: str | None = None
     STATUSPAGE_API_URL: str = DEFAULT_STATUSPAGE_API_URL
     STATUSPAGE_TIMEOUT: float = Field(default=10.0, gt=0, le=60)
+    # PostgreSQL replicas: how often a standby tries to take over the dispatcher (seconds).
+    SLA_BOT_LEADER_RETRY: float = Field(default=1.0, ge=0.1, le=30)
+    # PostgreSQL replicas: a leader silent this long (frozen, cut off) loses the dispatcher.
+    SLA_BOT_LEADER_LEASE: float = Field(default=5.0, ge=2, le=120)
 
     @field_validator("SLACK_BOT_TOKEN")
     @classmethod

@@ -404,17 +404,26 @@ def read_view(path: Path) -> LedgerView:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "alerts" not in tables:
             return LedgerView({}, {})
-        modes: dict[int, str] = {}
-        known = {
-            (str(r[0]), str(r[1])): Known(AlertStatus(r[2]), r[3])
-            for r in conn.execute("SELECT source, key, status, incident_id FROM alerts")
-        }
-        opened: dict[tuple[str, str], int] = {}
-        for type_id, channel, incident_id, origin in conn.execute(
-            "SELECT type, channel, id, alert_origin FROM incidents WHERE state != 'resolved' "
-            "AND alert_origin IS NOT NULL AND drill = 0 ORDER BY id"
-        ):
-            opened.setdefault((str(type_id), str(channel)), int(incident_id))
-            parsed = alert_origin_from_json(origin)
-            modes[int(incident_id)] = parsed.on_resolved.value if parsed else "mitigate"
+        return _view(conn.execute)
+
+
+def read_view_of(store: Storage) -> LedgerView:
+    """The same, from an open store (PostgreSQL: only reads)."""
+    return _view(store.db.execute)
+
+
+def _view(execute: Callable[[str], Any]) -> LedgerView:
+    modes: dict[int, str] = {}
+    known = {
+        (str(r[0]), str(r[1])): Known(AlertStatus(r[2]), r[3])
+        for r in execute("SELECT source, key, status, incident_id FROM alerts")
+    }
+    opened: dict[tuple[str, str], int] = {}
+    for type_id, channel, incident_id, origin in execute(
+        "SELECT type, channel, id, alert_origin FROM incidents WHERE state != 'resolved' "
+        "AND alert_origin IS NOT NULL AND drill = 0 ORDER BY id"
+    ):
+        opened.setdefault((str(type_id), str(channel)), int(incident_id))
+        parsed = alert_origin_from_json(origin)
+        modes[int(incident_id)] = parsed.on_resolved.value if parsed else "mitigate"
     return LedgerView(known, opened, modes)

@@ -108,24 +108,37 @@ class DispatcherLock:
         self.held = True
         return epoch
 
-    def wait(self, seconds: float) -> int:
-        """Holding the lock: wait up to `seconds` for wake-ups, then prove the session is alive
-        (a round trip). Returns how many wake-ups came; raises psycopg.Error when the session
-        is lost (and with it the lock)."""
-        conn = self._connect() if self.held else None
-        if conn is None:
-            raise psycopg.OperationalError("the dispatcher lock is not held")
+    def wakes(self, seconds: float) -> int:
+        """Holding the lock: wait up to `seconds` for a wake-up (returning as soon as one
+        comes); how many came. Raises psycopg.Error when the session is lost (and with it the
+        lock)."""
+        conn = self._held()
         try:
-            woken = sum(1 for _ in conn.notifies(timeout=seconds, stop_after=1))
+            return sum(1 for _ in conn.notifies(timeout=seconds, stop_after=1))
+        except BaseException:
+            self.drop()
+            raise
+
+    def ping(self) -> None:
+        """Holding the lock: a round trip on its session, proving the lock is still ours (and
+        keeping the session from idling out). Raises psycopg.Error when it is lost."""
+        conn = self._held()
+        try:
             conn.execute("SELECT 1")
         except BaseException:
             self.drop()
             raise
+
+    def wait(self, seconds: float) -> int:
+        """`wakes`, then `ping`."""
+        woken = self.wakes(seconds)
+        self.ping()
         return woken
 
-    def ping(self) -> None:
-        """A round trip on the lock's session (standby: keeps it from idling out)."""
-        self._connect().execute("SELECT 1")
+    def _held(self) -> psycopg.Connection[Any]:
+        if not self.held or self._conn is None:
+            raise psycopg.OperationalError("the dispatcher lock is not held")
+        return self._conn
 
     def drop(self) -> None:
         """Close the session: the lock, if held, is released with it."""

@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 # and from other programs' keys in the same database).
 WRITER_LOCK = 0x51A_B07_0001  # transaction-level: one writer at a time
 MIGRATION_LOCK = 0x51A_B07_0002  # transaction-level: one replica migrates, the others wait
-POOL_MAX = 16  # HTTP threads, delivery workers, background jobs and the health probe
+POOL_MAX = 16
+PROBE_TIMEOUT_S = 2.0  # a health probe waits this long for a connection, then reports it  # HTTP threads, delivery workers, background jobs and the health probe
 CONNECT_TIMEOUT_S = 10
 # Client-side TCP keepalives and a bound on unacknowledged data: a server that vanished (power
 # loss, a partition) is noticed in seconds, not after the kernel's two hours.
@@ -69,6 +70,7 @@ PRIMARY_KEYS = {
     "meta": "key",
     "drill_scores": "incident_id",
     "leadership": "name",
+    "statuspage_incidents": "incident_id",
 }
 
 
@@ -124,7 +126,7 @@ class PgCursor:
     ) -> None:
         self._rows = rows
         self._next = 0
-        self.description = description
+        self.description: Any = description  # as sqlite3 types it: read after a SELECT
         self.rowcount = rowcount
 
     def fetchone(self) -> Any:
@@ -264,7 +266,16 @@ class PgStore:
 
     backend = "postgresql"
 
-    def __init__(self, url: str, *, warn_if_new: bool = True, pool_max: int = POOL_MAX) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        warn_if_new: bool = True,
+        pool_max: int = POOL_MAX,
+        create: bool = True,
+    ) -> None:
+        """`create=False`: a database without the bot's tables is refused, not set up (commands
+        that only read)."""
         self.url = url
         self.name = redacted(url)
         self._columns: dict[str, list[PgColumn]] = {}
@@ -272,7 +283,7 @@ class PgStore:
         self._probe: tuple[float, str | None] | None = None
         try:
             with psycopg.connect(url, autocommit=True, **CONNECT_OPTIONS) as conn:
-                created = migrate(conn, self.name)
+                created = migrate(conn, self.name, create=create)
         except psycopg.Error as exc:
             raise DatabaseUnusable(self.name, f"cannot be used as the database ({exc})") from None
         except ValueError as exc:  # a URL psycopg cannot parse
@@ -306,9 +317,10 @@ class PgStore:
         return PgDatabase(self)
 
     @contextlib.contextmanager
-    def immediate(self) -> Iterator[PgDatabase]:
-        """A write transaction holding the writer lock from its first statement (see above)."""
-        with self.pool.connection() as conn, conn.transaction():
+    def immediate(self, *, timeout: float | None = None) -> Iterator[PgDatabase]:
+        """A write transaction holding the writer lock from its first statement (see above).
+        `timeout`: how long to wait for a connection (default: the busy timeout)."""
+        with self.pool.connection(timeout=timeout) as conn, conn.transaction():
             wait_ms = int(sqlite_db.BUSY_TIMEOUT_MS)
             conn.execute(f"SET LOCAL lock_timeout = {wait_ms}")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
@@ -341,7 +353,7 @@ class PgStore:
         if self._probe is not None and now - self._probe[0] < sqlite_db.PROBE_EVERY_S:
             return self._probe[1]
         try:
-            with self.immediate() as db:
+            with self.immediate(timeout=PROBE_TIMEOUT_S) as db:
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('health_probe', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -364,7 +376,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def migrate(conn: psycopg.Connection[Any], name: str) -> bool:
+def migrate(conn: psycopg.Connection[Any], name: str, *, create: bool = True) -> bool:
     """Apply the migrations not yet applied, in one transaction, one replica at a time; True
     when the database was empty (the bot's tables were created now). A database holding other
     tables and none of ours is refused: the bot never moves into another program's database."""
@@ -376,6 +388,10 @@ def migrate(conn: psycopg.Connection[Any], name: str) -> bool:
                 "SELECT count(*) FROM information_schema.tables "
                 "WHERE table_schema = current_schema()"
             ).fetchone()
+            if not create:
+                raise DatabaseUnusable(
+                    name, "no sla-bot tables in this PostgreSQL database (has a bot run on it?)"
+                )
             if other is not None and other[0]:
                 raise DatabaseUnusable(
                     name,

@@ -115,4 +115,24 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "ALTER TABLE outbox ADD COLUMN claim_epoch BIGINT",
         ],
     ),
+    (
+        "m008_customer_updates",
+        [
+            "ALTER TABLE customer_updates ADD COLUMN phase TEXT",
+            "ALTER TABLE customer_updates ADD COLUMN impact TEXT",
+            "ALTER TABLE customer_updates ADD COLUMN components TEXT",
+            f"ALTER TABLE customer_updates ADD COLUMN next_update_at {_TIME}",
+            "ALTER TABLE customer_updates ADD COLUMN notify BIGINT",
+            "ALTER TABLE customer_updates ADD COLUMN approved_by TEXT",
+            f"ALTER TABLE customer_updates ADD COLUMN approved_at {_TIME}",
+            f"ALTER TABLE customer_updates ADD COLUMN submitted_at {_TIME}",
+            "ALTER TABLE customer_updates ADD COLUMN status TEXT NOT NULL DEFAULT 'published'",
+            "CREATE INDEX idx_customer_updates_incident_id_status "
+            "ON customer_updates (incident_id, status)",
+            "CREATE TABLE statuspage_incidents ("
+            "incident_id BIGINT PRIMARY KEY REFERENCES incidents (id), page_id TEXT NOT NULL, "
+            "statuspage_id TEXT NOT NULL, status TEXT NOT NULL, last_key TEXT NOT NULL, "
+            f"created_at {_TIME}, updated_at {_TIME})",
+        ],
+    ),
 ]

@@ -11,8 +11,8 @@ from typing import Any
 
 from matrix_engine.customer_updates import CustomerUpdate, Draft, Phase, UpdateStatus
 from matrix_engine.timeline import PlannedMessage
+from storage.backend import Storage
 from storage.codec import dumps, from_epoch, lane_of, message_columns, to_epoch
-from storage.db import Store
 from storage.incidents import IncidentNotFound, _audit, incident_key
 
 # The posts that announce an update, with their payloads; given the update's id.
@@ -54,7 +54,7 @@ class Submitted:
 class Publications:
     """Repository of customer updates."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def submit(
@@ -199,7 +199,7 @@ class StatuspageLink:
 
 
 class StatuspageLinks:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Storage) -> None:
         self._store = store
 
     def get(self, incident_id: int, *, page_id: str) -> StatuspageLink | None:
