@@ -39,6 +39,7 @@ from bot.scheduler import LockHeld, Ticker
 from bot.service import Actor
 from matrix_engine.incidents import Action, Incident, Status
 from matrix_engine.timeline import MessageKind, plan_timeline
+from storage.db import Store
 from tests.harness.clock import ManualClock
 from tests.harness.delivery import InProcessBot, percentile, posts_by_key, start_fake
 from tests.harness.workspace import ADMINS, DECLARER, EXECUTIVE, INCIDENTS, seed_matrix
@@ -707,7 +708,9 @@ def test_r5_no_escalation_from_a_claim_made_after_resolve_committed(
     """Commit order is read from SQLite itself: triggers log claims, sends and the resolve in
     their own transactions, so `seq` orders them as they committed."""
     bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False)
-    bot.runtime.store.db.conn.executescript(R5_LOG)
+    store = bot.runtime.store
+    assert isinstance(store, Store)  # SQLite's triggers
+    store.db.conn.executescript(R5_LOG)
     outcomes: Counter[str] = Counter()
     state = {"hour": 0}
 

@@ -35,6 +35,7 @@ import pytest
 from bot.fakeslack import BOT_USER_ID, FakeSlack, Message
 from bot.gateway import retry_after_seconds
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route
+from storage.db import Store
 from tests.harness.clock import ManualClock
 from tests.harness.delivery import InProcessBot, percentile, start_fake
 from tests.harness.process import ServeProcess
@@ -417,7 +418,9 @@ def test_6_one_channel_backlog_never_delays_another_channel(tmp_path: Path) -> N
                 plan=backlog_plan(n),
             )
         statements: list[str] = []
-        bot.runtime.store.db.conn.set_trace_callback(statements.append)
+        store = bot.runtime.store
+        assert isinstance(store, Store)  # SQLite's statement trace
+        store.db.conn.set_trace_callback(statements.append)
         work: list[tuple[int, int]] = []  # (write transactions, reminders sent) per tick
         for second in range(91):
             clock.set(SIM_START + timedelta(seconds=second))
