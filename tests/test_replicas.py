@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from storage.leadership import DISPATCHER_LOCK
 from tests.harness.delivery import posts_by_key
 from tests.harness.postgres import PgCluster
 from tests.harness.process import ServeProcess
-from tests.harness.replicas import Replicated, election, replicated, role, wait_for
+from tests.harness.replicas import Replicated, election, health, replicated, role, wait_for
 from tests.harness.steered import say
 from tests.harness.tcp_proxy import TcpProxy
 
@@ -204,3 +205,36 @@ def test_partition_the_cut_off_leader_stops_and_its_late_writes_record_nothing(
     print(
         f"\npartition: a cut off mid-send, b led; a's late write recorded nothing; {len(sent)} posts once"
     )
+
+
+# ---------------------------------------------------------------- health, metrics, a rolling stop
+def test_health_and_metrics_name_the_role_and_a_stopped_leader_hands_over(
+    replicated: Replicated, bot_process: Callable[..., ServeProcess]
+) -> None:
+    """/healthz names the replica's role and the backend; /metrics has the leadership gauge
+    and the failover counter. A leader stopped with SIGTERM (a rolling deploy) gives the lock
+    up as it exits, and the standby leads. SQLite's lone process leads too, and says so."""
+    run = replicated
+    a, b = run.replica("a"), run.replica("b")
+    run.start_leader(a)
+    run.start_standby(b)
+    try:
+        for replica, expected in ((a, "leader"), (b, "standby")):
+            found, reply = health(replica), replica.healthz()
+            assert reply is not None and reply.status == 200
+            assert (found["dispatcher"], found["backend"]) == (expected, "postgresql")
+            assert found["problems"] == []
+        assert "sla_bot_dispatcher_leader 1.0" in metrics(a)
+        assert "sla_bot_dispatcher_leader 0.0" in metrics(b)
+        assert "sla_bot_dispatcher_failovers_total 0.0" in metrics(b)
+        assert a.stop() == 0
+        wait_for(lambda: role(b) == "leader", "the standby leading", logs=b.logs)
+        assert "sla_bot_dispatcher_failovers_total 1.0" in metrics(b)
+        assert election(b)["epoch"] == 2
+    finally:
+        a.stop()
+        b.stop()
+    lone = bot_process()
+    found = health(lone)
+    assert (found["dispatcher"], found["backend"]) == ("leader", "sqlite")
+    assert "sla_bot_dispatcher_leader 1.0" in metrics(lone)
