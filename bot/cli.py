@@ -16,6 +16,7 @@ from typer._click import exceptions as click_errors  # typer exports no UsageErr
 
 from bot.cli_alerts import add_alert_commands
 from bot.cli_common import fail, option_problems, write_output
+from bot.cli_db import add_db_commands
 from bot.cli_ops import add_ops_commands
 from bot.cli_rhythm import add_rhythm_commands
 from bot.matrix_source import read_matrix_text
@@ -201,6 +202,7 @@ def run() -> None:
 add_ops_commands(app)  # report, backup, restore
 add_rhythm_commands(app)  # rhythm, rebaseline, history
 add_alert_commands(app)  # alerts route
+add_db_commands(app)  # db migrate, db restored
 
 
 def _settings() -> Settings:

@@ -147,3 +147,14 @@ class DispatcherLock:
         if conn is not None:
             with contextlib.suppress(psycopg.Error, OSError):
                 conn.close()
+
+
+def dispatcher_running(store: PgStore) -> bool:
+    """Whether a replica holds the dispatcher lock in this database right now."""
+    found = store.db.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid::bigint = ? AND objid::bigint = ? AND objsubid = 1",
+        [DISPATCHER_LOCK >> 32, DISPATCHER_LOCK & 0xFFFFFFFF],
+    ).fetchone()
+    return bool(found and found[0])
