@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit check-manifest bench bench-socket soak chaos stress-test fuzz lock clean
+.PHONY: run test lint typecheck unit check-manifest bench bench-db bench-socket failover soak chaos stress-test fuzz lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ check-manifest: $(STAMP)
 ## make bench: benchmark scripts (figures go in README and notes)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+## make bench-db: SQLite against PostgreSQL in the same run (lookup round trip, declare latency)
+bench-db: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_backends
+
+## make failover: SIGKILL the leading replica 20 times during a SEV-1; failover p50/p99/max
+failover: $(STAMP)
+	$(BIN)/python -m benchmarks.failover
 
 ## make bench-socket: Socket Mode clients side by side, then sla-bot serve in Socket Mode vs HTTP
 bench-socket: $(STAMP)

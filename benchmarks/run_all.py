@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-QUICK = ["benchmarks.bench_lookup", "benchmarks.bench_alerts"]
+QUICK = ["benchmarks.bench_lookup", "benchmarks.bench_alerts", "benchmarks.bench_backends"]
 
 
 def main() -> None:

@@ -174,6 +174,15 @@ class PgDatabase:
         with self._store.pool.connection() as conn:
             return _run(conn, query, params)
 
+    def run_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement (psycopg's form) for each of `rows`, in one round trip."""
+        if self.conn is not None:
+            with self.conn.cursor() as cursor:
+                cursor.executemany(query, rows)
+            return
+        with self._store.pool.connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(query, rows)
+
     def table(self, name: str) -> PgTable:
         return PgTable(self, name)
 
@@ -229,8 +238,19 @@ class PgTable:
         return self
 
     def insert_all(self, records: Iterable[Mapping[str, Any]], *, ignore: bool = False) -> PgTable:
+        """All in one round trip (psycopg sends them in a pipeline), grouped by their columns."""
+        groups: dict[tuple[str, ...], list[list[Any]]] = {}
         for record in records:
-            self.insert(record, ignore=ignore)
+            names = tuple(record)
+            groups.setdefault(names, []).append([record[n] for n in names])
+        for names, values in groups.items():
+            statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
+                sql.Identifier(self.name),
+                sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                sql.SQL(", ").join([sql.Placeholder()] * len(names)),
+                sql.SQL(" ON CONFLICT DO NOTHING" if ignore else ""),
+            )
+            self._db.run_many(statement.as_string(None), values)
         return self
 
     def update(self, pk_value: Any, updates: Mapping[str, Any]) -> PgTable:
