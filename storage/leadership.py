@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from storage import db as sqlite_db
 from storage.codec import from_epoch, to_epoch
 from storage.pg import CONNECT_OPTIONS, WAKE_CHANNEL, WRITER_LOCK, PgDatabase, PgStore
 
@@ -99,6 +100,7 @@ class DispatcherLock:
             if not (got and got[0]):
                 return None
             with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = {int(sqlite_db.BUSY_TIMEOUT_MS)}")
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
                 epoch = take_over(PgDatabase(self._store, conn), holder=self._holder, at=at)
             conn.execute(f"LISTEN {WAKE_CHANNEL}")

@@ -54,8 +54,14 @@ PROBE_TIMEOUT_S = 2.0  # a health probe waits this long for a connection, then r
 CONNECT_TIMEOUT_S = 10
 # Client-side TCP keepalives and a bound on unacknowledged data: a server that vanished (power
 # loss, a partition) is noticed in seconds, not after the kernel's two hours.
+# A session idle inside a transaction this long is ended by the server, releasing its locks: a
+# replica frozen (SIGSTOP, a stalled VM) in the middle of a write must not hold the writer lock,
+# and with it every replica's writes and the election, for as long as it stays frozen. Our write
+# transactions run their statements back to back; none idles for a fraction of this.
+IDLE_IN_TRANSACTION_MS = 5_000
 CONNECT_OPTIONS: dict[str, Any] = {
     "connect_timeout": CONNECT_TIMEOUT_S,
+    "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
     "application_name": "sla-bot",
     "keepalives": 1,
     "keepalives_idle": 5,

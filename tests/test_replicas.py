@@ -15,6 +15,7 @@ next try (one every SLA_BOT_LEADER_RETRY = 1 s). The real seconds are printed he
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -238,3 +239,38 @@ def test_health_and_metrics_name_the_role_and_a_stopped_leader_hands_over(
     found = health(lone)
     assert (found["dispatcher"], found["backend"]) == ("leader", "sqlite")
     assert "sla_bot_dispatcher_leader 1.0" in metrics(lone)
+
+
+# ---------------------------------------------------------------- a frozen leader (SIGSTOP)
+@pytest.mark.slow
+def test_a_frozen_leader_loses_the_lead_after_its_lease_and_stands_by_when_it_wakes(
+    replicated: Replicated,
+) -> None:
+    """SIGSTOP: the leader's session goes silent, so the server ends it after the lease and the
+    standby takes over; SIGCONT: the old leader finds its session gone and stands by. Every post
+    once."""
+    run = replicated
+    lease = {"SLA_BOT_LEADER_LEASE": "2"}
+    a, b = run.replica("a", **lease), run.replica("b", **lease)
+    run.start_leader(a)
+    run.start_standby(b)
+    try:
+        assert "INC-1" in say(b, "declare model-outage Provider API down", user="U0DECLARER",
+                              trigger="f")  # fmt: skip
+        run.play_until(a, 5)
+        a.signal(signal.SIGSTOP)
+        wait_for(lambda: role(b) == "leader", "the standby leading", logs=b.logs)
+        a.signal(signal.SIGCONT)
+        wait_for(lambda: role(a) == "standby", "the woken leader standing by", logs=a.logs)
+        assert "lost the dispatcher lead (epoch 1)" in a.logs()
+        run.play_until(b, 70)
+        assert "acknowledged" in say(a, "ack INC-1", user="U0AMERSRE1", trigger="ack")
+        run.play_until(b, 110)
+        assert "resolved" in say(a, "resolve INC-1", user="U0AMERSRE1", trigger="resolve")
+        run.play_until(b, 125)
+        assert role(a) == "standby" and election(b)["epoch"] == 2
+    finally:
+        a.signal(signal.SIGCONT)
+        a.stop()
+        b.stop()
+    assert_each_post_once(run)

@@ -16,7 +16,7 @@ from bot.fakeslack import PATIENCE_S
 from storage.backend import describe, open_storage
 from storage.db import DatabaseUnusable
 from storage.leadership import DispatcherLock, current
-from storage.pg import PgStore, pg_sql, redacted
+from storage.pg import CONNECT_OPTIONS, WRITER_LOCK, PgStore, pg_sql, redacted
 from tests.harness.loopback import free_port
 from tests.harness.postgres import PgCluster
 
@@ -167,4 +167,27 @@ def test_a_wake_up_from_any_replica_reaches_the_leader(pg_store: PgStore, pg_url
     finally:
         leader.drop()
         other.close()
+        pg_store.close()
+
+
+def test_a_replica_frozen_inside_a_write_does_not_hold_the_writer_lock(pg_store: PgStore) -> None:
+    """A replica stopped (SIGSTOP) in the middle of a write transaction would hold the writer
+    lock, and every replica's writes, for as long as it stays frozen: the server ends a session
+    idle in a transaction (`idle_in_transaction_session_timeout`), and the lock with it."""
+    frozen = psycopg.connect(pg_store.url, autocommit=True, **CONNECT_OPTIONS)
+    try:
+        frozen.execute("BEGIN")
+        frozen.execute("SELECT pg_advisory_xact_lock(%s)", [WRITER_LOCK])
+        deadline = time.monotonic() + PATIENCE_S
+        while True:
+            try:
+                with pg_store.immediate() as db:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('after', 'frozen')")
+                break
+            except psycopg.errors.LockNotAvailable:
+                assert time.monotonic() < deadline, "the writer lock was never released"
+        with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+            frozen.execute("SELECT 1")  # its session was ended
+    finally:
+        frozen.close()
         pg_store.close()
