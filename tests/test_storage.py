@@ -531,28 +531,29 @@ def test_d1_kill_9_during_declarations_leaves_no_partial_incident(db_target: str
 
 
 @pytest.mark.slow
-def test_d1_kill_9_during_acknowledgements_never_loses_the_card_refresh(tmp_path: Path) -> None:
+def test_d1_kill_9_during_acknowledgements_never_loses_the_card_refresh(db_target: str) -> None:
     """A state change and the posts announcing it (card refresh, thread note) commit together:
     killed in between, the card would show the old state for ever (a retried ack is refused)."""
     kills = int(os.environ.get("D1_ACT_KILLS", "15"))
     rng = random.Random(20261202)
-    db = tmp_path / "acts.db"
+    db = db_target
     for _ in range(kills):
         with killed_child("act-loop", db) as child:
             wait_for_lines(child, rng.randint(1, 3))
             time.sleep(rng.uniform(0.0, 0.02))
-    conn = sqlite3.connect(db, timeout=60)
+    store = open_storage(db, warn_if_new=False)
     try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        acknowledged = conn.execute("SELECT COUNT(*) FROM incidents WHERE state != 'open'")
+        if isinstance(store, Store):
+            assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        acknowledged = store.db.execute("SELECT COUNT(*) FROM incidents WHERE state != 'open'")
         count = acknowledged.fetchone()[0]
-        unannounced = conn.execute(
+        unannounced = store.db.execute(
             "SELECT i.id FROM incidents i WHERE i.state != 'open' AND ("
             "SELECT COUNT(*) FROM outbox o WHERE o.incident_id = i.id AND o.key IN ("
             "'INC-' || i.id || ':state:acknowledged', "
             "'INC-' || i.id || ':card_refresh:state:acknowledged')) != 2"
         ).fetchall()
     finally:
-        conn.close()
+        store.close()
     print(f"\nD1 (acks): {kills} kills, {count} acknowledged incidents, all announced")
     assert count > kills and unannounced == []

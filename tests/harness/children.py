@@ -93,7 +93,7 @@ def declare_loop(db: str) -> None:
         print(f"declared {n}", flush=True)
 
 
-def act_loop(db: Path) -> None:
+def act_loop(db: str) -> None:
     """Declare and acknowledge incidents forever through the real use case (no Slack needed)."""
     settings = bot_settings(
         db=db,
@@ -152,7 +152,7 @@ if __name__ == "__main__":
         case ["declare-loop", db]:
             declare_loop(db)
         case ["act-loop", db]:
-            act_loop(Path(db))
+            act_loop(db)
         case ["admin-writer", db, seconds]:
             print(json.dumps(admin_writer(Path(db), float(seconds))))
         case _:

@@ -88,7 +88,7 @@ def add_matrix_channels(fake: FakeSlack, matrix: Path = SEED_MATRIX) -> None:
 SLACK_TIMEOUT_S = 60.0
 
 
-def bot_settings(*, db: Path, fake: FakeSlack | None = None, **overrides: Any) -> Settings:
+def bot_settings(*, db: Path | str, fake: FakeSlack | None = None, **overrides: Any) -> Settings:
     """Settings as `sla-bot serve` reads them (no `.env` file), with `fake` as Slack, the seed
     matrix and the test signing secret; `overrides` win."""
     values: dict[str, Any] = {
