@@ -202,11 +202,12 @@ class Election:
             log.exception("taking over the dispatcher failed; standing by")
             self._lock.drop()
             return
-        self._leading = True
+        self._leading = True  # only now: what the last leader left in flight is handed out
         self.leader_since = self._clock.now()
         log.warning(
             "this replica (%s) now runs the dispatcher (leadership epoch %d)", self.holder, epoch
         )
+        self._on_wake()  # deliver what is due at once, not at the next beat
 
     def _hold(self) -> None:
         """Wait for wake-ups until the next heartbeat, then prove the session alive."""
