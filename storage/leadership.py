@@ -80,7 +80,9 @@ class DispatcherLock:
             try:
                 # Our side sends a query at least every second; a session silent for the lease
                 # is a frozen or cut-off process, and the server ends it (releasing the lock).
-                conn.execute(f"SET idle_session_timeout = {self._lease_ms}")
+                # (PostgreSQL 14 and later; before, only TCP keepalives end a silent session.)
+                if conn.info.server_version >= 140000:
+                    conn.execute(f"SET idle_session_timeout = {self._lease_ms}")
                 conn.execute(f"SET tcp_keepalives_idle = {max(1, self._lease_ms // 3000)}")
                 conn.execute("SET tcp_keepalives_interval = 1")
                 conn.execute("SET tcp_keepalives_count = 2")
