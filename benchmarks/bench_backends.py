@@ -5,8 +5,9 @@ one write transaction).
 Both backends are as durable as in production: SQLite in WAL with `synchronous=FULL`, a
 throwaway PostgreSQL 15 server on loopback with `fsync=on` and `synchronous_commit=on` (the
 defaults). The lookup goes through the full `Runtime` on waitress, as `sla-bot serve` runs it
-(every Slack request is first recorded as seen: one small write transaction per lookup). The
-declarations run on the storage API: one writer, then four writers at once (they queue on the
+(a replica with the dispatcher and, on PostgreSQL, the election running beside it); its answer
+comes from the matrix in memory, so the backend should not show in it. The declarations run on
+the storage API: one writer, then four writers at once (they queue on the
 write lock: BEGIN IMMEDIATE on SQLite, the advisory writer lock on PostgreSQL). The two backends
 take turns in blocks, so drift on the machine hits both alike.
 
