@@ -2,10 +2,9 @@
 database connections can be taken away while the process itself runs on (a network partition
 between that replica and the database, RELIABILITY-style).
 
-- `cut()`: every connection through it is closed on both sides (the server sees its sessions
-  end, the client sees them drop) and new ones are refused at once, until `heal()`.
-- `freeze()`: nothing more is forwarded and nothing is closed — a silent partition: the client's
-  writes are accepted by our socket and go nowhere, until `heal()` lets them through.
+`cut()`: every connection through it is closed on both sides (the server sees its sessions end,
+the client sees them drop) and new ones are refused at once, until `heal()`. (A silent partition
+is a frozen process to the server: `tests/test_replicas.py` has that with SIGSTOP.)
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ class TcpProxy:
     _listener: socket.socket | None = None
     _pairs: list[tuple[socket.socket, socket.socket]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _flowing: threading.Event = field(default_factory=threading.Event)
     _cut: bool = False
     _stopped: bool = False
     connections: int = 0
@@ -38,7 +36,6 @@ class TcpProxy:
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        self._flowing.set()
         threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
         return self
 
@@ -74,7 +71,6 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
-                self._flowing.wait()  # frozen: held here, never sent
                 dst.sendall(data)
         except OSError:
             pass
@@ -93,15 +89,9 @@ class TcpProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
-        self._flowing.set()  # threads held by a freeze find their sockets closed
-
-    def freeze(self) -> None:
-        """Stop forwarding anything, closing nothing."""
-        self._flowing.clear()
 
     def heal(self) -> None:
         self._cut = False
-        self._flowing.set()
 
     def stop(self) -> None:
         self._stopped = True
