@@ -6,6 +6,7 @@ must (a running bot, a target with a history, a file that is not ours); `sla-bot
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -62,6 +63,15 @@ def test_migrate_copies_everything_and_checks_the_counts(tmp_path: Path, pg_url:
     for table in (*TABLES, "leadership"):
         assert any(line.split()[0] == table and line.endswith("ok") for line in lines), table
     assert "every count matches" in done.stdout
+
+    # The operating commands read the PostgreSQL database (SLA_BOT_DB) as they read the file.
+    period = ("--from", "2026-12-01", "--to", "2026-12-01", "--at", "2026-12-02T00:00:00Z",
+              "--matrix", str(SEED_MATRIX))  # fmt: skip
+    on_file = sla_bot("report", *period, "--format", "json", "--db", str(source), cwd=tmp_path)
+    on_pg = sla_bot("report", *period, "--format", "json", cwd=tmp_path, SLA_BOT_DB=pg_url)
+    assert on_file.returncode == on_pg.returncode == 0, (on_file.stderr, on_pg.stderr)
+    assert json.loads(on_pg.stdout) == json.loads(on_file.stdout)
+    assert json.loads(on_pg.stdout)["overall"]["incidents"] == 2
 
     old, new = Store(source), open_storage(pg_url, warn_if_new=False)
     try:
@@ -149,4 +159,3 @@ def test_after_a_restore_due_posts_are_looked_up_in_slack_first(
         assert f"{len(marked)} due message(s) will be looked up in Slack" in done.stdout
     finally:
         store.close()
-    assert SEED_MATRIX.exists()
