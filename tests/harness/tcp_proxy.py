@@ -1,6 +1,6 @@
 """A loopback TCP proxy that a test can cut: one replica reaches PostgreSQL through it, so its
 database connections can be taken away while the process itself runs on (a network partition
-between that replica and the database, RELIABILITY-style).
+between that replica and the database).
 
 `cut()`: every connection through it is closed on both sides (the server sees its sessions end,
 the client sees them drop) and new ones are refused at once, until `heal()`. (A silent partition
