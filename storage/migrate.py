@@ -29,6 +29,7 @@ TABLES = (
     "incidents",
     "outbox",
     "customer_updates",
+    "statuspage_incidents",
     "audit",
     "seen_requests",
     "meta",

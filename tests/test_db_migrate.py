@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
+from matrix_engine.customer_updates import Draft, Phase
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Action
 from storage.backend import open_storage
@@ -22,6 +23,7 @@ from storage.followups import Followups, Meta
 from storage.incidents import Incidents
 from storage.migrate import TABLES
 from storage.outbox import Outbox
+from storage.publications import Publications, StatuspageLinks
 from storage.requests import SeenRequests
 from tests.harness.process import sla_bot
 from tests.harness.workspace import SEED_MATRIX
@@ -38,7 +40,18 @@ def a_deployment(path: Path) -> None:
     first = declare(incidents, "model-outage", trigger_id="t1").incident
     declare(incidents, "latency-spike", trigger_id="t2", at=T0 + timedelta(minutes=5))
     incidents.act(first.id, Action.ACK, actor="U0AMERSRE1", at=T0 + timedelta(minutes=3))
-    incidents.log_update(first.id, text="Mitigation under way", actor="U0AMERSRE1", at=T0)
+    Publications(store).submit(
+        first.id,
+        draft=Draft("Mitigation under way", Phase.IDENTIFIED),
+        author="U0AMERSRE1",
+        at=T0,
+        trigger_id="u1",
+        awaiting_approval=False,
+        plan=lambda _update: [],
+    )
+    StatuspageLinks(store).record(
+        first.id, page_id="page1", statuspage_id="sp-1", status="identified", key="k", at=T0
+    )
     with store.immediate() as db:
         db.execute("UPDATE leadership SET epoch = 7")
     for claimed in outbox.claim_due(now=T0 + timedelta(minutes=30), epoch=7):
@@ -80,6 +93,10 @@ def test_migrate_copies_everything_and_checks_the_counts(tmp_path: Path, pg_url:
         assert Incidents(new).audit_trail() == Incidents(old).audit_trail()
         assert Followups(new).open() == Followups(old).open()
         assert Meta(new).get("rhythm_planned_until") == "2026-12-31"
+        assert StatuspageLinks(new).get(1, page_id="page1") == StatuspageLinks(old).get(
+            1, page_id="page1"
+        )
+        assert Publications(new).published(1) == Publications(old).published(1)
         assert not SeenRequests(new).first_time("req-1", at=T0)  # still seen
         assert new.db.execute("SELECT epoch FROM leadership").fetchone()[0] == 7
         assert Outbox(new).counts() == Outbox(old).counts()
