@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from bot.fakeslack import PATIENCE_S
+from matrix_engine.customer_updates import Draft, Phase
 from matrix_engine.incidents import Action, Status
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
 from storage.backend import IntegrityError, Storage, StorageError, open_storage
@@ -32,6 +33,7 @@ from storage.leadership import Leader, current, take_over
 from storage.outbox import LEASE, Outbox
 from storage.pg_schema import MIGRATIONS as PG_MIGRATIONS
 from storage.pg_schema import MIGRATIONS_TABLE
+from storage.publications import Publications, StatuspageLinks
 from tests.harness.children import killed_child
 from tests.harness.postgres import PgCluster
 from tests.harness.workspace import seed_matrix
@@ -557,3 +559,26 @@ def test_d1_kill_9_during_acknowledgements_never_loses_the_card_refresh(db_targe
         store.close()
     print(f"\nD1 (acks): {kills} kills, {count} acknowledged incidents, all announced")
     assert count > kills and unannounced == []
+
+
+def test_customer_updates_and_status_page_links_on_both_backends(store: Storage) -> None:
+    """The customer-update repository runs on both backends: one update per request, and the
+    status page link upserted in place."""
+    incident = declare(Incidents(store), "model-outage").incident
+    publications, links = Publications(store), StatuspageLinks(store)
+    draft = Draft("Mitigation under way", Phase.IDENTIFIED, impact="API errors")
+    first = publications.submit(
+        incident.id, draft=draft, author="U0AMERSRE1", at=T0, trigger_id="u1",
+        awaiting_approval=False, plan=lambda _update: [],
+    )  # fmt: skip
+    again = publications.submit(
+        incident.id, draft=draft, author="U0AMERSRE1", at=T0, trigger_id="u1",
+        awaiting_approval=False, plan=lambda _update: [],
+    )  # fmt: skip
+    assert first.created and not again.created
+    assert [u.draft for u in publications.published(incident.id)] == [draft]
+    for status in ("identified", "monitoring"):
+        links.record(incident.id, page_id="p1", statuspage_id="sp1", status=status, key=status,
+                     at=T0)  # fmt: skip
+    found = links.get(incident.id, page_id="p1")
+    assert found is not None and (found.status, found.last_key) == ("monitoring", "monitoring")
