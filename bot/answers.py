@@ -33,8 +33,7 @@ from bot.operations import Operations
 from bot.publishing import CustomerUpdates
 from bot.report_blocks import render_period_problem, render_report
 from bot.reports import Reports
-from bot.rhythm_blocks import render_candidate, render_followups
-from bot.rhythm_posts import render_drill_proposal
+from bot.rhythm_blocks import render_candidate, render_drill_proposal, render_followups
 from bot.service import Actor, AlreadyOpen, IncidentService
 from matrix_engine.customer_updates import UpdateStatus
 from matrix_engine.incidents import Action, Incident

@@ -16,8 +16,7 @@ from bot.blocks import Message, escape, render_notice
 from bot.mistakes import MISTAKES, StaleButton, parse_value
 from bot.notices import FOLLOWUP_ADD_ACTION
 from bot.operations import FollowupProblem, NotAdmin, Operations
-from bot.rhythm_blocks import ADOPT_ACTION
-from bot.rhythm_posts import START_DRILL
+from bot.rhythm_blocks import ADOPT_ACTION, START_DRILL
 from bot.service import Actor
 from matrix_engine.errors import MatrixInvalid
 from matrix_engine.followups import Followup

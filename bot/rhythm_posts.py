@@ -8,17 +8,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
+from slack_sdk.models.blocks import Block
 
-from bot.blocks import Message, context, escape, header, section, to_message
 from bot.clock import Clock
 from bot.dispatcher import Composed
 from bot.matrix_source import MatrixSource
-from bot.review import render_review, run_review
+from bot.review import run_review
+from bot.rhythm_blocks import render_drill_proposal, render_followup_reminder, render_review
 from matrix_engine.business_time import add_duration
 from matrix_engine.drills import propose_drills
 from matrix_engine.followups import Followup, ReminderKind, followup_reminders
-from matrix_engine.lookup import find_row
 from matrix_engine.models import Matrix
 from matrix_engine.rhythm import SlotKind, catch_up
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route
@@ -27,7 +26,6 @@ from storage.outbox import Claimed, Outbox
 
 log = logging.getLogger(__name__)
 
-START_DRILL = "drill_start"
 LAST_PLANNED = "rhythm_last_planned"
 SLOT_KINDS = {
     SlotKind.REVIEW: MessageKind.REVIEW_REMINDER,
@@ -154,47 +152,3 @@ class Rhythm:
         return Composed(
             followup.owner, render_followup_reminder(followup, overdue=overdue), payload
         )
-
-
-def render_drill_proposal(matrix: Matrix, row_ids: Sequence[str], *, month: str) -> Message:
-    """This month's SEV-1 and SEV-2 drill scenarios, each with a Start drill button."""
-    blocks: list[Block] = [header(f"DRILL · scenarios for {month}")]
-    if not row_ids:
-        blocks.append(section("The matrix has no SEV-1 or SEV-2 rows to drill."))
-    for row_id in row_ids:
-        row = find_row(matrix, row_id)
-        blocks.append(
-            section(
-                f"*{row.severity}* · {escape(row.title)} (`{row.id}`)\n"
-                f"First response {row.first_response} · escalate after {row.escalate_after} · "
-                f"customer updates: {row.customer_updates.render()}"
-            )
-        )
-        blocks.append(
-            ActionsBlock(
-                elements=[
-                    ButtonElement(
-                        text=f"Start {row.severity} drill", action_id=START_DRILL, value=row.id
-                    )
-                ]
-            )
-        )
-    blocks.append(
-        context(
-            "Drills run the real timeline in this channel, labelled DRILL, and are scored on resolve."
-        )
-    )
-    return to_message(f"DRILL scenarios for {month}: " + ", ".join(row_ids), blocks)
-
-
-def render_followup_reminder(followup: Followup, *, overdue: bool) -> Message:
-    # Not "tomorrow": the reminder goes out the working day before, a Friday for a Monday ETA.
-    lead = ":red_circle: Follow-up overdue" if overdue else ":hourglass: Follow-up due soon"
-    policy = " · needs a policy update" if followup.needs_policy_update else ""
-    text = f"{lead}: #{followup.id} for {followup.incident_ref} — {escape(followup.action)} (ETA {followup.eta}){policy}"
-    done = ActionsBlock(
-        elements=[
-            ButtonElement(text="Mark done", action_id="followup_done", value=str(followup.id))
-        ]
-    )
-    return to_message(text, [section(text), done])

@@ -30,9 +30,8 @@ import pytest
 
 from bot.fakeslack import FakeSlack, Message
 from bot.notices import ACK_ACTION, FOLLOWUP_ADD_ACTION, MITIGATE_ACTION
-from bot.rhythm_blocks import ADOPT_ACTION
+from bot.rhythm_blocks import ADOPT_ACTION, START_DRILL
 from bot.rhythm_listeners import FOLLOWUP_DONE, FOLLOWUP_MODAL
-from bot.rhythm_posts import START_DRILL
 from matrix_engine.metrics import compute_report
 from matrix_engine.periods import parse_period
 from matrix_engine.rhythm import drill_instants
