@@ -10,7 +10,12 @@ from pydantic import BaseModel, Field
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot import commands as c
-from bot.blocks import (
+from bot.limits import REPORTS, REVIEWS, RateLimiter
+from bot.matrix_source import MatrixSource
+from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
+from bot.operations import Operations
+from bot.publishing import CustomerUpdates
+from bot.render.blocks import (
     Message,
     escape,
     fit_button_value,
@@ -24,16 +29,11 @@ from bot.blocks import (
     when,
     who,
 )
-from bot.home import relative
-from bot.limits import REPORTS, REVIEWS, RateLimiter
-from bot.matrix_source import MatrixSource
-from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
-from bot.notices import drill_prefix
-from bot.operations import Operations
-from bot.publishing import CustomerUpdates
-from bot.report_blocks import render_period_problem, render_report
+from bot.render.home import relative
+from bot.render.incident import drill_prefix
+from bot.render.report import render_period_problem, render_report
+from bot.render.rhythm import render_candidate, render_drill_proposal, render_followups
 from bot.reports import Reports
-from bot.rhythm_blocks import render_candidate, render_drill_proposal, render_followups
 from bot.service import Actor, AlreadyOpen, IncidentService
 from matrix_engine.customer_updates import UpdateStatus
 from matrix_engine.incidents import Action, Incident

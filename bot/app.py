@@ -29,9 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
 from bot.alert_intake import AlertIntake
-from bot.alert_posts import render_unrouted
 from bot.answers import Answers
-from bot.blocks import render_notice
 from bot.clock import Clock, FileClock, SimClock, SystemClock
 from bot.directory import PostingCheck, UsergroupDirectory
 from bot.dispatcher import Composed, Dispatcher
@@ -44,6 +42,8 @@ from bot.listeners import register, register_fallbacks
 from bot.matrix_source import MatrixSource
 from bot.operations import Operations
 from bot.publishing import CustomerUpdates
+from bot.render.alerts import render_unrouted
+from bot.render.blocks import render_notice
 from bot.reports import Reports
 from bot.rhythm_listeners import register_rhythm
 from bot.rhythm_posts import Rhythm

@@ -32,12 +32,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.alert_posts import render_alert_note
-from bot.blocks import Message
 from bot.clock import Clock
 from bot.delivery_failures import FailurePolicy, Target
 from bot.gateway import SendFailed, SlackGateway, metadata
-from bot.notices import (
+from bot.render.alerts import render_alert_note
+from bot.render.blocks import Message
+from bot.render.incident import (
     render_card,
     render_delivery_failed,
     render_followup_request,

@@ -23,7 +23,7 @@ from urllib.error import URLError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import Message
+from bot.render.blocks import Message
 
 PERMANENT_ERRORS = frozenset(
     {

@@ -21,8 +21,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
-from bot.home import HomeData, render_home
 from bot.matrix_source import MatrixSource
+from bot.render.home import HomeData, render_home
 from bot.reports import Reports
 from matrix_engine.followups import is_overdue
 from matrix_engine.rhythm import RhythmSlot, SlotKind, next_slots

@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from bot.blocks import escape
 from bot.limits import RateLimited
 from bot.operations import FollowupProblem, NotAdmin
 from bot.publishing import NotApprover
+from bot.render.blocks import escape
 from bot.service import CannotPost, NotAllowed, WhichIncident
 from matrix_engine.customer_updates import DraftRefused
 from matrix_engine.errors import LookupFailed, MatrixInvalid

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from slack_sdk.models.blocks import Block
 
-from bot.report_blocks import render_digest_blocks
+from bot.render.report import render_digest_blocks
 from matrix_engine.localtime import local_date, zone
 from matrix_engine.metrics import (
     Period,

@@ -12,11 +12,11 @@ from pydantic import BaseModel, Field, ValidationError
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.blocks import Message, escape, render_notice
 from bot.mistakes import MISTAKES, StaleButton, parse_value
-from bot.notices import FOLLOWUP_ADD_ACTION
 from bot.operations import FollowupProblem, NotAdmin, Operations
-from bot.rhythm_blocks import ADOPT_ACTION, START_DRILL
+from bot.render.blocks import Message, escape, render_notice
+from bot.render.incident import FOLLOWUP_ADD_ACTION
+from bot.render.rhythm import ADOPT_ACTION, START_DRILL
 from bot.service import Actor
 from matrix_engine.errors import MatrixInvalid
 from matrix_engine.followups import Followup

@@ -1,15 +1,15 @@
 """Composing the customer-update posts at send time, for the dispatcher: the update itself, the
 thread note linking to it, the approval request. Reads the stored update and, for the note, the
-Slack post it links to. Shell code (storage and Slack reads); the blocks are `bot.update_blocks`."""
+Slack post it links to. Shell code (storage and Slack reads); the blocks are `bot.render.updates`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.blocks import Message, mentions_of
 from bot.gateway import SlackGateway
-from bot.update_blocks import render_approval_request, render_published, render_update_note
+from bot.render.blocks import Message, mentions_of
+from bot.render.updates import render_approval_request, render_published, render_update_note
 from matrix_engine.cadence import next_update_due
 from matrix_engine.customer_updates import customer_facing, public_title
 from matrix_engine.incidents import Incident

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from bot.fakeslack import FakeSlack, Message
-from bot.notices import UPDATE_ACTION
-from bot.update_blocks import DISCARD_ACTION, PUBLISH_ACTION
+from bot.render.incident import UPDATE_ACTION
+from bot.render.updates import DISCARD_ACTION, PUBLISH_ACTION
 from bot.update_form import UPDATE_MODAL, update_modal
 from matrix_engine.customer_updates import MONITORING_BODY, RESOLVED_BODY
 from matrix_engine.models import StatuspageImpact

@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.blocks import escape
 from bot.clock import SystemClock
 from bot.fakeslack import PATIENCE_S, FakeSlack, Message
-from bot.notices import (
+from bot.render.blocks import escape
+from bot.render.incident import (
     ACK_ACTION,
     MITIGATE_ACTION,
     RESOLVE_ACTION,

@@ -13,7 +13,7 @@ import pytest
 from slack_sdk.models.views import View
 
 from bot.fakeslack import FakeSlack, validate_blocks
-from bot.home import MAX_INCIDENTS, Deadlines, HomeData, deadlines, relative, render_home
+from bot.render.home import MAX_INCIDENTS, Deadlines, HomeData, deadlines, relative, render_home
 from bot.service import Actor
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident, Status

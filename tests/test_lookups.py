@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import escape
 from bot.fakeslack import FakeSlack, block_texts, validate_blocks, visible_text
-from bot.notices import render_card, render_timeline_message
+from bot.render.blocks import escape
+from bot.render.incident import render_card, render_timeline_message
 from matrix_engine.errors import LookupFailed
 from matrix_engine.lookup import find_row
 from matrix_engine.oncall import on_call_for_row
@@ -414,7 +414,7 @@ def test_row_reply_changes_exactly_at_a_hand_off() -> None:
     still changes at the very instant the EMEA shift hands off to the Americas (15:00 UTC)."""
     from datetime import UTC, datetime, timedelta
 
-    from bot.blocks import render_row
+    from bot.render.blocks import render_row
 
     row = find_row(SEED, "latency-spike")
     handoff = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

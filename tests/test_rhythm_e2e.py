@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from bot.fakeslack import FakeSlack, Message
-from bot.notices import ACK_ACTION, FOLLOWUP_ADD_ACTION, MITIGATE_ACTION
-from bot.rhythm_blocks import ADOPT_ACTION, START_DRILL
+from bot.render.incident import ACK_ACTION, FOLLOWUP_ADD_ACTION, MITIGATE_ACTION
+from bot.render.rhythm import ADOPT_ACTION, START_DRILL
 from bot.rhythm_listeners import FOLLOWUP_DONE, FOLLOWUP_MODAL
 from matrix_engine.metrics import compute_report
 from matrix_engine.periods import parse_period

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from bot.blocks import Message, context, escape, header, section, to_message, truncate, when
-from bot.notices import drill_prefix
+from bot.render.blocks import Message, context, escape, header, section, to_message, truncate, when
+from bot.render.incident import drill_prefix
 from matrix_engine.customer_updates import CustomerUpdate
 from matrix_engine.incidents import Incident
 

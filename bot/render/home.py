@@ -19,8 +19,8 @@ from typing import Final
 from slack_sdk.models.blocks import Block, DividerBlock
 from slack_sdk.models.views import View
 
-from bot.blocks import SEVERITY_EMOJI, context, escape, header, section, when
-from bot.report_blocks import severity_line
+from bot.render.blocks import SEVERITY_EMOJI, context, escape, header, section, when
+from bot.render.report import severity_line
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident
 from matrix_engine.metrics import SlaReport

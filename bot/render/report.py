@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import Block, DividerBlock
 
-from bot.blocks import (
+from bot.render.blocks import (
     MAX_BLOCKS,
     SEVERITY_EMOJI,
     Message,

@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import Message, context, escape, section, to_message, truncate
+from bot.render.blocks import Message, context, escape, section, to_message, truncate
 from matrix_engine.incidents import AlertLink, Incident, Status
 from matrix_engine.models import AlertSource
 from matrix_engine.timeline import MessageKind

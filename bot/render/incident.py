@@ -7,8 +7,17 @@ from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from bot.blocks import Message, context, escape, header, mentions_of, section, to_message, who
-from bot.blocks import when as slack_when
+from bot.render.blocks import (
+    Message,
+    context,
+    escape,
+    header,
+    mentions_of,
+    section,
+    to_message,
+    who,
+)
+from bot.render.blocks import when as slack_when
 from matrix_engine.business_time import add_duration
 from matrix_engine.cadence import next_update_due
 from matrix_engine.incidents import AlertLink, Incident, Status

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from bot.blocks import (
+from bot.render.blocks import (
     Message,
     context,
     escape,
