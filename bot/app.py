@@ -31,9 +31,7 @@ from bot.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
 from bot.alert_intake import AlertIntake
 from bot.answers import Answers
 from bot.clock import Clock, FileClock, SimClock, SystemClock
-from bot.directory import PostingCheck, UsergroupDirectory
 from bot.dispatcher import Composed, Dispatcher
-from bot.gateway import SlackGateway
 from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
 from bot.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
@@ -50,6 +48,8 @@ from bot.rhythm_posts import Rhythm
 from bot.scheduler import Ticker
 from bot.service import IncidentService
 from bot.settings import Settings
+from bot.slackapi.directory import PostingCheck, UsergroupDirectory
+from bot.slackapi.gateway import SlackGateway
 from bot.statuspage import StatuspageClient, StatuspageSender
 from bot.telemetry import Telemetry
 from bot.update_posts import UpdatePosts

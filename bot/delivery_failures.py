@@ -1,7 +1,7 @@
 """What delivery does when a post fails: the rules for retrying, giving up, alerting admins,
 and moving an incident whose channel or card is gone. Shell code, used by `bot.dispatcher`.
 
-    SendFailed (bot.gateway)
+    SendFailed (bot.slackapi.gateway)
     ├── RateLimited   retry after Retry-After (or the backoff when it is unreadable); no attempt
     ├── Transient     unreachable: one shared retry, no attempt; else backoff, 10 attempts, dead
     └── Permanent     the channel or card is gone: move the incident / post the card again;
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.gateway import Permanent, RateLimited, SendFailed, Transient
+from bot.slackapi.gateway import Permanent, RateLimited, SendFailed, Transient
 from matrix_engine.incidents import Incident
 from matrix_engine.models import Matrix
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route

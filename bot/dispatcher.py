@@ -34,7 +34,6 @@ from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.delivery_failures import FailurePolicy, Target
-from bot.gateway import SendFailed, SlackGateway, metadata
 from bot.render.alerts import render_alert_note
 from bot.render.blocks import Message
 from bot.render.incident import (
@@ -44,6 +43,7 @@ from bot.render.incident import (
     render_scorecard,
     render_timeline_message,
 )
+from bot.slackapi.gateway import SendFailed, SlackGateway, metadata
 from bot.statuspage import StatuspageSender
 from bot.update_posts import UpdatePosts
 from matrix_engine.incidents import Incident, Status, state_note_key

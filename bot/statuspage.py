@@ -15,7 +15,7 @@ Exactly once without an idempotency key (Statuspage has none):
 - a PATCH that may have gone through is looked for in the incident's own updates (the latest one
   has the same status and body).
 
-Errors are `bot.gateway`'s: RateLimited (429, or 420 as Statuspage also uses), Transient (5xx,
+Errors are `bot.slackapi.gateway`'s: RateLimited (429, or 420 as Statuspage also uses), Transient (5xx,
 timeouts, connection errors; all may have been applied), Permanent (any other 4xx: a wrong key,
 page or component id; never retried).
 """
@@ -33,7 +33,7 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from bot.gateway import Permanent, RateLimited, SendFailed, Transient, retry_after_seconds
+from bot.slackapi.gateway import Permanent, RateLimited, SendFailed, Transient, retry_after_seconds
 from matrix_engine.customer_updates import (
     MONITORING_BODY,
     RESOLVED_BODY,

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.gateway import SlackGateway
 from bot.render.blocks import Message, mentions_of
 from bot.render.updates import render_approval_request, render_published, render_update_note
+from bot.slackapi.gateway import SlackGateway
 from matrix_engine.cadence import next_update_due
 from matrix_engine.customer_updates import customer_facing, public_title
 from matrix_engine.incidents import Incident

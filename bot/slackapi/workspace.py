@@ -9,7 +9,7 @@ from datetime import datetime
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.gateway import PERMANENT_ERRORS, Permanent, Transient
+from bot.slackapi.gateway import PERMANENT_ERRORS, Permanent, Transient
 from matrix_engine.coverage import (
     ChannelStatus,
     Finding,
