@@ -31,10 +31,13 @@ from bot.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
 from bot.alert_intake import AlertIntake
 from bot.answers import Answers
 from bot.clock import Clock, FileClock, SimClock, SystemClock
-from bot.dispatcher import Composed, Dispatcher
+from bot.delivery.dispatcher import Composed, Dispatcher
+from bot.delivery.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
+from bot.delivery.scheduler import Ticker
+from bot.delivery.statuspage import StatuspageClient, StatuspageSender
+from bot.delivery.update_posts import UpdatePosts
 from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
-from bot.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
 from bot.limits import RateLimiter
 from bot.listeners import register, register_fallbacks
 from bot.matrix_source import MatrixSource
@@ -45,14 +48,11 @@ from bot.render.blocks import render_notice
 from bot.reports import Reports
 from bot.rhythm_listeners import register_rhythm
 from bot.rhythm_posts import Rhythm
-from bot.scheduler import Ticker
 from bot.service import IncidentService
 from bot.settings import Settings
 from bot.slackapi.directory import PostingCheck, UsergroupDirectory
 from bot.slackapi.gateway import SlackGateway
-from bot.statuspage import StatuspageClient, StatuspageSender
 from bot.telemetry import Telemetry
-from bot.update_posts import UpdatePosts
 from matrix_engine.incidents import Incident
 from matrix_engine.timeline import MessageKind
 from storage.alerts import AlertLedger

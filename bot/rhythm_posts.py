@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
 from bot.clock import Clock
-from bot.dispatcher import Composed
+from bot.delivery.dispatcher import Composed
 from bot.matrix_source import MatrixSource
 from bot.render.rhythm import render_drill_proposal, render_followup_reminder, render_review
 from bot.slackapi.workspace import run_review

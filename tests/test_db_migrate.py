@@ -117,7 +117,7 @@ def test_migrate_refuses_a_running_bot_and_what_is_not_ours(tmp_path: Path, pg_u
     source = tmp_path / "sla-bot.db"
     a_deployment(source)
     lock = source.with_suffix(".db.lock")
-    from bot.scheduler import SingletonLock
+    from bot.delivery.scheduler import SingletonLock
 
     held = SingletonLock(lock)
     held.acquire()

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.clock import SystemClock
+from bot.delivery.scheduler import LockHeld, Ticker
 from bot.fakeslack import PATIENCE_S, FakeSlack, Message
 from bot.render.blocks import escape
 from bot.render.incident import (
@@ -35,7 +36,6 @@ from bot.render.incident import (
     render_card,
     render_timeline_message,
 )
-from bot.scheduler import LockHeld, Ticker
 from bot.service import Actor
 from matrix_engine.incidents import Action, Incident, Status
 from matrix_engine.timeline import MessageKind, plan_timeline

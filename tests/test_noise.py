@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from bot.clock import SystemClock
-from bot.scheduler import Ticker
+from bot.delivery.scheduler import Ticker
 from tests.harness.logs import recorded_logs
 from tests.harness.process import ServeProcess
 from tests.harness.workspace import ROOT

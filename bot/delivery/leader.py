@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from bot.clock import Clock
-from bot.scheduler import SingletonLock
+from bot.delivery.scheduler import SingletonLock
 from storage.backend import Storage, StorageError
 from storage.leadership import DispatcherLock, take_over
 from storage.pg import PgStore

@@ -5,7 +5,7 @@ Exactly once, by construction:
 - a row whose send may have reached Slack (timeout, 5xx, a crash while `sending`) is looked up in
   Slack by its metadata key before it is posted again;
 - 429 moves only that row (`Retry-After`); 5xx/timeouts back off exponentially up to 10
-  attempts, then the row goes `dead` with an admin alert (rules: `bot.delivery_failures`);
+  attempts, then the row goes `dead` with an admin alert (rules: `bot.delivery.failures`);
 - posts to one channel are paced to about one per second; a paced channel's rows wait in the
   outbox without costing anything (see storage.outbox: lanes).
 
@@ -16,11 +16,11 @@ Slack call hangs holds the others for OVERLAP_AFTER at most: the next row starts
 
 A channel that refuses the incident for good (archived, the bot removed) moves the incident to the
 incidents channel, with a new card saying where it came from and an admin alert; a deleted card
-is posted again (`bot.delivery_failures`).
+is posted again (`bot.delivery.failures`).
 
 Customer updates (docs/design.md §11) are rows like any other: their posts are composed by
-`bot.update_posts`, and the status page's calls (route `statuspage`, a lane of their own) are made
-by `bot.statuspage` under the same claims, pacing and failure rules.
+`bot.delivery.update_posts`, and the status page's calls (route `statuspage`, a lane of their own) are made
+by `bot.delivery.statuspage` under the same claims, pacing and failure rules.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.delivery_failures import FailurePolicy, Target
+from bot.delivery.failures import FailurePolicy, Target
+from bot.delivery.statuspage import StatuspageSender
+from bot.delivery.update_posts import UpdatePosts
 from bot.render.alerts import render_alert_note
 from bot.render.blocks import Message
 from bot.render.incident import (
@@ -44,8 +46,6 @@ from bot.render.incident import (
     render_timeline_message,
 )
 from bot.slackapi.gateway import SendFailed, SlackGateway, metadata
-from bot.statuspage import StatuspageSender
-from bot.update_posts import UpdatePosts
 from matrix_engine.incidents import Incident, Status, state_note_key
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
@@ -332,7 +332,7 @@ class Dispatcher:
         self._record_sent(row, composed.channel, ts, now, reconciled=reconciled)
 
     def _send_statuspage(self, row: Claimed, incident: Incident, now: datetime) -> None:
-        """A Statuspage call (`bot.statuspage`), paced and retried like a post; its failures go
+        """A Statuspage call (`bot.delivery.statuspage`), paced and retried like a post; its failures go
         through the same rules (429, backoff, dead with an admin alert)."""
         if self._statuspage is None:
             self._outbox.mark_skipped(row, reason="Statuspage is not connected", at=now)

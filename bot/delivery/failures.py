@@ -1,5 +1,5 @@
 """What delivery does when a post fails: the rules for retrying, giving up, alerting admins,
-and moving an incident whose channel or card is gone. Shell code, used by `bot.dispatcher`.
+and moving an incident whose channel or card is gone. Shell code, used by `bot.delivery.dispatcher`.
 
     SendFailed (bot.slackapi.gateway)
     ├── RateLimited   retry after Retry-After (or the backoff when it is unreadable); no attempt
@@ -27,7 +27,7 @@ from matrix_engine.timeline import MessageKind, PlannedMessage, Route
 from storage.incidents import Incidents
 from storage.outbox import AMBIGUOUS, Claimed, Outbox
 
-log = logging.getLogger("bot.dispatcher")
+log = logging.getLogger("bot.delivery.dispatcher")
 
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = timedelta(seconds=60)
