@@ -11,10 +11,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot import commands as c
 from bot.limits import REPORTS, REVIEWS, RateLimiter
-from bot.matrix_source import MatrixSource
 from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
-from bot.operations import Operations
-from bot.publishing import CustomerUpdates
 from bot.render.blocks import (
     Message,
     escape,
@@ -33,8 +30,11 @@ from bot.render.home import relative
 from bot.render.incident import drill_prefix
 from bot.render.report import render_period_problem, render_report
 from bot.render.rhythm import render_candidate, render_drill_proposal, render_followups
-from bot.reports import Reports
-from bot.service import Actor, AlreadyOpen, IncidentService
+from bot.usecases.incidents import Actor, AlreadyOpen, IncidentService
+from bot.usecases.matrix_source import MatrixSource
+from bot.usecases.publishing import CustomerUpdates
+from bot.usecases.reports import Reports
+from bot.usecases.rhythm_actions import Operations
 from matrix_engine.customer_updates import UpdateStatus
 from matrix_engine.incidents import Action, Incident
 from matrix_engine.lookup import find_row

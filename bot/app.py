@@ -28,7 +28,6 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
-from bot.alert_intake import AlertIntake
 from bot.answers import Answers
 from bot.clock import Clock, FileClock, SimClock, SystemClock
 from bot.delivery.dispatcher import Composed, Dispatcher
@@ -36,23 +35,24 @@ from bot.delivery.leader import LEADER, STANDBY, LeadershipMetrics, make_leaders
 from bot.delivery.scheduler import Ticker
 from bot.delivery.statuspage import StatuspageClient, StatuspageSender
 from bot.delivery.update_posts import UpdatePosts
-from bot.home_tab import HomeTab, register_home
 from bot.http import SlackHttpApp
 from bot.limits import RateLimiter
 from bot.listeners import register, register_fallbacks
-from bot.matrix_source import MatrixSource
-from bot.operations import Operations
-from bot.publishing import CustomerUpdates
 from bot.render.alerts import render_unrouted
 from bot.render.blocks import render_notice
-from bot.reports import Reports
 from bot.rhythm_listeners import register_rhythm
-from bot.rhythm_posts import Rhythm
-from bot.service import IncidentService
 from bot.settings import Settings
 from bot.slackapi.directory import PostingCheck, UsergroupDirectory
 from bot.slackapi.gateway import SlackGateway
 from bot.telemetry import Telemetry
+from bot.usecases.alert_intake import AlertIntake
+from bot.usecases.home import HomeTab, register_home
+from bot.usecases.incidents import IncidentService
+from bot.usecases.matrix_source import MatrixSource
+from bot.usecases.publishing import CustomerUpdates
+from bot.usecases.reports import Reports
+from bot.usecases.rhythm_actions import Operations
+from bot.usecases.rhythm_calendar import Rhythm
 from matrix_engine.incidents import Incident
 from matrix_engine.timeline import MessageKind
 from storage.alerts import AlertLedger

@@ -20,8 +20,8 @@ from bot.cli_db import add_db_commands
 from bot.cli_ops import add_ops_commands
 from bot.cli_rhythm import add_rhythm_commands
 from bot.delivery.scheduler import LockHeld
-from bot.matrix_source import read_matrix_text
 from bot.settings import Settings, SettingsError, load_settings
+from bot.usecases.matrix_source import read_matrix_text
 from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
 from matrix_engine.generator import generate_matrix
 from matrix_engine.loading import validate_matrix_text

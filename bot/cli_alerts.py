@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from bot.alert_payloads import BadPayload, detect_source, parse_events, read_json
 from bot.cli_common import existing_database, fail
-from bot.matrix_source import read_matrix_file
 from bot.settings import load_settings
+from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
+from bot.usecases.matrix_source import read_matrix_file
 from matrix_engine.alerts import NEW_INCIDENT, AlertEvent, Outcome, Preview, Routed, preview
 from matrix_engine.models import AlertSource, Matrix
 from storage.alerts import LedgerView, read_view, read_view_of

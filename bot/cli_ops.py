@@ -16,9 +16,9 @@ import typer
 
 from bot.cli_common import existing_database, fail, postgres_instead, write_output
 from bot.delivery.scheduler import LockHeld, SingletonLock
-from bot.matrix_source import read_matrix_file
-from bot.reports import DEFAULT_PERIOD, Reports
 from bot.settings import Settings, load_settings
+from bot.usecases.matrix_source import read_matrix_file
+from bot.usecases.reports import DEFAULT_PERIOD, Reports
 from matrix_engine.metrics import PeriodError, date_range
 from matrix_engine.report import render_report_csv, render_report_json, render_report_markdown
 from storage.backup import BackupFailed, backup, check_restore, restore

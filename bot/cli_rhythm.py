@@ -16,8 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 from bot.cli_common import existing_database, fail, open_database
-from bot.matrix_source import read_matrix_file
 from bot.settings import Settings, load_settings
+from bot.usecases.matrix_source import read_matrix_file
 from matrix_engine.diff import diff_matrices, render_diff_text
 from matrix_engine.drills import DrillRecord, drill_calendar
 from matrix_engine.generator import generate_matrix

@@ -18,13 +18,13 @@ from slack_bolt import Ack, App, BoltResponse, Respond
 
 from bot.answers import DECLARE_ANYWAY, Answer, Answers, DeclareAnyway, Request
 from bot.clock import Clock
-from bot.matrix_source import ActiveMatrix, MatrixSource
 from bot.mistakes import INTERNAL_ERROR, StaleButton, parse_value, words_for
-from bot.publishing import CustomerUpdates
 from bot.render.blocks import SHARE_ACTION, Message, render_notice, render_row
 from bot.render.incident import ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION
-from bot.service import Actor, IncidentService
 from bot.update_listeners import register_updates
+from bot.usecases.incidents import Actor, IncidentService
+from bot.usecases.matrix_source import ActiveMatrix, MatrixSource
+from bot.usecases.publishing import CustomerUpdates
 from matrix_engine.errors import LookupFailed
 from matrix_engine.incidents import Action
 from matrix_engine.lookup import find_row

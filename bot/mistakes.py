@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from bot.limits import RateLimited
-from bot.operations import FollowupProblem, NotAdmin
-from bot.publishing import NotApprover
 from bot.render.blocks import escape
-from bot.service import CannotPost, NotAllowed, WhichIncident
+from bot.usecases.incidents import CannotPost, NotAllowed, WhichIncident
+from bot.usecases.publishing import NotApprover
+from bot.usecases.rhythm_actions import FollowupProblem, NotAdmin
 from matrix_engine.customer_updates import DraftRefused
 from matrix_engine.errors import LookupFailed, MatrixInvalid
 from matrix_engine.incidents import TransitionRefused

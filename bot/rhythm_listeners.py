@@ -13,11 +13,11 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.mistakes import MISTAKES, StaleButton, parse_value
-from bot.operations import FollowupProblem, NotAdmin, Operations
 from bot.render.blocks import Message, escape, render_notice
 from bot.render.incident import FOLLOWUP_ADD_ACTION
 from bot.render.rhythm import ADOPT_ACTION, START_DRILL
-from bot.service import Actor
+from bot.usecases.incidents import Actor
+from bot.usecases.rhythm_actions import FollowupProblem, NotAdmin, Operations
 from matrix_engine.errors import MatrixInvalid
 from matrix_engine.followups import Followup
 

@@ -22,12 +22,12 @@ from urllib.parse import urlencode
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
-from bot.alert_payloads import BadPayload, detect_source, read_json
 from bot.app import Runtime
 from bot.fakeslack import FakeSlack
 from bot.http import MAX_BODY
 from bot.settings import Settings
 from bot.terminal import Button, plain, render_blocks
+from bot.usecases.alert_payloads import BadPayload, detect_source, read_json
 from matrix_engine.coverage import people_to_check
 
 DEFAULT_USER = "U0AMERINF1"
@@ -328,7 +328,7 @@ class Sandbox:
 
 def _populate(fake: FakeSlack, settings: Settings) -> None:
     """A sandbox workspace with the matrix's channels, people and user groups, all in order."""
-    from bot.matrix_source import read_matrix_file
+    from bot.usecases.matrix_source import read_matrix_file
 
     _, matrix = read_matrix_file(settings.SLA_BOT_MATRIX)
     users, _, channels = people_to_check(matrix)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot.publishing import Template
+from bot.usecases.publishing import Template
 from matrix_engine.customer_updates import MAX_PLAIN_WORDS, MAX_UPDATE_TEXT, Phase
 
 UPDATE_MODAL = "customer_update_modal"

@@ -11,12 +11,12 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.mistakes import MISTAKES, StaleButton, parse_value
-from bot.publishing import CustomerUpdates
 from bot.render.blocks import Message
 from bot.render.incident import UPDATE_ACTION
 from bot.render.updates import DISCARD_ACTION, PUBLISH_ACTION, render_decided
-from bot.service import Actor
 from bot.update_form import UPDATE_MODAL, UpdateMeta, read_form, update_modal
+from bot.usecases.incidents import Actor
+from bot.usecases.publishing import CustomerUpdates
 
 FORM_ERROR_MAX = 150  # Slack shows at most this much under a field
 FORM_FIELDS = {  # a refused draft's field → the form's block

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.alert_http import GrafanaSigning
-from bot.alert_payloads import BadPayload, detect_source, parse_events, read_json
+from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
 from matrix_engine.alerts import (
     NEW_INCIDENT,
     AlertEvent,

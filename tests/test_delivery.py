@@ -36,7 +36,7 @@ from bot.render.incident import (
     render_card,
     render_timeline_message,
 )
-from bot.service import Actor
+from bot.usecases.incidents import Actor
 from matrix_engine.incidents import Action, Incident, Status
 from matrix_engine.timeline import MessageKind, plan_timeline
 from storage.db import Store

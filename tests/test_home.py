@@ -14,7 +14,7 @@ from slack_sdk.models.views import View
 
 from bot.fakeslack import FakeSlack, validate_blocks
 from bot.render.home import MAX_INCIDENTS, Deadlines, HomeData, deadlines, relative, render_home
-from bot.service import Actor
+from bot.usecases.incidents import Actor
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident, Status
 from matrix_engine.metrics import compute_report, month_of

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.fakeslack import PATIENCE_S
 from bot.logs import JsonFormatter
-from bot.service import Actor
+from bot.usecases.incidents import Actor
 from storage.db import Store
 from storage.reporting import Reporting
 from tests.harness.clock import ManualClock

@@ -27,8 +27,8 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.fakeslack import PATIENCE_S, FakeSlack
-from bot.matrix_source import MatrixSource
-from bot.rhythm_posts import Rhythm
+from bot.usecases.matrix_source import MatrixSource
+from bot.usecases.rhythm_calendar import Rhythm
 from storage.db import Store
 from storage.followups import Drills, Followups, Meta
 from storage.outbox import LEASE, Outbox

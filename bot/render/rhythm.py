@@ -26,8 +26,10 @@ from matrix_engine.followups import Followup, is_overdue
 from matrix_engine.lookup import find_row
 from matrix_engine.models import Calendar, Matrix
 
-if TYPE_CHECKING:  # a data type only: bot.operations imports this module's renderers' callers
-    from bot.operations import Candidate
+# A type only: importing it at run time would close the cycle
+# usecases.rhythm_actions → usecases.rhythm_calendar → render.rhythm.
+if TYPE_CHECKING:
+    from bot.usecases.rhythm_actions import Candidate
 
 ADOPT_ACTION = "rebaseline_adopt"
 START_DRILL = "drill_start"

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from bot.app import Runtime
-from bot.service import Actor
+from bot.usecases.incidents import Actor
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Action
 from matrix_engine.models import Calendar, IncidentRow

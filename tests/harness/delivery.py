@@ -94,7 +94,7 @@ class InProcessBot:
         force: bool = True,
     ) -> Incident:
         """Declare through the use case (fast); the HTTP path is exercised by `command`."""
-        from bot.service import Actor
+        from bot.usecases.incidents import Actor
 
         result = self.service.declare(
             query=type_id,

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
-from bot.matrix_source import MatrixSource
-from bot.service import Actor, IncidentService
+from bot.usecases.incidents import Actor, IncidentService
+from bot.usecases.matrix_source import MatrixSource
 from matrix_engine.customer_updates import (
     CustomerUpdate,
     Draft,

@@ -21,9 +21,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
-from bot.matrix_source import MatrixSource
 from bot.render.home import HomeData, render_home
-from bot.reports import Reports
+from bot.usecases.matrix_source import MatrixSource
+from bot.usecases.reports import Reports
 from matrix_engine.followups import is_overdue
 from matrix_engine.rhythm import RhythmSlot, SlotKind, next_slots
 from storage.reporting import Reporting

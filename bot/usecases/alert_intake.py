@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.alert_payloads import BadPayload, parse_events, read_json
 from bot.clock import Clock
-from bot.matrix_source import ActiveMatrix, MatrixSource
+from bot.usecases.alert_payloads import BadPayload, parse_events, read_json
+from bot.usecases.matrix_source import ActiveMatrix, MatrixSource
 from matrix_engine.alerts import AlertEvent, Outcome, route_alert
 from matrix_engine.incidents import Incident
 from matrix_engine.models import AlertSource, IncidentRow

@@ -12,9 +12,9 @@ from slack_sdk.models.blocks import Block
 
 from bot.clock import Clock
 from bot.delivery.dispatcher import Composed
-from bot.matrix_source import MatrixSource
 from bot.render.rhythm import render_drill_proposal, render_followup_reminder, render_review
 from bot.slackapi.workspace import run_review
+from bot.usecases.matrix_source import MatrixSource
 from matrix_engine.business_time import add_duration
 from matrix_engine.drills import propose_drills
 from matrix_engine.followups import Followup, ReminderKind, followup_reminders

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.clock import Clock
-from bot.matrix_source import MatrixSource
+from bot.usecases.matrix_source import MatrixSource
 from matrix_engine.customer_updates import statuspage_moves
 from matrix_engine.incidents import (
     Action,

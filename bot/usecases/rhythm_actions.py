@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.clock import Clock
-from bot.matrix_source import ActiveMatrix, MatrixSource, read_matrix_file
-from bot.rhythm_posts import Rhythm
-from bot.service import Actor, IncidentService
+from bot.usecases.incidents import Actor, IncidentService
+from bot.usecases.matrix_source import ActiveMatrix, MatrixSource, read_matrix_file
+from bot.usecases.rhythm_calendar import Rhythm
 from matrix_engine.diff import MatrixDiff, diff_matrices
 from matrix_engine.drills import DrillProposal, propose_drills
 from matrix_engine.followups import ArgsProblem, Followup, parse_followup_args
