@@ -1,6 +1,6 @@
 """`/escalate latency-spike` round trip over HTTP: our bot beside a bare Bolt app, same run.
 
-Both apps sit behind the same front door (`bot.http.SlackHttpApp`: signature checks, then
+Both apps sit behind the same front door (`bot.inbound.http.SlackHttpApp`: signature checks, then
 `App.dispatch`) on the same server stack and settings as `sla-bot serve` (waitress, 8 threads, on
 loopback). Ours is the full `Runtime` from the composition root (seed matrix, SQLite, dispatcher
 running, fake Slack as the Web API); the bare app is `App(process_before_response=True)` with one
@@ -33,7 +33,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Runtime
 from bot.fakeslack import FakeSlack
-from bot.http import SlackHttpApp
+from bot.inbound.http import SlackHttpApp
 from bot.render.blocks import _ROW_CACHE
 from bot.settings import load_settings
 

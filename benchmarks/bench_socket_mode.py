@@ -5,7 +5,7 @@ Two parts:
 
 - ``clients``: the candidate Socket Mode clients side by side, in this process with a listener
   that acknowledges at once: slack_sdk's built-in client and its `websocket-client` one (both as
-  shipped, as Bolt's adapters build them), and ours (`bot.socket_mode`). Per client: ack latency,
+  shipped, as Bolt's adapters build them), and ours (`bot.inbound.socket_mode`). Per client: ack latency,
   acknowledgements later than 3 s (or never) while a refresh happens under 50 envelopes/s, the
   time from each kind of dead link (FIN, RST, pings unanswered, frozen server) to a new
   connection saying hello, and the CPU a client uses in the 10 s after its connection died while
@@ -42,7 +42,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.fakeslack import API_APP_ID, TEAM_ID, FakeSlack
-from bot.socket_mode import PING_INTERVAL_S
+from bot.inbound.socket_mode import PING_INTERVAL_S
 from tests.harness.process import ServeProcess
 from tests.harness.socket_slack import Envelope, FakeSocketMode
 from tests.harness.workspace import INCIDENTS, add_matrix_channels
@@ -165,7 +165,7 @@ def make_client(name: str, api_url: str, app_token: str) -> BaseSocketModeClient
 
         client = WsClient(app_token=app_token, web_client=web)
     else:
-        from bot.socket_mode import SocketModeClient as Ours
+        from bot.inbound.socket_mode import SocketModeClient as Ours
 
         client = Ours(app_token, web_client=web)
 

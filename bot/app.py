@@ -27,20 +27,20 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
-from bot.answers import Answers
 from bot.clock import Clock, FileClock, SimClock, SystemClock
 from bot.delivery.dispatcher import Composed, Dispatcher
 from bot.delivery.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
 from bot.delivery.scheduler import Ticker
 from bot.delivery.statuspage import StatuspageClient, StatuspageSender
 from bot.delivery.update_posts import UpdatePosts
-from bot.http import SlackHttpApp
-from bot.limits import RateLimiter
-from bot.listeners import register, register_fallbacks
+from bot.inbound.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSigning
+from bot.inbound.answers import Answers
+from bot.inbound.http import SlackHttpApp
+from bot.inbound.limits import RateLimiter
+from bot.inbound.listeners import register, register_fallbacks
+from bot.inbound.rhythm_listeners import register_rhythm
 from bot.render.alerts import render_unrouted
 from bot.render.blocks import render_notice
-from bot.rhythm_listeners import register_rhythm
 from bot.settings import Settings
 from bot.slackapi.directory import PostingCheck, UsergroupDirectory
 from bot.slackapi.gateway import SlackGateway
@@ -353,7 +353,7 @@ class Runtime:
             client=bolt_client,
             authorize=authorize,
             process_before_response=True,
-            request_verification_enabled=False,  # verified in bot.http before Bolt sees the request
+            request_verification_enabled=False,  # verified in bot.inbound.http before Bolt sees the request
             ignoring_self_events_enabled=True,
             name="sla-escalation-bot",
         )
@@ -372,7 +372,7 @@ class Runtime:
         def once_per_event(
             req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
         ) -> BoltResponse:
-            # HTTP requests are deduplicated in bot.http; Socket Mode redelivers envelopes whose
+            # HTTP requests are deduplicated in bot.inbound.http; Socket Mode redelivers envelopes whose
             # events carry the same event_id, checked here.
             event_id = req.body.get("event_id") if req.mode == "socket_mode" else None
             if event_id and not self.seen.first_time(f"event:{event_id}", at=self.clock.now()):

@@ -24,7 +24,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Runtime
 from bot.fakeslack import FakeSlack
-from bot.http import MAX_BODY
+from bot.inbound.http import MAX_BODY
 from bot.settings import Settings
 from bot.terminal import Button, plain, render_blocks
 from bot.usecases.alert_payloads import BadPayload, detect_source, read_json

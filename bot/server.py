@@ -77,7 +77,7 @@ def _http(runtime: Runtime, settings: Settings) -> None:
 def _socket_mode(runtime: Runtime, settings: Settings) -> None:
     """Slack's requests over the socket; `/alerts/…`, `/healthz` and `/metrics` on PORT all the
     same (monitoring cannot use the socket)."""
-    from bot.socket_mode import LinkMetrics, LinkState, SocketModeHandler
+    from bot.inbound.socket_mode import LinkMetrics, LinkState, SocketModeHandler
 
     assert settings.SLACK_APP_TOKEN is not None
     state = LinkState(grace_s=settings.SLA_BOT_SOCKET_GRACE)

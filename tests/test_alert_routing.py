@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.alert_http import GrafanaSigning
+from bot.inbound.alert_http import GrafanaSigning
 from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
 from matrix_engine.alerts import (
     NEW_INCIDENT,

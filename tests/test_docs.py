@@ -19,7 +19,7 @@ from referencing import Registry, Resource
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
-from bot.commands import SUBCOMMANDS
+from bot.inbound.commands import SUBCOMMANDS
 from bot.settings import Settings
 from tests.harness.app import AppServer
 from tests.harness.workspace import ROOT

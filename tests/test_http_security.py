@@ -23,7 +23,7 @@ from slack_sdk.signature import Clock
 
 from bot.app import Runtime
 from bot.fakeslack import FakeSlack
-from bot.http import SlackHttpApp
+from bot.inbound.http import SlackHttpApp
 from tests.harness.app import AppServer
 from tests.harness.logs import recorded_logs
 from tests.harness.loopback import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.update_form import UPDATE_MODAL, update_modal
+from bot.inbound.update_form import UPDATE_MODAL, update_modal
 from tests.harness.app import AppServer
 from tests.harness.loopback import LOOPBACK, SignedClient
 from tests.harness.workspace import INCIDENTS, USER

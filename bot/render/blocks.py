@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.commands import SUBCOMMANDS
+from bot.inbound.commands import SUBCOMMANDS
 from matrix_engine.models import AlertSource, IncidentRow, Matrix
 from matrix_engine.oncall import OnCallNow, mentions, on_call_for_row
 

@@ -1,5 +1,5 @@
 """The HTTP front door (WSGI): `POST /slack/events`, `GET /healthz`, `GET /metrics`, and the
-alert endpoints under `/alerts/` (bot.alert_http).
+alert endpoints under `/alerts/` (bot.inbound.alert_http).
 
 Every Slack request is verified here, before Bolt sees it: malformed signature headers (empty,
 non-numeric, float or enormous timestamps, non-ASCII signatures) and bodies that are not UTF-8 get

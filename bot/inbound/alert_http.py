@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.http import MAX_BODY, Reply, environ_headers
+from bot.inbound.http import MAX_BODY, Reply, environ_headers
 from bot.usecases.alert_intake import AlertIntake
 from bot.usecases.alert_payloads import BadPayload, parse_events, read_json
 from matrix_engine.alerts import AlertEvent

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.mistakes import MISTAKES, StaleButton, parse_value
+from bot.inbound.mistakes import MISTAKES, StaleButton, parse_value
 from bot.render.blocks import Message, escape, render_notice
 from bot.render.incident import FOLLOWUP_ADD_ACTION
 from bot.render.rhythm import ADOPT_ACTION, START_DRILL

@@ -1,6 +1,6 @@
 """Bolt listeners for customer updates: the card's button opens the form, the form publishes (or
 submits for approval), and *Publish* / *Discard* answer an approval request. Registered by
-`register_updates`; errors go to the one `@app.error` handler (`bot.listeners`)."""
+`register_updates`; errors go to the one `@app.error` handler (`bot.inbound.listeners`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.mistakes import MISTAKES, StaleButton, parse_value
+from bot.inbound.mistakes import MISTAKES, StaleButton, parse_value
+from bot.inbound.update_form import UPDATE_MODAL, UpdateMeta, read_form, update_modal
 from bot.render.blocks import Message
 from bot.render.incident import UPDATE_ACTION
 from bot.render.updates import DISCARD_ACTION, PUBLISH_ACTION, render_decided
-from bot.update_form import UPDATE_MODAL, UpdateMeta, read_form, update_modal
 from bot.usecases.incidents import Actor
 from bot.usecases.publishing import CustomerUpdates
 

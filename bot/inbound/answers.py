@@ -9,9 +9,9 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
-from bot import commands as c
-from bot.limits import REPORTS, REVIEWS, RateLimiter
-from bot.mistakes import INTERNAL_ERROR, MISTAKES, words_for
+from bot.inbound import commands as c
+from bot.inbound.limits import REPORTS, REVIEWS, RateLimiter
+from bot.inbound.mistakes import INTERNAL_ERROR, MISTAKES, words_for
 from bot.render.blocks import (
     Message,
     escape,

@@ -16,12 +16,12 @@ from typing import Any
 
 from slack_bolt import Ack, App, BoltResponse, Respond
 
-from bot.answers import DECLARE_ANYWAY, Answer, Answers, DeclareAnyway, Request
 from bot.clock import Clock
-from bot.mistakes import INTERNAL_ERROR, StaleButton, parse_value, words_for
+from bot.inbound.answers import DECLARE_ANYWAY, Answer, Answers, DeclareAnyway, Request
+from bot.inbound.mistakes import INTERNAL_ERROR, StaleButton, parse_value, words_for
+from bot.inbound.update_listeners import register_updates
 from bot.render.blocks import SHARE_ACTION, Message, render_notice, render_row
 from bot.render.incident import ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION
-from bot.update_listeners import register_updates
 from bot.usecases.incidents import Actor, IncidentService
 from bot.usecases.matrix_source import ActiveMatrix, MatrixSource
 from bot.usecases.publishing import CustomerUpdates

@@ -15,7 +15,7 @@
                                               goes to the operator's log
 
 Slash commands answer through `Answers.answer`; button presses, modal submissions and events
-through the Bolt `@app.error` handler (`bot.listeners`). Both take their words from `words_for`.
+through the Bolt `@app.error` handler (`bot.inbound.listeners`). Both take their words from `words_for`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from bot.limits import RateLimited
+from bot.inbound.limits import RateLimited
 from bot.render.blocks import escape
 from bot.usecases.incidents import CannotPost, NotAllowed, WhichIncident
 from bot.usecases.publishing import NotApprover
