@@ -39,7 +39,7 @@ from bot.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-signing-secret-0123456789"
-SERVER_THREADS = 8  # as bot.server._http
+SERVER_THREADS = 8  # as bot.cli.serve._http
 BLOCK = 100
 CONSTANT = "SEV-2 · first response 20 min · escalate after 45 min · Inference Operations"
 

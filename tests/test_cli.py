@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli.main import app
 from matrix_engine.models import Impact, Interactions, OnCall, Review, Tier
 from tests.harness import process
 from tests.harness.workspace import ROOT, SLA_BOT, seed_document, write_matrix

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app as cli
+from bot.cli.main import app as cli
 from matrix_engine.customer_updates import Draft, Phase
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Action

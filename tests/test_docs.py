@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from typer.testing import CliRunner
 
-from bot.cli import app as cli
+from bot.cli.main import app as cli
 from bot.inbound.commands import SUBCOMMANDS
 from bot.settings import Settings
 from tests.harness.app import AppServer

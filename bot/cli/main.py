@@ -14,11 +14,11 @@ import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click_errors  # typer exports no UsageError of its own
 
-from bot.cli_alerts import add_alert_commands
-from bot.cli_common import fail, option_problems, write_output
-from bot.cli_db import add_db_commands
-from bot.cli_ops import add_ops_commands
-from bot.cli_rhythm import add_rhythm_commands
+from bot.cli.alerts import add_alert_commands
+from bot.cli.common import fail, option_problems, write_output
+from bot.cli.db import add_db_commands
+from bot.cli.ops import add_ops_commands
+from bot.cli.rhythm import add_rhythm_commands
 from bot.delivery.scheduler import LockHeld
 from bot.settings import Settings, SettingsError, load_settings
 from bot.usecases.matrix_source import read_matrix_text
@@ -163,7 +163,7 @@ def show(
 @app.command()
 def serve() -> None:
     """Run the bot against Slack: Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT."""
-    from bot.server import serve as run_server
+    from bot.cli.serve import serve as run_server
 
     settings = _settings()
     try:

@@ -2,7 +2,7 @@
 
 They read the same settings as `serve` (`SLA_BOT_DB`, `SLA_BOT_MATRIX`, simulated time) for their
 defaults, so run in the bot's directory they see what the bot sees. Errors become one line and a
-non-zero exit through `bot.cli.main`.
+non-zero exit through `bot.cli.main.main`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli_common import existing_database, fail, postgres_instead, write_output
+from bot.cli.common import existing_database, fail, postgres_instead, write_output
 from bot.delivery.scheduler import LockHeld, SingletonLock
 from bot.settings import Settings, load_settings
 from bot.usecases.matrix_source import read_matrix_file

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli_common import existing_database, fail
+from bot.cli.common import existing_database, fail
 from bot.settings import load_settings
 from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
 from bot.usecases.matrix_source import read_matrix_file

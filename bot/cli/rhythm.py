@@ -15,7 +15,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from bot.cli_common import existing_database, fail, open_database
+from bot.cli.common import existing_database, fail, open_database
 from bot.settings import Settings, load_settings
 from bot.usecases.matrix_source import read_matrix_file
 from matrix_engine.diff import diff_matrices, render_diff_text

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli_common import existing_database, fail
+from bot.cli.common import existing_database, fail
 from bot.delivery.scheduler import LockHeld, SingletonLock
 from bot.settings import load_settings
 from storage.backend import describe, is_postgres_url
