@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 SLA_BOT = Path(sys.executable).parent / "sla-bot"

@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmarks.bench_lookup import SECRET, Client, Figures, command_body, figures, served
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from bot.settings import load_settings
 from matrix_engine.timeline import plan_timeline
 from storage.backend import Storage, open_storage

@@ -32,9 +32,9 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
 from bot.inbound.http import SlackHttpApp
 from bot.render.blocks import _ROW_CACHE
+from bot.sandbox.fakeslack import FakeSlack
 from bot.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,8 +41,8 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.fakeslack import API_APP_ID, TEAM_ID, FakeSlack
 from bot.inbound.socket_mode import PING_INTERVAL_S
+from bot.sandbox.fakeslack import API_APP_ID, TEAM_ID, FakeSlack
 from tests.harness.process import ServeProcess
 from tests.harness.socket_slack import Envelope, FakeSocketMode
 from tests.harness.workspace import INCIDENTS, add_matrix_channels

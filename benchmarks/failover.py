@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import SimClock
-from bot.fakeslack import PATIENCE_S
+from bot.sandbox.fakeslack import PATIENCE_S
 from tests.harness.delivery import percentile, posts_by_key, start_fake
 from tests.harness.postgres import PgCluster, rows, running_cluster
 from tests.harness.process import ServeProcess, sim_time_env

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import SimClock
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.signing import post_signed, slash_command_body
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from slack_sdk import WebClient
 
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.app import bot_app, bot_app_factory  # noqa: F401 (fixtures)
 from tests.harness.postgres import db_target, pg_cluster, pg_url  # noqa: F401 (fixtures)
 from tests.harness.process import bot_process  # noqa: F401 (a fixture)

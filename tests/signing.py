@@ -2,7 +2,7 @@
 
 ``sign`` follows ``slack_sdk.signature.SignatureVerifier``: the signature is
 ``v0=`` + HMAC-SHA256(secret, ``v0:{timestamp}:{body}``), sent with ``X-Slack-Request-Timestamp``.
-Defaults for team, app and bot IDs match ``bot.fakeslack`` so a signed request and the fake Web
+Defaults for team, app and bot IDs match ``bot.sandbox.fakeslack`` so a signed request and the fake Web
 API describe the same workspace.
 """
 
@@ -17,7 +17,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.fakeslack import API_APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
+from bot.sandbox.fakeslack import API_APP_ID, BOT_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID
 
 VERIFICATION_TOKEN = "fake-verification-token"
 FORM = "application/x-www-form-urlencoded"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
 from bot.inbound.rhythm_listeners import FOLLOWUP_DONE, FOLLOWUP_MODAL
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.app import AppServer
 from tests.harness.rhythm import ADMIN, reply_text, rhythm_bot, submit_view
 from tests.harness.stepped import Bot

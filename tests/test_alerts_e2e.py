@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import FakeSlack, Message
+from bot.sandbox.fakeslack import FakeSlack, Message
 from tests.harness.alerts import (
     ALERT_TOKEN,
     GRAFANA_SECRET,

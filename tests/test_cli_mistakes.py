@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from storage.backup import backup
 from storage.db import Store
 from tests.harness import process

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from matrix_engine.cadence import next_update_due, reminder_times, update_windows
 from matrix_engine.policies import parse_policy
 from matrix_engine.timeline import MessageKind

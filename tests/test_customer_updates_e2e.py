@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import FakeSlack, Message
 from bot.inbound.update_form import UPDATE_MODAL, update_modal
 from bot.render.incident import UPDATE_ACTION
 from bot.render.updates import DISCARD_ACTION, PUBLISH_ACTION
+from bot.sandbox.fakeslack import FakeSlack, Message
 from matrix_engine.customer_updates import MONITORING_BODY, RESOLVED_BODY
 from matrix_engine.models import StatuspageImpact
 from tests.harness.clock import ManualClock

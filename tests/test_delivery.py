@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 from bot.clock import SystemClock
 from bot.delivery.scheduler import LockHeld, Ticker
-from bot.fakeslack import PATIENCE_S, FakeSlack, Message
 from bot.render.blocks import escape
 from bot.render.incident import (
     ACK_ACTION,
@@ -36,6 +35,7 @@ from bot.render.incident import (
     render_card,
     render_timeline_message,
 )
+from bot.sandbox.fakeslack import PATIENCE_S, FakeSlack, Message
 from bot.usecases.incidents import Actor
 from matrix_engine.incidents import Action, Incident, Status
 from matrix_engine.timeline import MessageKind, plan_timeline

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import PATIENCE_S, Fault
+from bot.sandbox.fakeslack import PATIENCE_S, Fault
 from tests.harness.delivery import posts_by_key
 from tests.harness.process import ServeProcess
 from tests.harness.steered import SteeredRun, read_table, say, steered

@@ -23,7 +23,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
-from bot.fakeslack import BOT_USER_ID, PATIENCE_S, FakeSlack, Message
+from bot.sandbox.fakeslack import BOT_USER_ID, PATIENCE_S, FakeSlack, Message
 from tests.signing import (
     block_action_body,
     event_body,

@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.fakeslack import FakeSlack, block_texts
 from bot.inbound.rhythm_listeners import FOLLOWUP_DONE, FOLLOWUP_MODAL
 from bot.inbound.update_form import UPDATE_MODAL
+from bot.sandbox.fakeslack import FakeSlack, block_texts
 from tests.harness.app import AppServer, running_app
 from tests.harness.logs import recorded_logs
 from tests.harness.mentions import INJECTIONS, all_text, foreign_controls

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from slack_sdk.models.views import View
 
-from bot.fakeslack import FakeSlack, validate_blocks
 from bot.render.home import MAX_INCIDENTS, Deadlines, HomeData, deadlines, relative, render_home
+from bot.sandbox.fakeslack import FakeSlack, validate_blocks
 from bot.usecases.incidents import Actor
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident, Status

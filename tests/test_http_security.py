@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from slack_sdk.signature import Clock
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
 from bot.inbound.http import SlackHttpApp
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.app import AppServer
 from tests.harness.logs import recorded_logs
 from tests.harness.loopback import (

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import BOT_USER_ID, FakeSlack, Message
+from bot.sandbox.fakeslack import BOT_USER_ID, FakeSlack, Message
 from bot.slackapi.gateway import retry_after_seconds
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route
 from storage.db import Store

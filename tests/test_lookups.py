@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.fakeslack import FakeSlack, block_texts, validate_blocks, visible_text
 from bot.render.blocks import escape
 from bot.render.incident import render_card, render_timeline_message
+from bot.sandbox.fakeslack import FakeSlack, block_texts, validate_blocks, visible_text
 from matrix_engine.errors import LookupFailed
 from matrix_engine.lookup import find_row
 from matrix_engine.oncall import on_call_for_row

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.fakeslack import PATIENCE_S
 from bot.logs import JsonFormatter
+from bot.sandbox.fakeslack import PATIENCE_S
 from bot.usecases.incidents import Actor
 from storage.db import Store
 from storage.reporting import Reporting

@@ -41,7 +41,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
-from bot.fakeslack import validate_blocks
+from bot.sandbox.fakeslack import validate_blocks
 from matrix_engine.metrics import date_range
 from storage.db import Store
 from storage.reporting import Reporting, card_link

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from slack_sdk import WebClient
 
-from bot.fakeslack import PATIENCE_S, FakeSlack
+from bot.sandbox.fakeslack import PATIENCE_S, FakeSlack
 from bot.usecases.matrix_source import MatrixSource
 from bot.usecases.rhythm_calendar import Rhythm
 from storage.db import Store

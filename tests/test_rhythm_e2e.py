@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import FakeSlack, Message
 from bot.inbound.rhythm_listeners import FOLLOWUP_DONE, FOLLOWUP_MODAL
 from bot.render.incident import ACK_ACTION, FOLLOWUP_ADD_ACTION, MITIGATE_ACTION
 from bot.render.rhythm import ADOPT_ACTION, START_DRILL
+from bot.sandbox.fakeslack import FakeSlack, Message
 from matrix_engine.metrics import compute_report
 from matrix_engine.periods import parse_period
 from matrix_engine.rhythm import drill_instants

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot.fakeslack import validate_blocks, visible_text
+from bot.sandbox.fakeslack import validate_blocks, visible_text
 from tests.harness.loopback import UNAUTHORIZED_BODY
 from tests.harness.process import ServeProcess, sla_bot
 from tests.harness.workspace import SEED_MATRIX, SIGNING_SECRET

@@ -13,7 +13,7 @@ from slack_bolt.adapter.socket_mode.internals import run_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.workspace import add_matrix_channels, bot_settings, clocked_fake
 
 APP_TOKEN = "xapp-1-A0FAKE0001-socket-mode-test-token"

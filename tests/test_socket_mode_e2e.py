@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import API_APP_ID, TEAM_ID, FakeSlack, visible_text
+from bot.sandbox.fakeslack import API_APP_ID, TEAM_ID, FakeSlack, visible_text
 from storage.db import Store
 from storage.followups import Followups
 from storage.incidents import Incidents

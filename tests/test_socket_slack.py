@@ -13,7 +13,7 @@ import websocket
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.fakeslack import API_APP_ID, FakeSlack
+from bot.sandbox.fakeslack import API_APP_ID, FakeSlack
 from tests.harness.socket_slack import FakeSocketMode, tls_context
 
 

@@ -1,13 +1,13 @@
 """`/escalate status` (issue 11): deadlines already missed are told as missed, the next customer
 update is shown, drills carry their [DRILL] label. Through signed HTTP, the stepped bot and the
-fake Slack; the reply is read as a person would (`bot.terminal.plain`: date tokens as text)."""
+fake Slack; the reply is read as a person would (`bot.sandbox.terminal.plain`: date tokens as text)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.terminal import plain
+from bot.sandbox.terminal import plain
 from tests.harness.clock import ManualClock
 from tests.harness.rhythm import reply_text
 from tests.harness.stepped import running_bot

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakeslack import PATIENCE_S
+from bot.sandbox.fakeslack import PATIENCE_S
 from matrix_engine.customer_updates import Draft, Phase
 from matrix_engine.incidents import Action, Status
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline

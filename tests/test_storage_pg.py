@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from bot.fakeslack import PATIENCE_S
+from bot.sandbox.fakeslack import PATIENCE_S
 from storage.backend import describe, open_storage
 from storage.db import DatabaseUnusable
 from storage.leadership import DispatcherLock, current

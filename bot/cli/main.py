@@ -183,7 +183,7 @@ def sandbox(
     ] = 1.0,
 ) -> None:
     """A local terminal chat with the bot: no Slack needed (type `/escalate latency-spike`)."""
-    from bot.sandbox import run_sandbox
+    from bot.sandbox.chat import run_sandbox
 
     run_sandbox(_settings(), speed=speed)
 

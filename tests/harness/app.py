@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.loopback import LOOPBACK, CommandsMixin, SignedClient, serving_wsgi
 from tests.harness.workspace import add_matrix_channels, bot_settings
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.app import Runtime
 from bot.clock import Clock
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from matrix_engine.incidents import Incident
 from storage.incidents import Declared
 from tests.harness.clock import ManualClock

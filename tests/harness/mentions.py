@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from bot.fakeslack import block_texts
+from bot.sandbox.fakeslack import block_texts
 from tests.harness.workspace import SEED_MATRIX, USER
 
 INJECTIONS = [

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.loopback import LOOPBACK, CommandsMixin, HttpReply, SignedClient, free_port
 from tests.harness.workspace import (
     SEED_MATRIX,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import PATIENCE_S
+from bot.sandbox.fakeslack import PATIENCE_S
 from storage.outbox import LEASE, Outbox
 from storage.pg import PgStore
 from tests.harness.clock import SharedClock

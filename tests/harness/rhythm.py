@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.fakeslack import FakeSlack, Message, visible_text
+from bot.sandbox.fakeslack import FakeSlack, Message, visible_text
 from tests.harness.clock import ManualClock
 from tests.harness.stepped import Bot, running_bot
 from tests.harness.workspace import (

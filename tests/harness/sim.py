@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import SimClock
-from bot.fakeslack import FakeSlack, Message
+from bot.sandbox.fakeslack import FakeSlack, Message
 from matrix_engine.timeline import PlannedMessage, plan_timeline
 from storage.db import Store
 from storage.incidents import Declared, Incidents

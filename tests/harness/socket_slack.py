@@ -59,7 +59,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from bot.fakeslack import API_APP_ID, FakeSlack
+from bot.sandbox.fakeslack import API_APP_ID, FakeSlack
 
 ACK_DEADLINE_S = 3.0  # Slack's limit for acknowledging an envelope
 MAX_RETRIES = 3

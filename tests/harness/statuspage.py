@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.fakeslack import PATIENCE_S
+from bot.sandbox.fakeslack import PATIENCE_S
 
 API_KEY = "statuspage-test-key-5d1c9a"
 PAGE_ID = "kctbh9vrtdwd"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bot.fakeslack import PATIENCE_S, FakeSlack
+from bot.sandbox.fakeslack import PATIENCE_S, FakeSlack
 from storage.outbox import LEASE
 from tests.harness.clock import SharedClock
 from tests.harness.delivery import start_fake

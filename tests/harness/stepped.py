@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.clock import ManualClock
 from tests.harness.loopback import LOOPBACK, REQUEST_TIMEOUT_S, serving_wsgi
 from tests.harness.workspace import (

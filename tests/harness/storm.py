@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from tests.harness.alerts import Alert, alertmanager_payload, post_alert
 from tests.harness.workspace import seed_document, write_matrix
 

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from bot.clock import Clock
-from bot.fakeslack import FakeSlack
+from bot.sandbox.fakeslack import FakeSlack
 from bot.settings import Settings, load_settings
 from matrix_engine.loading import load_matrix_text
 from matrix_engine.models import Matrix

@@ -2,7 +2,7 @@
 
 The same composition root, Bolt app, dispatcher and scheduler run as in production. What you type
 becomes a signed slash-command request handled by the bot's HTTP front door; Slack's Web API is the
-loopback fake in `bot.fakeslack`, and everything the bot posts there is printed here. Buttons get
+loopback fake in `bot.sandbox.fakeslack`, and everything the bot posts there is printed here. Buttons get
 numbers: type the number to press one. Works interactively and from a pipe.
 """
 
@@ -23,10 +23,10 @@ from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Runtime
-from bot.fakeslack import FakeSlack
 from bot.inbound.http import MAX_BODY
+from bot.sandbox.fakeslack import FakeSlack
+from bot.sandbox.terminal import Button, plain, render_blocks
 from bot.settings import Settings
-from bot.terminal import Button, plain, render_blocks
 from bot.usecases.alert_payloads import BadPayload, detect_source, read_json
 from matrix_engine.coverage import people_to_check
 
