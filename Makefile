@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/sla-bot run
 
-## make test: lint, type-check and the whole test suite
+## make test: lint, type-check, the import contracts and the whole test suite
 test: lint unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot matrix_engine storage tests benchmarks
 	$(BIN)/ruff format --check bot matrix_engine storage tests benchmarks
 	$(BIN)/mypy bot matrix_engine storage tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
