@@ -60,17 +60,17 @@ soak: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m benchmarks.chaos
 	DURABILITY_KILLS=100 D1_KILLS=300 STATUSPAGE_KILLS=40 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
-		tests/test_durability.py::test_r1_sigkill_at_random_moments_loses_and_repeats_nothing \
-		tests/test_storage.py::test_d1_kill_9_during_declarations_leaves_no_partial_incident \
-		tests/test_statuspage_durability.py::test_sigkills_at_random_moments_put_every_update_on_the_page_once_in_order
+		tests/bot/delivery/test_durability.py::test_r1_sigkill_at_random_moments_loses_and_repeats_nothing \
+		tests/storage/test_storage.py::test_d1_kill_9_during_declarations_leaves_no_partial_incident \
+		tests/bot/delivery/test_statuspage_durability.py::test_sigkills_at_random_moments_put_every_update_on_the_page_once_in_order
 
 ## make stress-test: `make test` 3 times in a row beside 2 CPU-bound processes
 stress-test: $(STAMP)
 	$(BIN)/python -m benchmarks.stress_test
 
-## make fuzz: the signed-request fuzz test (tests/test_fuzz_http.py) with 10,000 examples; make test runs 500
+## make fuzz: the signed-request fuzz test (tests/bot/inbound/test_fuzz_http.py) with 10,000 examples; make test runs 500
 fuzz: $(STAMP)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/test_fuzz_http.py
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/bot/inbound/test_fuzz_http.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed '1i # Pinned, tested set of runtime + dev dependencies. Regenerate with `make lock`.' > requirements.lock

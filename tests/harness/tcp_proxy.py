@@ -4,7 +4,7 @@ between that replica and the database).
 
 `cut()`: every connection through it is closed on both sides (the server sees its sessions end,
 the client sees them drop) and new ones are refused at once, until `heal()`. (A silent partition
-is a frozen process to the server: `tests/test_replicas.py` has that with SIGSTOP.)
+is a frozen process to the server: `tests/bot/delivery/test_replicas.py` has that with SIGSTOP.)
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from matrix_engine.models import Matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_MATRIX = ROOT / "manifests" / "matrix.yaml"
+DATA = ROOT / "tests" / "data"  # files the tests read: payloads, bad matrices, schemas
 SLA_BOT = Path(sys.executable).parent / "sla-bot"
 # Test-only secret; long enough for the log redactor (which ignores secrets under 6 characters).
 SIGNING_SECRET = "test-signing-secret-8f7e2c1d9b"

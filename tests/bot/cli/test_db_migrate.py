@@ -27,7 +27,7 @@ from storage.publications import Publications, StatuspageLinks
 from storage.requests import SeenRequests
 from tests.harness.process import sla_bot
 from tests.harness.workspace import SEED_MATRIX
-from tests.test_storage import T0, declare
+from tests.storage.test_storage import T0, declare
 
 START = T0
 

@@ -32,7 +32,7 @@ from tests.harness.alerts import (
     write_routed_matrix,
 )
 from tests.harness.process import ServeProcess, sla_bot
-from tests.harness.workspace import INCIDENTS, ROOT, add_matrix_channels
+from tests.harness.workspace import DATA, INCIDENTS, ROOT, add_matrix_channels
 
 Start = Callable[..., ServeProcess]
 PATIENCE_S = 120.0
@@ -460,7 +460,7 @@ def test_alerts_route_tells_new_from_joining_and_changes_nothing(
 
 
 def test_alerts_route_names_the_bad_field() -> None:
-    bad = Path(__file__).parent / "data" / "alert_payloads" / "no_fingerprint.json"
+    bad = DATA / "alert_payloads" / "no_fingerprint.json"
     result = sla_bot("alerts", "route", str(bad), "--db", "/nonexistent.db", cwd=ROOT)
     assert result.returncode == 1
     assert "alerts[0].fingerprint: Field required (the endpoint would answer 400)" in result.stderr

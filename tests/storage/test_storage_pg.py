@@ -2,7 +2,7 @@
 database refused unless it is empty or ours, passwords kept out of messages, and the dispatcher
 lock — a session-level advisory lock that goes with its session, raises the leadership epoch on
 that session, and hears wake-ups (LISTEN/NOTIFY). The rest of storage runs on both backends in
-tests/test_storage.py."""
+tests/storage/test_storage.py."""
 
 from __future__ import annotations
 

@@ -16,9 +16,8 @@ from matrix_engine.errors import DurationError, MatrixInvalid, Problem
 from matrix_engine.lint import lint_matrix
 from matrix_engine.loading import load_matrix_text, validate_matrix_text
 from matrix_engine.yaml_reader import MAX_TEXT_CHARS, join_path
-from tests.harness.workspace import ROOT
+from tests.harness.workspace import DATA, ROOT
 
-DATA = Path(__file__).resolve().parent / "data"
 SEED_TEXT = (ROOT / "manifests" / "matrix.yaml").read_text(encoding="utf-8")
 MINIMAL_TEXT = (DATA / "minimal_matrix.yaml").read_text(encoding="utf-8")
 BAD_FILES = sorted((DATA / "bad_matrices").glob("*.yaml"))
