@@ -140,7 +140,6 @@ class Dispatcher:
             on_event=self._on_event,
         )
         self._lock = threading.Lock()
-        self.last_tick: datetime | None = None
 
     def tick(self, *, batch: int = 100) -> int:
         """Process every due row, in due order, pass after pass (at most one row per lane in a
@@ -156,7 +155,6 @@ class Dispatcher:
                 )
                 self._run_pass(claimed)
                 handled += len(claimed)
-                self.last_tick = self._clock.now()
                 if not claimed:
                     break
             return handled

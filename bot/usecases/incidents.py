@@ -51,7 +51,6 @@ class WhichIncident(Exception):
     """No incident id was given and the channel has none or several open ones."""
 
     def __init__(self, open_here: list[Incident]) -> None:
-        self.open_here = open_here
         if open_here:
             refs = ", ".join(f"{i.ref} ({i.row.id})" for i in open_here)
             message = (

@@ -20,7 +20,6 @@ from matrix_engine.metrics import (
     date_range,
     month_of,
     parse_period,
-    week_of,
 )
 from matrix_engine.models import Matrix, Review
 from storage.reporting import Reporting
@@ -56,9 +55,6 @@ class Reports:
 
     def this_month(self, *, now: datetime) -> SlaReport:
         return self.for_period(month_of(now, self._matrix().calendar), now=now)
-
-    def this_week(self, *, now: datetime) -> SlaReport:
-        return self.for_period(week_of(now, self._matrix().calendar), now=now)
 
     def review_period(self, *, now: datetime) -> Period:
         """What a coverage review at `now` looks back on, by the profile's review cadence: the

@@ -135,15 +135,6 @@ class Faults(State):
             Fault(FaultKind.ERROR, method, channel, times, probability, error=error)
         )
 
-    def remove_fault(self, fault: Fault) -> None:
-        with self._lock:
-            if fault in self._faults:
-                self._faults.remove(fault)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
     def _add_fault(self, fault: Fault) -> Fault:
         with self._lock:
             self._faults.append(fault)

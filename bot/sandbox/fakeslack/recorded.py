@@ -68,19 +68,6 @@ class Recorded(State):
         with self._lock:
             return [v for v in self._views if v.method == "modal"]
 
-    def reset(self) -> None:
-        """Forget calls, messages, replies, views and faults; keep channels, users and groups."""
-        with self._lock:
-            self._calls.clear()
-            self._faults.clear()
-            self._ephemerals.clear()
-            self._responses.clear()
-            self._views.clear()
-            for channel in self._channels.values():
-                channel.messages.clear()
-                channel.replies.clear()
-                channel.by_ts.clear()
-
     def wait_for(
         self, predicate: Callable[[], T], timeout: float = PATIENCE_S, *, what: str = "condition"
     ) -> T:
