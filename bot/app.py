@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 SLACK_TIMEOUT_S = 10
 IDENTIFY_EVERY_S = 30.0
 DEAD_WINDOW = timedelta(minutes=15)  # how long a dead post keeps /healthz at 503
+FORGET_EVERY = timedelta(hours=1)  # how often the tick prunes seen_requests (kept a day)
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Runtime:
         self.incidents = Incidents(self.store)
         self.outbox = Outbox(self.store)
         self.seen = SeenRequests(self.store)
+        self._forgotten_at: datetime | None = None
         self.matrix = MatrixSource(
             versions=Versions(self.store), path=settings.SLA_BOT_MATRIX, clock=self.clock
         )
@@ -500,8 +502,8 @@ class Runtime:
         self.ticker.wake()
 
     def tick(self) -> int:
-        """One scheduler beat: plan due rhythm posts, then deliver everything due (only on the
-        replica that leads)."""
+        """One scheduler beat: plan due rhythm posts, forget old request keys (hourly), then
+        deliver everything due (only on the replica that leads)."""
         if not self.leadership.is_leader():
             return 0
         try:
@@ -509,7 +511,24 @@ class Runtime:
             self.rhythm.plan(self.clock.now())
         except Exception:  # planning must never stop delivery; the traceback goes to the log
             log.exception("rhythm planning failed")
+        self._forget_old_requests()
         return self.dispatcher.tick()
+
+    def _forget_old_requests(self) -> None:
+        """Prune `seen_requests` (keys older than a day) at most once per FORGET_EVERY of the
+        bot's clock; a clock that stepped back prunes again, which is harmless."""
+        now = self.clock.now()
+        last = self._forgotten_at
+        if last is not None and last <= now < last + FORGET_EVERY:
+            return
+        try:
+            forgotten = self.seen.forget_older_than(now)
+        except Exception:  # housekeeping must never stop delivery; the traceback goes to the log
+            log.exception("forgetting old request keys failed")
+            return
+        self._forgotten_at = now
+        if forgotten:
+            log.debug("forgot %d request keys older than a day", forgotten)
 
     def health(self) -> tuple[bool, dict[str, object]]:
         """Healthy only when the dispatcher is ticking and progressing, its ticks succeed, the

@@ -1,4 +1,8 @@
-"""Requests already seen, so Slack's redeliveries never run a command twice."""
+"""Requests already seen, so Slack's redeliveries never run a command twice.
+
+Slack redelivers an unacknowledged request within minutes (HTTP retries, Socket Mode envelopes),
+so a key is kept for `KEEP` and then forgotten: the bot's tick calls `forget_older_than` hourly, so
+the table holds about a day of requests instead of growing forever."""
 
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ class SeenRequests:
             )
             return cursor.rowcount == 1
 
-    def forget_before(self, at: datetime) -> int:
+    def forget_older_than(self, now: datetime) -> int:
+        """Forget the keys seen more than `KEEP` before `now`; returns how many were forgotten."""
         with self._store.immediate() as db:
             return db.execute(
-                "DELETE FROM seen_requests WHERE seen_at < ?", [to_epoch(at - KEEP)]
+                "DELETE FROM seen_requests WHERE seen_at < ?", [to_epoch(now - KEEP)]
             ).rowcount

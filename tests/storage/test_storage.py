@@ -34,6 +34,7 @@ from storage.outbox import LEASE, Outbox
 from storage.pg_schema import MIGRATIONS as PG_MIGRATIONS
 from storage.pg_schema import MIGRATIONS_TABLE
 from storage.publications import Publications, StatuspageLinks
+from storage.requests import KEEP, SeenRequests
 from tests.harness.children import killed_child
 from tests.harness.postgres import PgCluster
 from tests.harness.workspace import seed_matrix
@@ -204,6 +205,20 @@ def test_a_writer_queued_behind_a_stuck_one_fails_after_the_busy_timeout(
         holder.join()
     with store.immediate() as db:  # and the lock is free again once the writer is done
         db.execute("INSERT INTO meta (key, value) VALUES ('after', '1')")
+
+
+def test_seen_requests_are_forgotten_a_day_after_they_were_seen(store: Storage) -> None:
+    seen = SeenRequests(store)
+    t0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert seen.first_time("event:old", at=t0)
+    assert seen.first_time("event:recent", at=t0 + timedelta(hours=23))
+    assert not seen.first_time("event:old", at=t0 + timedelta(minutes=5))  # a redelivery
+    assert seen.forget_older_than(t0 + KEEP) == 0  # exactly a day old: still kept
+    assert seen.forget_older_than(t0 + KEEP + timedelta(seconds=1)) == 1
+    with store.immediate() as db:
+        keys = [row[0] for row in db.execute("SELECT key FROM seen_requests").fetchall()]
+    assert keys == ["event:recent"]
+    assert seen.first_time("event:old", at=t0 + KEEP + timedelta(minutes=1))  # new again
 
 
 def test_declare_writes_incident_plan_and_audit_together(store: Storage) -> None:
