@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from matrix_engine.business_time import add_duration
 from matrix_engine.cadence import update_windows
@@ -109,6 +110,14 @@ class Check(StrEnum):
     FIRST_RESPONSE = "first_response"
     ESCALATION = "escalation"
     CUSTOMER_UPDATE = "customer_update"
+
+
+# What a check is called in reports, the App Home and Slack messages.
+CHECK_NAMES: Final = {
+    Check.FIRST_RESPONSE: "first response",
+    Check.ESCALATION: "escalation",
+    Check.CUSTOMER_UPDATE: "customer update",
+}
 
 
 class Outcome(StrEnum):

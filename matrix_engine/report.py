@@ -47,7 +47,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from matrix_engine.metrics import Breach, Compliance, DrillRun, Figures, SlaReport, Stat
-from matrix_engine.obligations import Check
+from matrix_engine.obligations import CHECK_NAMES
 from matrix_engine.render.markdown import escape_cell
 
 REPORT_FORMAT_VERSION: Final = 1
@@ -256,11 +256,6 @@ _FIGURE_HEADER: Final = (
     "Customer updates",
     "Breaches",
 )
-_CHECK_NAMES: Final = {
-    Check.FIRST_RESPONSE: "first response",
-    Check.ESCALATION: "escalation",
-    Check.CUSTOMER_UPDATE: "customer update",
-}
 
 
 def render_report_markdown(report: SlaReport) -> str:
@@ -336,7 +331,7 @@ def _breaches_table(breaches: Sequence[Breach], tz: ZoneInfo) -> str:
 
 
 def _breach_cells(breach: Breach, tz: ZoneInfo) -> list[str]:
-    check = _CHECK_NAMES[breach.check] + (f" #{breach.number}" if breach.number else "")
+    check = CHECK_NAMES[breach.check] + (f" #{breach.number}" if breach.number else "")
     check += f" ({breach.missed} missed)" if breach.missed > 1 else ""
     off = minutes(abs(breach.deviation))
     direction = "early" if breach.deviation < timedelta(0) else "late"

@@ -53,7 +53,10 @@ app = typer.Typer(
 DEFAULT_MATRIX = Path("manifests/matrix.yaml")
 
 
-class Format(StrEnum):
+class MatrixFormat(StrEnum):
+    """`show --format`: the matrix in each form matrix_engine.render writes. (An SLA report has
+    no YAML form: `bot.cli.ops.ReportFormat`.)"""
+
     markdown = "markdown"
     csv = "csv"
     json = "json"
@@ -61,10 +64,10 @@ class Format(StrEnum):
 
 
 RENDERERS = {
-    Format.markdown: render_markdown,
-    Format.csv: render_csv,
-    Format.json: render_json,
-    Format.yaml: render_yaml,
+    MatrixFormat.markdown: render_markdown,
+    MatrixFormat.csv: render_csv,
+    MatrixFormat.json: render_json,
+    MatrixFormat.yaml: render_yaml,
 }
 
 
@@ -94,7 +97,9 @@ def generate(
     on_call: Annotated[OnCall, typer.Option(help="On-call model.")] = SEED_PROFILE.on_call,
     review: Annotated[Review, typer.Option(help="Review cadence.")] = SEED_PROFILE.review,
     tier: Annotated[Tier, typer.Option(help="Escalation readiness tier.")] = SEED_PROFILE.tier,
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.markdown,
+    fmt: Annotated[
+        MatrixFormat, typer.Option("--format", help="Output format.")
+    ] = MatrixFormat.markdown,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write to FILE instead of stdout.")
     ] = None,

@@ -26,6 +26,9 @@ from storage.reporting import Reporting
 
 
 class ReportFormat(StrEnum):
+    """`report --format`: the forms matrix_engine.report writes (the matrix's `MatrixFormat` less
+    YAML)."""
+
     markdown = "markdown"
     csv = "csv"
     json = "json"

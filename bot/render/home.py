@@ -26,6 +26,7 @@ from matrix_engine.incidents import Incident
 from matrix_engine.metrics import SlaReport
 from matrix_engine.models import Matrix
 from matrix_engine.obligations import (
+    CHECK_NAMES,
     DEFAULT_ESCALATION_TOLERANCE,
     Check,
     IncidentFacts,
@@ -38,11 +39,6 @@ from matrix_engine.rhythm import RhythmSlot, SlotKind
 MAX_VIEW_BLOCKS: Final = 100
 MAX_INCIDENTS: Final = 38
 MAX_FOLLOWUPS: Final = 10
-_DEADLINE_NAMES: Final = {
-    Check.FIRST_RESPONSE: "first response",
-    Check.ESCALATION: "escalation",
-    Check.CUSTOMER_UPDATE: "customer update",
-}
 
 
 @dataclass(frozen=True)
@@ -164,12 +160,12 @@ def _incident_text(facts: IncidentFacts, due: Deadlines, data: HomeData) -> str:
     if incident.summary:
         lines.append(escape(incident.summary[:200]))
     lines.extend(
-        f":warning: {_DEADLINE_NAMES[o.check]} overdue — was due {relative(o.due_at - data.now)} "
+        f":warning: {CHECK_NAMES[o.check]} overdue — was due {relative(o.due_at - data.now)} "
         f"({when(o.due_at)})"
         for o in due.overdue
     )
     if due.next is not None:
-        name, at = _DEADLINE_NAMES[due.next.check], due.next.due_at
+        name, at = CHECK_NAMES[due.next.check], due.next.due_at
         lines.append(f":alarm_clock: Next: {name} {relative(at - data.now)} ({when(at)})")
     if due.customer_update is not None and due.customer_update is not due.next:
         at = due.customer_update.due_at

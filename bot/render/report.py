@@ -26,18 +26,13 @@ from bot.render.blocks import (
     when,
 )
 from matrix_engine.metrics import Breach, Compliance, DrillRun, Figures, PeriodError, SlaReport
-from matrix_engine.obligations import Check
+from matrix_engine.obligations import CHECK_NAMES
 from matrix_engine.report import Number, figure_values, minutes, score
 
 MAX_BREACHES: Final = 5
 MAX_DRILLS: Final = 10
 DIGEST_BREACHES: Final = 3
 _LINES_PER_SECTION: Final = 12
-CHECK_NAMES: Final = {
-    Check.FIRST_RESPONSE: "first response",
-    Check.ESCALATION: "escalation",
-    Check.CUSTOMER_UPDATE: "customer update",
-}
 
 
 # ---------------------------------------------------------------- one line of figures
