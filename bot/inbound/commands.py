@@ -9,6 +9,13 @@ ack|mitigate|resolve [id]     Transition  the id is checked by the service, neve
 update [id] <text>            Update      a first word `INC-…` is the id, else it is text
 status [id]                   Status
 report [period]               Report      SLA figures for a period (docs/design.md §8)
+review                        Review      the coverage review, now
+drill [type]                  Drill       start a drill, or this month's proposed scenarios
+followup add|done|list …      FollowupCmd also `follow-up`, `followups`; no verb: list
+rebaseline <reason> <note>    Rebaseline  the reason is one of RebaselineReason
+
+Anything else is a Lookup. tests/bot/inbound/test_commands.py checks this table against the parser
+and against SUBCOMMANDS (the help text).
 """
 
 from __future__ import annotations
