@@ -139,7 +139,7 @@ class Answers:
         actor = Actor(request.user_id, request.channel_id)
         match parsed:
             case c.Help():
-                return Answer([render_help(self._command)])
+                return Answer([render_help(self._command, c.SUBCOMMANDS)])
             case c.ListAll():
                 return Answer(render_matrix(active.matrix, version=str(active.version)))
             case c.Lookup(query):

@@ -7,7 +7,7 @@ truncated to those limits first and user-supplied text is escaped so it cannot m
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,6 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.inbound.commands import SUBCOMMANDS
 from matrix_engine.models import AlertSource, IncidentRow, Matrix
 from matrix_engine.oncall import OnCallNow, mentions, on_call_for_row
 
@@ -271,12 +270,12 @@ def _text_length(node: object) -> int:
     return 0
 
 
-def render_help(command: str) -> Message:
-    """`/escalate help`: every subcommand with its one-line purpose."""
+def render_help(command: str, subcommands: Mapping[str, str]) -> Message:
+    """`/escalate help`: every subcommand (usage → one-line purpose, `bot.inbound.commands`)."""
     # `<type>` unescaped would be read by Slack as a link, even inside backticks.
-    lines = [f"`{command} {escape(usage)}` — {purpose}" for usage, purpose in SUBCOMMANDS.items()]
+    lines = [f"`{command} {escape(usage)}` — {purpose}" for usage, purpose in subcommands.items()]
     blocks: list[Block] = [header("SLA Escalation Bot"), section("\n".join(lines))]
-    return to_message(f"{command} help: " + escape(", ".join(SUBCOMMANDS)), blocks)
+    return to_message(f"{command} help: " + escape(", ".join(subcommands)), blocks)
 
 
 def render_notice(text: str) -> Message:
