@@ -37,16 +37,18 @@ from bot.inbound.alert_http import GRAFANA_DEFAULT_HEADER, AlertDoor, GrafanaSig
 from bot.inbound.answers import Answers
 from bot.inbound.http import SlackHttpApp
 from bot.inbound.limits import RateLimiter
-from bot.inbound.listeners import register, register_fallbacks
+from bot.inbound.listeners import register, register_fallbacks, register_home
 from bot.inbound.rhythm_listeners import register_rhythm
 from bot.render.alerts import render_unrouted
 from bot.render.blocks import render_notice
 from bot.settings import Settings
 from bot.slackapi.directory import PostingCheck, UsergroupDirectory
 from bot.slackapi.gateway import SlackGateway
+from bot.slackapi.views import HomeViews
+from bot.slackapi.workspace import WorkspaceReader
 from bot.telemetry import Telemetry
 from bot.usecases.alert_intake import AlertIntake
-from bot.usecases.home import HomeTab, register_home
+from bot.usecases.home import HomeTab
 from bot.usecases.incidents import IncidentService
 from bot.usecases.matrix_source import MatrixSource
 from bot.usecases.publishing import CustomerUpdates
@@ -213,11 +215,10 @@ class Runtime:
             reporting=self.reporting,
             reports=self.reports,
             matrix=self.matrix,
-            client=self.client,
+            views=HomeViews(self.client, on_api_error=self.telemetry.api_error),
             clock=self.clock,
             background=self.background,
             command=settings.SLA_BOT_COMMAND,
-            on_api_error=self.telemetry.api_error,
         )
         self.publications = Publications(self.store)
         self.statuspage = statuspage_sender(
@@ -253,7 +254,7 @@ class Runtime:
             followups=self.followups,
             drills=self.drills,
             matrix=self.matrix,
-            client=self.client,
+            workspace=WorkspaceReader(self.client),
             clock=self.clock,
             digest=self.reports.digest_blocks,
         )

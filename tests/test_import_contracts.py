@@ -69,6 +69,7 @@ VIOLATIONS = [
     ("storage never imports bot", "storage/violation.py", "import slack_bolt"),
     ("renderers (bot.render)", "bot/render/violation.py", "from storage.db import Store"),
     ("renderers (bot.render)", "bot/render/violation.py", "from bot.slackapi.gateway import SlackGateway"),
+    ("use-cases, delivery and slackapi import no Bolt", "bot/usecases/violation.py", "from slack_bolt import App"),
     ("only bot.slackapi", "bot/render/violation.py", "from slack_sdk import WebClient"),
     ("only bot.slackapi", "bot/usecases/violation.py", "from slack_sdk.web.client import WebClient"),
     ("only bot.slackapi", "bot/delivery/violation.py", "import slack_sdk.web"),

@@ -22,6 +22,7 @@ from bot.inbound.mistakes import INTERNAL_ERROR, StaleButton, parse_value, words
 from bot.inbound.update_listeners import register_updates
 from bot.render.blocks import SHARE_ACTION, Message, render_notice, render_row
 from bot.render.incident import ACK_ACTION, MITIGATE_ACTION, RESOLVE_ACTION
+from bot.usecases.home import HomeTab
 from bot.usecases.incidents import Actor, IncidentService
 from bot.usecases.matrix_source import ActiveMatrix, MatrixSource
 from bot.usecases.publishing import CustomerUpdates
@@ -157,6 +158,15 @@ def notice_view(message: Message) -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Close"},
         "blocks": message.blocks,
     }
+
+
+def register_home(app: App, home: HomeTab) -> None:
+    """The `app_home_opened` listener: Bolt acknowledges the event; publishing happens after."""
+
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home" and event.get("user"):
+            home.opened(str(event["user"]))
 
 
 def register_fallbacks(app: App) -> None:

@@ -79,5 +79,11 @@ def _channel(client: WebClient, channel_id: str) -> ChannelStatus:
     )
 
 
-def run_review(client: WebClient, matrix: Matrix, *, now: datetime) -> list[Finding]:
-    return review_findings(matrix, collect_facts(client, matrix), now=now)
+class WorkspaceReader:
+    """The coverage review's reads of the workspace, with the client it is given."""
+
+    def __init__(self, client: WebClient) -> None:
+        self._client = client
+
+    def review(self, matrix: Matrix, *, now: datetime) -> list[Finding]:
+        return review_findings(matrix, collect_facts(self._client, matrix), now=now)

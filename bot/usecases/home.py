@@ -16,12 +16,9 @@ from concurrent.futures import Executor, Future
 from datetime import timedelta
 from typing import Any, Final
 
-from slack_bolt import App
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-
 from bot.clock import Clock
 from bot.render.home import HomeData, render_home
+from bot.slackapi.views import HomeViews
 from bot.usecases.matrix_source import MatrixSource
 from bot.usecases.reports import Reports
 from matrix_engine.followups import is_overdue
@@ -45,20 +42,18 @@ class HomeTab:
         reporting: Reporting,
         reports: Reports,
         matrix: MatrixSource,
-        client: WebClient,
+        views: HomeViews,
         clock: Clock,
         background: Executor,
         command: str = "/escalate",
-        on_api_error: Callable[[str], None] = lambda _method: None,
     ) -> None:
         self._reporting = reporting
         self._reports = reports
         self._matrix = matrix
-        self._client = client
+        self._views = views
         self._clock = clock
         self._background = background
         self._command = command
-        self._on_api_error = on_api_error
         self._viewers: dict[str, float] = {}  # user → monotonic time of their last open
         self._lock = threading.Lock()
         self._refresh_queued = False
@@ -124,14 +119,7 @@ class HomeTab:
         self._publish(user_id, self.view())
 
     def _publish(self, user_id: str, view: dict[str, Any]) -> None:
-        try:
-            self._client.views_publish(user_id=user_id, view=view)
-        except SlackApiError as exc:
-            self._on_api_error("views.publish")
-            log.warning("views.publish for %s failed: %s", user_id, exc.response.get("error"))
-        except OSError as exc:
-            self._on_api_error("views.publish")
-            log.warning("views.publish for %s could not reach Slack: %s", user_id, exc)
+        self._views.publish(user_id, view)
 
     def _submit(self, fn: Callable[[], None]) -> Future[None]:
         future: Future[None] = self._background.submit(fn)
@@ -145,15 +133,6 @@ def _first_of_each_kind(slots: list[RhythmSlot]) -> list[RhythmSlot]:
     for slot in slots:
         first.setdefault(slot.kind, slot)
     return sorted(first.values())
-
-
-def register_home(app: App, home: HomeTab) -> None:
-    """The `app_home_opened` listener: Bolt acknowledges the event; publishing happens after."""
-
-    @app.event("app_home_opened")
-    def on_home_opened(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") == "home" and event.get("user"):
-            home.opened(str(event["user"]))
 
 
 def _log_failure(future: Future[None]) -> None:

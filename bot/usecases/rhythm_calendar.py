@@ -7,13 +7,12 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
 from bot.clock import Clock
 from bot.delivery.dispatcher import Composed
 from bot.render.rhythm import render_drill_proposal, render_followup_reminder, render_review
-from bot.slackapi.workspace import run_review
+from bot.slackapi.workspace import WorkspaceReader
 from bot.usecases.matrix_source import MatrixSource
 from matrix_engine.business_time import add_duration
 from matrix_engine.drills import propose_drills
@@ -47,7 +46,7 @@ class Rhythm:
         followups: Followups,
         drills: Drills,
         matrix: MatrixSource,
-        client: WebClient,
+        workspace: WorkspaceReader,
         clock: Clock,
         digest: DigestBlocks | None = None,
     ) -> None:
@@ -56,7 +55,7 @@ class Rhythm:
         self._followups = followups
         self._drills = drills
         self._matrix = matrix
-        self._client = client
+        self._workspace = workspace
         self._clock = clock
         self._digest = digest
 
@@ -118,7 +117,7 @@ class Rhythm:
         return f"no composer for {kind.value}"
 
     def _review(self, row: Claimed, matrix: Matrix, now: datetime) -> Composed:
-        findings = run_review(self._client, matrix, now=now)
+        findings = self._workspace.review(matrix, now=now)
         period = str(row.payload.get("period", ""))
         digest = list(self._digest(now)) if self._digest else []
         message = render_review(

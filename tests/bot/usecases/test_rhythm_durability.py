@@ -27,6 +27,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.sandbox.fakeslack import PATIENCE_S, FakeSlack
+from bot.slackapi.workspace import WorkspaceReader
 from bot.usecases.matrix_source import MatrixSource
 from bot.usecases.rhythm_calendar import Rhythm
 from storage.db import Store
@@ -201,7 +202,9 @@ def planner(db: Path, fake: FakeSlack, clock: ManualClock) -> tuple[Store, Rhyth
         followups=Followups(store),
         drills=Drills(store),
         matrix=matrix,
-        client=WebClient(token=fake.token, base_url=fake.url, timeout=int(PATIENCE_S)),
+        workspace=WorkspaceReader(
+            WebClient(token=fake.token, base_url=fake.url, timeout=int(PATIENCE_S))
+        ),
         clock=clock,
     )
     return store, rhythm
