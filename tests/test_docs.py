@@ -102,6 +102,26 @@ def test_top_level_help_lists_every_command() -> None:
         assert re.search(rf"\b{re.escape(name)}\b", result.output), name
 
 
+def layout_block() -> str:
+    text = README.read_text()
+    section = text[text.index("## How the code is laid out") :]
+    body = section[section.index("```\n") + 4 :]
+    return body[: body.index("\n```")]
+
+
+def test_the_layout_section_names_every_package_and_only_real_ones() -> None:
+    block = layout_block()
+    named = {m.group(1) for m in re.finditer(r"^ *([\w.]+/?)(?=\s)", block, re.M)}
+    tops = {n for n in named if re.match(r"^[a-z_]+/$", n) and (ROOT / n).is_dir()}
+    rooms = {f"bot/{n}" for n in named if n.endswith("/") and (ROOT / "bot" / n).is_dir()}
+    for path in tops | rooms:
+        assert (ROOT / path).is_dir(), path
+    packages = {f"bot/{p.parent.name}/" for p in (ROOT / "bot").glob("*/__init__.py")}
+    assert packages <= rooms, f"not in the README's layout: {sorted(packages - rooms)}"
+    assert {"matrix_engine/", "storage/", "bot/", "tests/", "benchmarks/"} <= tops
+    assert "app.py" in named and (ROOT / "bot" / "app.py").is_file()
+
+
 def test_make_targets_run_what_the_readme_says() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^run:.*\n\t\$\(BIN\)/sla-bot run$", makefile, re.M)
