@@ -1,6 +1,6 @@
-"""What the coverage review (docs/design.md §7.1) asks Slack: every owner, user group and channel, turned into
-`WorkspaceFacts` and judged with `matrix_engine.coverage`. The post itself is rendered by
-`bot.render.rhythm.render_review`."""
+"""What the coverage review (docs/design.md §7.1) asks Slack: every owner, user group and
+channel, turned into `WorkspaceFacts` and judged with `matrix_engine.coverage`. The post itself is
+rendered by `bot.render.rhythm.render_review`."""
 
 from __future__ import annotations
 
