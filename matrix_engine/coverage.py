@@ -3,7 +3,8 @@ configured channels exist with the bot in them, and do follow-the-sun shifts cov
 days?
 
 The shell gathers what Slack says (`WorkspaceFacts`); this module judges it. Every problem is a
-sentence a reviewer can act on, with Slack mentions and local times.
+sentence a reviewer can act on, with local times; the people, groups and channels it names are
+references (`Ref`) that the shell writes in its own syntax (Slack mentions in a post).
 """
 
 from __future__ import annotations
@@ -53,11 +54,36 @@ class Area(StrEnum):
     COVERAGE = "Shift coverage (next 7 days)"
 
 
+class RefKind(StrEnum):
+    USER = "user"
+    USERGROUP = "usergroup"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A user, user group or channel a finding names, by its Slack id."""
+
+    kind: RefKind
+    id: str
+
+
 @dataclass(frozen=True)
 class Finding:
+    """One line of the review: plain text and references, in order."""
+
     area: Area
-    text: str
+    parts: tuple[str | Ref, ...]
     problem: bool = True
+
+    @property
+    def text(self) -> str:
+        """The finding with each reference as its bare id (logs, the terminal, tests)."""
+        return "".join(p.id if isinstance(p, Ref) else p for p in self.parts)
+
+
+def _finding(area: Area, *parts: str | Ref, problem: bool = True) -> Finding:
+    return Finding(area, parts, problem=problem)
 
 
 def people_to_check(matrix: Matrix) -> tuple[set[str], set[str], set[str]]:
@@ -80,7 +106,7 @@ def review_findings(matrix: Matrix, facts: WorkspaceFacts, *, now: datetime) -> 
         (Area.CHANNELS, list(_channel_problems(matrix, facts))),
         (Area.COVERAGE, list(_coverage_problems(matrix, now=now))),
     ):
-        findings.extend(found or [Finding(area, _CLEAN[area], problem=False)])
+        findings.extend(found or [_finding(area, _CLEAN[area], problem=False)])
     return findings
 
 
@@ -102,23 +128,26 @@ def _role_problems(role_id: str, role: OwnerRole, facts: WorkspaceFacts) -> Iter
     for user in dict.fromkeys([*people, *role.escalation]):
         status = facts.users.get(user, UserStatus(exists=False))
         if not status.exists:
-            yield Finding(Area.OWNERS, f"{label}: user `{user}` does not exist in this workspace.")
+            yield _finding(Area.OWNERS, f"{label}: user `{user}` does not exist in this workspace.")
         elif status.deleted:
-            yield Finding(Area.OWNERS, f"{label}: <@{user}> is deactivated.")
+            yield _finding(Area.OWNERS, f"{label}: ", Ref(RefKind.USER, user), " is deactivated.")
     group_members: tuple[str, ...] = ()
     if role.usergroup:
         found = facts.usergroups.get(role.usergroup)
         if found is None:
-            yield Finding(Area.OWNERS, f"{label}: user group `{role.usergroup}` was not found.")
+            yield _finding(Area.OWNERS, f"{label}: user group `{role.usergroup}` was not found.")
         elif not found:
-            yield Finding(
-                Area.OWNERS, f"{label}: user group <!subteam^{role.usergroup}> has no members."
+            yield _finding(
+                Area.OWNERS,
+                f"{label}: user group ",
+                Ref(RefKind.USERGROUP, role.usergroup),
+                " has no members.",
             )
         else:
             group_members = found
     active = [u for u in (*people, *group_members) if facts.users.get(u, UserStatus(True)).active]
     if not active:
-        yield Finding(
+        yield _finding(
             Area.OWNERS, f"{label}: nobody active to page — only escalation contacts remain."
         )
 
@@ -130,15 +159,19 @@ def _channel_problems(matrix: Matrix, facts: WorkspaceFacts) -> Iterator[Finding
         # Only the first letter: str.capitalize() would lower-case the channel ID too.
         opening = "T" + where[1:]
         if not status.exists:
-            yield Finding(
+            yield _finding(
                 Area.CHANNELS, f"{opening} does not exist (or is private without the bot)."
             )
         elif status.is_archived:
-            yield Finding(Area.CHANNELS, f"{opening} (<#{channel}>) is archived.")
+            yield _finding(
+                Area.CHANNELS, f"{opening} (", Ref(RefKind.CHANNEL, channel), ") is archived."
+            )
         elif not status.is_member:
-            yield Finding(
+            yield _finding(
                 Area.CHANNELS,
-                f"The bot is not in {where} (<#{channel}>): `/invite @sla-bot` there.",
+                f"The bot is not in {where} (",
+                Ref(RefKind.CHANNEL, channel),
+                "): `/invite @sla-bot` there.",
             )
 
 
@@ -150,7 +183,7 @@ def _coverage_problems(matrix: Matrix, *, now: datetime) -> Iterator[Finding]:
         for start, end in coverage_gaps(role, now, now + HORIZON):
             local_start, local_end = start.astimezone(tz), end.astimezone(tz)
             hours = (end - start).total_seconds() / 3600
-            yield Finding(
+            yield _finding(
                 Area.COVERAGE,
                 f"*{role.name}* (`{role_id}`): nobody on call {local_start:%a %d %b %H:%M}–"
                 f"{local_end:%a %d %b %H:%M} {local_start:%Z} ({hours:g} h).",

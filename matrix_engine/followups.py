@@ -122,11 +122,11 @@ def is_overdue(followup: Followup, *, now: datetime, calendar: Calendar) -> bool
 
 
 # ---------------------------------------------------------------- `/escalate followup add ...`
-USAGE = "followup add <INC-n> <@user> <YYYY-MM-DD> <action> [--policy]"
+USAGE = "followup add <INC-n> @user <YYYY-MM-DD> <action> [--policy]"
 POLICY_FLAG = "--policy"
 _INCIDENT = re.compile(r"(?:INC-)?([0-9]{1,9})", re.IGNORECASE)
-# `<@U123>`, `<@U123|name>` (Slack's escaped mention), `@U123` or a bare `U123`.
-_USER = re.compile(r"<@([UW][A-Z0-9]{2,20})(?:\|[^>]*)?>|@?([UW][A-Z0-9]{2,20})")
+# `@U123` or a bare `U123` (the shell turns Slack's escaped mentions into `@U123` first).
+_USER = re.compile(r"@?([UW][A-Z0-9]{2,20})")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -154,7 +154,7 @@ class _Refused(Exception):
 
 
 def parse_followup_args(text: str, *, today: date | None = None) -> ParsedFollowup | ArgsProblem:
-    """Read `<INC-n> <@user> <YYYY-MM-DD> <action text> [--policy]` (the words after
+    """Read `<INC-n> @user <YYYY-MM-DD> <action text> [--policy]` (the words after
     `followup add`). With `today`, an ETA in the past is refused."""
     words = text.split()
     flagged = POLICY_FLAG in words
@@ -185,7 +185,7 @@ def _user_id(word: str) -> str:
     match = _USER.fullmatch(word)
     if match is None:
         raise _Refused(f"{word!r} is not a Slack user (mention them, e.g. @alice)")
-    return match[1] or match[2]
+    return match[1]
 
 
 def _eta(word: str, *, today: date | None) -> date:

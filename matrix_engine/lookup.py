@@ -8,9 +8,8 @@ import re
 from matrix_engine.errors import AmbiguousIncidentType, MentionNotType, UnknownIncidentType
 from matrix_engine.models import IncidentRow, Matrix
 
-# Slack's encoded mentions and links (`<!here>`, `<@U1|ann>`, `<!subteam^S1>`, `<#C1|ops>`) and
-# the same typed plainly (`@here`, `@ann`, `#ops`).
-_ENCODED = re.compile(r"<([!@#])([^>|]*)(?:\|([^>]*))?>")
+# A mention or channel as it reads (`@here`, `@ann`, `#ops`); the shell turns Slack's encoded
+# forms into these before asking.
 _PLAIN = re.compile(r"[@#]\S*")
 
 
@@ -49,11 +48,6 @@ def suggest(matrix: Matrix, query: str, *, limit: int = 3) -> list[str]:
 def _mention(query: str) -> str | None:
     """How a query that is a mention or channel link reads (`@here`, `#ops`), else None."""
     text = query.strip()
-    encoded = _ENCODED.fullmatch(text)
-    if encoded is not None:
-        sigil, target, label = encoded.groups()
-        name = (label or target.removeprefix("subteam^")).lstrip("@#")
-        return f"{'#' if sigil == '#' else '@'}{name}"
     return text if _PLAIN.fullmatch(text) else None
 
 

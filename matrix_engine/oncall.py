@@ -91,16 +91,6 @@ def on_call_for_row(matrix: Matrix, row: IncidentRow, at: datetime) -> tuple[OnC
     return tuple(who_is_on_call(matrix, role_id, at) for role_id in row.owners)
 
 
-def mentions(on_call: OnCallNow, *, escalation: bool = False) -> str:
-    """Slack mentions of whom to ping (`<@U…>`, `<!subteam^S…>`), each once, space-separated;
-    with `escalation=True` the escalation contacts follow."""
-    users = on_call.members + (on_call.escalation if escalation else ())
-    tokens = [f"<@{user}>" for user in users]
-    if on_call.usergroup:
-        tokens.insert(len(on_call.members), f"<!subteam^{on_call.usergroup}>")
-    return " ".join(_dedupe(tokens))
-
-
 def coverage_gaps(
     role: OwnerRole, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime]]:

@@ -41,7 +41,8 @@ class AlreadyDecided(Exception):
             UpdateStatus.PUBLISHED: "was already published",
             UpdateStatus.DISCARDED: "was discarded",
         }.get(update.status, "is not awaiting approval")
-        by = f" by <@{update.approved_by}>" if update.approved_by else ""
+        self.done = done
+        by = f" by {update.approved_by}" if update.approved_by else ""
         super().__init__(f"Customer update #{update.id} {done}{by}; nothing was changed.")
 
 

@@ -10,7 +10,7 @@ known (recorded from `auth.test` when the bot starts).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,14 +22,8 @@ from storage.codec import from_epoch, incident_from_row, to_epoch
 from storage.followups import Followups
 
 WORKSPACE_URL = "workspace_url"
-
-
-def card_link(workspace_url: str | None, *, channel: str, ts: str | None) -> str | None:
-    """The permalink Slack gives a message: `<workspace>/archives/<channel>/p<ts without dot>`."""
-    if not workspace_url or not ts:
-        return None
-    base = workspace_url if workspace_url.endswith("/") else workspace_url + "/"
-    return f"{base}archives/{channel}/p{ts.replace('.', '')}"
+# How the shell links an incident (its card in Slack), or None where it has no link.
+LinkOf = Callable[[Incident], str | None]
 
 
 class Reporting:
@@ -39,16 +33,21 @@ class Reporting:
         self._store = store
 
     # ------------------------------------------------------------------ SLA facts
-    def facts(self, *, start: datetime, end: datetime) -> list[IncidentFacts]:
-        """Facts of every incident declared in `start <= declared_at < end` (drills included)."""
+    def facts(
+        self, *, start: datetime, end: datetime, link_of: LinkOf | None = None
+    ) -> list[IncidentFacts]:
+        """Facts of every incident declared in `start <= declared_at < end` (drills included);
+        `link_of` gives each incident's link (the shell knows how to write one)."""
         db = self._store.db
         cursor = db.execute(
             "SELECT * FROM incidents WHERE declared_at >= ? AND declared_at < ? ORDER BY id",
             [to_epoch(start), to_epoch(end)],
         )
-        return self.facts_of(self._incidents(cursor))
+        return self.facts_of(self._incidents(cursor), link_of=link_of)
 
-    def facts_of(self, incidents: Sequence[Incident]) -> list[IncidentFacts]:
+    def facts_of(
+        self, incidents: Sequence[Incident], *, link_of: LinkOf | None = None
+    ) -> list[IncidentFacts]:
         """Facts of the given incidents, in their order."""
         if not incidents:
             return []
@@ -56,13 +55,12 @@ class Reporting:
         escalations = self._escalations(ids)
         updates = self._updates(ids)
         scores = self._drill_scores(ids)
-        workspace = self.workspace_url()
         return [
             IncidentFacts(
                 incident=incident,
                 escalation_sent_at=escalations.get(incident.id),
                 customer_update_times=tuple(updates.get(incident.id, ())),
-                link=card_link(workspace, channel=incident.channel, ts=incident.card_ts),
+                link=link_of(incident) if link_of else None,
                 drill_score=scores.get(incident.id),
             )
             for incident in incidents

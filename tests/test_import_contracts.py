@@ -5,6 +5,7 @@ each kind breaks on a deliberate violation: a copy of the packages gets one offe
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -104,3 +105,33 @@ def test_imports_under_type_checking_are_not_counted(pristine: Path, tmp_path: P
     )
     done = lint_imports(folder)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# Slack's text syntax: `<@U…>`, `<!here>`, `<!subteam^…>`, `<#C…>`, and its permalinks.
+SLACK_SYNTAX = re.compile(r"<[@#!][A-Za-z^{]|/archives/")
+
+
+def slack_syntax_in(package: Path) -> list[str]:
+    return [
+        f"{path.relative_to(package.parent)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if SLACK_SYNTAX.search(line)
+    ]
+
+
+@pytest.mark.parametrize("package", ["matrix_engine", "storage"])
+def test_the_engine_and_storage_write_and_read_no_slack_syntax(package: str) -> None:
+    """The engine returns data and storage stores it; mentions, channel links and permalinks
+    are written and read at the edge (`bot.render.slack_text`)."""
+    assert slack_syntax_in(ROOT / package) == []
+
+
+def test_the_slack_syntax_check_can_fail(tmp_path: Path) -> None:
+    package = tmp_path / "matrix_engine"
+    package.mkdir()
+    (package / "leak.py").write_text('PING = f"<@{user}> please look"\nLINK = "/archives/C1"\n')
+    assert slack_syntax_in(package) == [
+        'matrix_engine/leak.py:1: PING = f"<@{user}> please look"',
+        'matrix_engine/leak.py:2: LINK = "/archives/C1"',
+    ]

@@ -7,14 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.render.blocks import Message, mentions_of
+from bot.render.blocks import Message
+from bot.render.slack_text import mentions, users
 from bot.render.updates import render_approval_request, render_published, render_update_note
 from bot.slackapi.gateway import SlackGateway
 from matrix_engine.cadence import next_update_due
 from matrix_engine.customer_updates import customer_facing, public_title
 from matrix_engine.incidents import Incident
 from matrix_engine.models import Matrix
-from matrix_engine.oncall import mentions, on_call_for_row
+from matrix_engine.oncall import on_call_for_row
 from matrix_engine.timeline import MessageKind
 from storage.outbox import Claimed, Outbox
 from storage.publications import Publications
@@ -86,7 +87,7 @@ class UpdatePosts:
             )
         if kind is MessageKind.CUSTOMER_UPDATE_APPROVAL:
             on_call = on_call_for_row(matrix, incident.row, now)
-            approvers = " ".join(mentions(who) or mentions_of(who.escalation) for who in on_call)
+            approvers = " ".join(mentions(who) or users(who.escalation) for who in on_call)
             return render_approval_request(incident, update, approvers=approvers or "Owners")
         channel = matrix.channels.drills if incident.drill else matrix.channels.customer_updates
         next_due = next_update_due(

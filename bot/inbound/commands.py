@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.render.slack_text import plain_reference
 from matrix_engine.incidents import looks_like_incident_ref
 
 MAX_TEXT = 3000
@@ -172,14 +173,14 @@ def parse_command(text: str) -> Command:
         return ListAll()
     if head == "who":
         return (
-            Who(" ".join(rest))
+            Who(plain_reference(" ".join(rest)))
             if rest
             else Invalid("Which incident type? e.g. `who latency-spike`")
         )
     if head == "declare":
         if not rest:
             return Invalid("Which incident type? e.g. `declare latency-spike p95 above 2 s`")
-        return Declare(rest[0], _after_words(text, 2))
+        return Declare(plain_reference(rest[0]), _after_words(text, 2))
     if head in {a.value for a in Action}:
         return _one_ref(head, rest) or Transition(Action(head), rest[0] if rest else None)
     if head == "update":
@@ -200,7 +201,7 @@ def parse_command(text: str) -> Command:
         return _rebaseline(rest, text)
     if head == "report":
         return Report(" ".join(rest))
-    return Lookup(" ".join(words))
+    return Lookup(plain_reference(" ".join(words)))
 
 
 def _followup(rest: list[str], text: str) -> Command:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from bot.inbound.limits import RateLimited
+from bot.render import slack_text
 from bot.render.blocks import escape
 from bot.usecases.incidents import CannotPost, NotAllowed, WhichIncident
 from bot.usecases.publishing import NotApprover
@@ -60,12 +61,18 @@ _REFUSAL = (
 )
 # Composed by the bot from Slack's own IDs and error codes, with channel and user links that must
 # stay links: shown as they are.
-_VERBATIM = (CannotPost, AlreadyDecided)
-MISTAKES: tuple[type[Exception], ...] = (*_QUESTION, *_REFUSAL, *_VERBATIM)
+_VERBATIM = (CannotPost,)
+MISTAKES: tuple[type[Exception], ...] = (*_QUESTION, *_REFUSAL, *_VERBATIM, AlreadyDecided)
 
 
 def words_for(error: Exception) -> str | None:
     """The escaped Slack text answering a user's mistake, or None for an internal error."""
+    if isinstance(error, AlreadyDecided):
+        update = error.update
+        by = f" by {slack_text.user(update.approved_by)}" if update.approved_by else ""
+        return (
+            f":no_entry_sign: Customer update #{update.id} {error.done}{by}; nothing was changed."
+        )
     if isinstance(error, _VERBATIM):
         return f":no_entry_sign: {error}"[:MAX_WORDS]
     if isinstance(error, _QUESTION):

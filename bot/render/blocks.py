@@ -23,8 +23,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.render.slack_text import mentions, users
 from matrix_engine.models import AlertSource, IncidentRow, Matrix
-from matrix_engine.oncall import OnCallNow, mentions, on_call_for_row
+from matrix_engine.oncall import OnCallNow, on_call_for_row
 
 MAX_BLOCKS = 50
 HEADER_MAX = 150
@@ -183,7 +184,7 @@ def _on_call_summary(on_call: Sequence[OnCallNow]) -> str:
 
 def _who_line(who: OnCallNow) -> str:
     if who.gap:
-        contacts = mentions_of(who.escalation) or "no escalation contacts configured"
+        contacts = users(who.escalation) or "no escalation contacts configured"
         return f":warning: nobody on call — escalation contacts: {contacts}"
     line = mentions(who) or "nobody bound in Slack"
     if who.region:
@@ -195,10 +196,6 @@ def _who_line(who: OnCallNow) -> str:
 def _group_of(matrix: Matrix, role_id: str) -> str | None:
     role = matrix.owners.get(role_id)
     return role.usergroup if role else None
-
-
-def mentions_of(user_ids: Sequence[str]) -> str:
-    return " ".join(f"<@{u}>" for u in dict.fromkeys(user_ids))
 
 
 def when(at: datetime) -> str:
@@ -216,7 +213,7 @@ def render_who(matrix: Matrix, row: IncidentRow, *, at: datetime) -> Message:
         group = _group_of(matrix, who.role_id)
         if group and group != who.usergroup:
             lines.append(f"User group: <!subteam^{group}>")
-        contacts = mentions_of(who.escalation)
+        contacts = users(who.escalation)
         lines.append(f"Escalation contacts: {contacts or '_none configured_'}")
         blocks.append(section("\n".join(lines)))
     blocks.append(context(f"As of {when(at)}"))

@@ -12,17 +12,17 @@ from bot.render.blocks import (
     context,
     escape,
     header,
-    mentions_of,
     section,
     to_message,
     who,
 )
 from bot.render.blocks import when as slack_when
+from bot.render.slack_text import mentions, users
 from matrix_engine.business_time import add_duration
 from matrix_engine.cadence import next_update_due
 from matrix_engine.incidents import AlertLink, Incident, Status
 from matrix_engine.models import Matrix
-from matrix_engine.oncall import OnCallNow, mentions
+from matrix_engine.oncall import OnCallNow
 from matrix_engine.scorecard import Scorecard
 from matrix_engine.timeline import MessageKind
 
@@ -148,7 +148,7 @@ def render_timeline_message(
     `how_to_update` says where and how a customer update is posted (in its reminders)."""
     row, tag = incident.row, drill_prefix(incident)
     owners = _audience(on_call)
-    contacts = mentions_of([c for who in on_call for c in who.escalation])
+    contacts = users([c for who in on_call for c in who.escalation])
     link = f" <{card_link}|{incident.ref}>" if card_link else f" {incident.ref}"
     texts = {
         MessageKind.OWNER_PING: (
@@ -218,7 +218,7 @@ def _state_notes(incident: Incident, tag: str) -> dict[MessageKind, str]:
 
 def _audience(on_call: Sequence[OnCallNow]) -> str:
     """The on-call members, else the role's users or user group, else its escalation contacts."""
-    parts = [mentions(who) or mentions_of(who.escalation) for who in on_call]
+    parts = [mentions(who) or users(who.escalation) for who in on_call]
     return " ".join(p for p in parts if p) or "Owners"
 
 

@@ -20,6 +20,7 @@ from bot.render.blocks import (
     to_message,
     when,
 )
+from bot.render.slack_text import finding_text
 from matrix_engine.coverage import Area, Finding
 from matrix_engine.diff import render_diff_text
 from matrix_engine.followups import Followup, is_overdue
@@ -114,7 +115,7 @@ def render_review(
     )
     blocks: list[Block] = [header(f"Coverage review · {period}"), section(verdict)]
     for area in Area:
-        lines = [f.text for f in findings if f.area is area]
+        lines = [finding_text(f) for f in findings if f.area is area]
         shown = lines[:MAX_LINES_PER_AREA]
         more = f"\n…and {len(lines) - len(shown)} more" if len(lines) > len(shown) else ""
         mark = ":x:" if any(f.problem for f in findings if f.area is area) else ":white_check_mark:"

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from bot.clock import Clock
 from bot.render.home import HomeData, render_home
+from bot.render.slack_text import card_links
 from bot.slackapi.views import HomeViews
 from bot.usecases.matrix_source import MatrixSource
 from bot.usecases.reports import Reports
@@ -66,7 +67,10 @@ class HomeTab:
         data = HomeData(
             matrix=active.matrix,
             version=active.version,
-            open_incidents=self._reporting.facts_of(self._reporting.open_incidents()),
+            open_incidents=self._reporting.facts_of(
+                self._reporting.open_incidents(),
+                link_of=card_links(self._reporting.workspace_url()),
+            ),
             upcoming=_first_of_each_kind(next_slots(active.matrix, now=now, count=UPCOMING_SLOTS)),
             overdue_followups=[
                 f

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from slack_sdk.models.blocks import Block
 
 from bot.render.report import render_digest_blocks
+from bot.render.slack_text import card_links
 from matrix_engine.localtime import local_date, zone
 from matrix_engine.metrics import (
     Period,
@@ -46,7 +47,11 @@ class Reports:
     def for_period(self, period: Period, *, now: datetime) -> SlaReport:
         matrix = self._matrix()
         return compute_report(
-            self._reporting.facts(start=period.start, end=period.end),
+            self._reporting.facts(
+                start=period.start,
+                end=period.end,
+                link_of=card_links(self._reporting.workspace_url()),
+            ),
             period=period,
             calendar=matrix.calendar,
             now=now,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.clock import Clock
+from bot.render.slack_text import plain_mentions
 from bot.usecases.incidents import Actor, IncidentService
 from bot.usecases.matrix_source import ActiveMatrix, MatrixSource, read_matrix_file
 from bot.usecases.rhythm_calendar import Rhythm
@@ -108,7 +109,9 @@ class Operations:
     def add_followup(self, args: str, *, actor: Actor, trigger_id: str | None = None) -> Followup:
         now = self._clock.now()
         calendar = self._matrix.active().matrix.calendar
-        parsed = parse_followup_args(args, today=local_date(now, zone(calendar.timezone)))
+        parsed = parse_followup_args(
+            plain_mentions(args), today=local_date(now, zone(calendar.timezone))
+        )
         if isinstance(parsed, ArgsProblem):
             raise FollowupProblem(parsed.message)
         followup = Followup(

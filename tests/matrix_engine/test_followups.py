@@ -134,10 +134,10 @@ def test_followup_model_refuses(field, value, message):
 
 # ---------------------------------------------------------------- `/escalate followup add`
 GOOD_ARGS = [
-    ("mention-and-ref", "INC-12 <@U0ALICE01> 2026-12-07 Add a fallback provider",
+    ("at-mention-and-ref", "INC-12 @U0ALICE01 2026-12-07 Add a fallback provider",
      ParsedFollowup(12, "U0ALICE01", date(2026, 12, 7), "Add a fallback provider", False)),
-    ("slack-escaped-mention-with-name-and-policy-flag",
-     "inc-3 <@U0BOB0001|bob> 2026-12-07 Rotate keys --policy",
+    ("at-mention-and-policy-flag",
+     "inc-3 @U0BOB0001 2026-12-07 Rotate keys --policy",
      ParsedFollowup(3, "U0BOB0001", date(2026, 12, 7), "Rotate keys", True)),
     ("flag-first-bare-number-bare-user", "--policy 12 U0CAROL1 2027-01-04 Update the runbook",
      ParsedFollowup(12, "U0CAROL1", date(2027, 1, 4), "Update the runbook", True)),
@@ -155,19 +155,19 @@ def test_parse_followup_args_accepts(text, expected):
 
 BAD_ARGS = [
     ("empty", "", "expected an incident, an owner, an ETA and the action"),
-    ("no-action", "INC-12 <@U0ALICE01> 2026-12-07", "expected an incident"),
-    ("only-the-flag-as-action", "INC-12 <@U0ALICE01> 2026-12-07 --policy", "expected an incident"),
-    ("incident-not-a-number", "INC-x <@U0ALICE01> 2026-12-07 Do it", "'INC-x' is not an incident"),
-    ("incident-zero", "INC-0 <@U0ALICE01> 2026-12-07 Do it", "is not an incident"),
+    ("no-action", "INC-12 @U0ALICE01 2026-12-07", "expected an incident"),
+    ("only-the-flag-as-action", "INC-12 @U0ALICE01 2026-12-07 --policy", "expected an incident"),
+    ("incident-not-a-number", "INC-x @U0ALICE01 2026-12-07 Do it", "'INC-x' is not an incident"),
+    ("incident-zero", "INC-0 @U0ALICE01 2026-12-07 Do it", "is not an incident"),
     ("user-name-not-id", "INC-12 alice 2026-12-07 Do it", "'alice' is not a Slack user"),
-    ("lowercase-user-id", "INC-12 <@u0alice01> 2026-12-07 Do it", "is not a Slack user"),
+    ("lowercase-user-id", "INC-12 @u0alice01 2026-12-07 Do it", "is not a Slack user"),
     ("channel-mention", "INC-12 <!channel> 2026-12-07 Do it", "is not a Slack user"),
     ("user-group-not-user", "INC-12 <!subteam^S0GROUP1> 2026-12-07 Do it", "is not a Slack user"),
-    ("february-30", "INC-12 <@U0ALICE01> 2026-02-30 Do it", "not a date written YYYY-MM-DD"),
-    ("us-date-format", "INC-12 <@U0ALICE01> 12/07/2026 Do it", "not a date written YYYY-MM-DD"),
-    ("word-date", "INC-12 <@U0ALICE01> tomorrow Do it", "not a date"),
-    ("eta-in-the-past", "INC-12 <@U0ALICE01> 2025-12-31 Do it", "in the past"),
-    ("action-too-long", "INC-12 <@U0ALICE01> 2026-12-07 " + "x" * 501, "keep it under 500"),
+    ("february-30", "INC-12 @U0ALICE01 2026-02-30 Do it", "not a date written YYYY-MM-DD"),
+    ("us-date-format", "INC-12 @U0ALICE01 12/07/2026 Do it", "not a date written YYYY-MM-DD"),
+    ("word-date", "INC-12 @U0ALICE01 tomorrow Do it", "not a date"),
+    ("eta-in-the-past", "INC-12 @U0ALICE01 2025-12-31 Do it", "in the past"),
+    ("action-too-long", "INC-12 @U0ALICE01 2026-12-07 " + "x" * 501, "keep it under 500"),
 ]
 
 
@@ -178,7 +178,7 @@ def test_parse_followup_args_refuses(text, reason):
     result = parse_followup_args(text, today=date(2026, 1, 1))
     assert isinstance(result, ArgsProblem)
     assert reason in result.message
-    assert "Usage: followup add <INC-n> <@user> <YYYY-MM-DD> <action> [--policy]" in result.message
+    assert "Usage: followup add <INC-n> @user <YYYY-MM-DD> <action> [--policy]" in result.message
 
 
 def test_past_eta_is_accepted_without_today():
@@ -188,7 +188,7 @@ def test_past_eta_is_accepted_without_today():
 
 
 def test_parsed_followup_builds_a_valid_model():
-    parsed = parse_followup_args("INC-12 <@U0ALICE01> 2026-12-07 Add a fallback --policy")
+    parsed = parse_followup_args("INC-12 @U0ALICE01 2026-12-07 Add a fallback --policy")
     assert isinstance(parsed, ParsedFollowup)
     item = Followup(
         incident_id=parsed.incident_id,

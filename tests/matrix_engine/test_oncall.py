@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.render.slack_text import mentions
 from matrix_engine.models import LocalHours, Matrix, OwnerRole, Shift, Weekday
-from matrix_engine.oncall import coverage_gaps, mentions, on_call_for_row, who_is_on_call
+from matrix_engine.oncall import coverage_gaps, on_call_for_row, who_is_on_call
 from tests.harness.workspace import seed_matrix
 
 MATRIX = seed_matrix()

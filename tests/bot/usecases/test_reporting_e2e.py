@@ -41,10 +41,11 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
+from bot.render.slack_text import card_links, permalink
 from bot.sandbox.fakeslack import validate_blocks
 from matrix_engine.metrics import date_range
 from storage.db import Store
-from storage.reporting import Reporting, card_link
+from storage.reporting import Reporting
 from tests.harness.clock import ManualClock
 from tests.harness.process import sla_bot
 from tests.harness.stepped import Bot, running_bot
@@ -345,7 +346,12 @@ def test_facts_come_from_sent_thread_escalations_updates_and_drill_scores(
     period = date_range(
         datetime(2026, 11, 1).date(), datetime(2026, 11, 30).date(), calendar=CALENDAR
     )
-    facts = {f.incident.id: f for f in reporting.facts(start=period.start, end=period.end)}
+    facts = {
+        f.incident.id: f
+        for f in reporting.facts(
+            start=period.start, end=period.end, link_of=card_links(reporting.workspace_url())
+        )
+    }
     assert sorted(facts) == [1, 2, 3]
     outbox = played.runtime.outbox
     escalation = {
@@ -362,7 +368,7 @@ def test_facts_come_from_sent_thread_escalations_updates_and_drill_scores(
     workspace = reporting.workspace_url()
     assert workspace == "https://sla-fake.slack.com/"
     card = facts[1].incident
-    assert facts[1].link == card_link(workspace, channel=card.channel, ts=card.card_ts)
+    assert facts[1].link == permalink(workspace, channel=card.channel, ts=card.card_ts)
 
 
 def test_drill_scores_are_read_when_present(tmp_path: Path) -> None:
