@@ -18,6 +18,7 @@ from bot.sandbox.fakeslack import FakeSlack
 from storage.backup import backup
 from storage.db import Store
 from tests.harness import process
+from tests.harness.loopback import free_port
 from tests.harness.process import ServeProcess
 from tests.harness.workspace import SEED_MATRIX, SLA_BOT
 from tests.test_docs import CLI_COMMANDS
@@ -176,6 +177,7 @@ def test_socket_mode_keeps_retrying_while_slack_is_unreachable(
                 SLACK_API_URL=fake_slack.url,
                 SLA_BOT_DB=str(tmp_path / "bot.db"),
                 SLA_BOT_MATRIX=str(SEED_MATRIX),
+                PORT=str(free_port()),  # /healthz; the default 3000 may be taken by another run
             ),
             stdin=subprocess.DEVNULL,
             stdout=out,
