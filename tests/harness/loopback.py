@@ -6,12 +6,14 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.sandbox.fakeslack import FakeSlack
@@ -27,11 +29,32 @@ UNAUTHORIZED_BODY = b'{"error": "invalid request"}'
 _TRIGGERS = itertools.count(1)
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports for children that listen, then restart on the same port: below the kernel's ephemeral
+# range, which `bind(0)` and outgoing connections draw from. A port from there, freed while its
+# child restarts, could be handed to any of the many sockets the parallel suite (pytest -n) opens
+# meanwhile; one from here is only ever taken by another `free_port` that picked it at random.
+_PORTS = range(10_000, max(10_001, min(_ephemeral_floor(), 32_768)))
+_PICK = random.Random()  # seeded from the OS: parallel workers pick different ports
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on right now, outside the ephemeral range."""
+    for _ in range(1000):
+        port = _PICK.choice(_PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free loopback port in {_PORTS}")
 
 
 # ---------------------------------------------------------------------------- in-process server
