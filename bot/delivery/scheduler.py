@@ -5,6 +5,7 @@ is the schedule — so nothing is lost when the process dies, and a renamed func
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -93,6 +94,11 @@ class Ticker:
         self.last_failure: str | None = None
         self._again = threading.Event()
         self._running = threading.Lock()
+        # Held while a wake-up is being added and while shutting down starts: APScheduler's
+        # shutdown(wait=True) holds its job-store lock while it waits for running jobs, so a job
+        # still adding its next wake-up then would wait for it forever (a hang seen at SIGTERM).
+        self._lifecycle = threading.Lock()
+        self._stopping = False
 
     def start(self) -> None:
         self._scheduler.add_job(
@@ -151,16 +157,17 @@ class Ticker:
         """One pending wake-up at a time. Replacing it can race with the scheduler running and
         removing it (APScheduler then says there is no job "wake"): add it anew; and a wake-up
         that cannot be scheduled at all still leaves the safety beat, so it is never fatal."""
-        for _ in range(3):
-            if not self._scheduler.running:
-                return
-            try:
-                self._scheduler.add_job(
-                    self._run, "date", run_date=when, id="wake", replace_existing=True
-                )
-                return
-            except JobLookupError:
-                continue
+        with self._lifecycle:
+            for _ in range(3):
+                if self._stopping or not self._scheduler.running:
+                    return
+                try:
+                    self._scheduler.add_job(
+                        self._run, "date", run_date=when, id="wake", replace_existing=True
+                    )
+                    return
+                except JobLookupError:
+                    continue
         log.warning("could not schedule a wake-up; the next safety beat will tick instead")
 
     def beat(self) -> None:
@@ -200,5 +207,14 @@ class Ticker:
         return not found, figures | {"problems": found}
 
     def shutdown(self) -> None:
+        """Stop, waiting for a running tick. From here on no job adds a wake-up (see
+        `_lifecycle`), so none can wait for the job-store lock APScheduler holds meanwhile."""
+        with self._lifecycle:
+            self._stopping = True
+            if self._scheduler.running:
+                # Removed here, not by APScheduler after its run: once its shutdown has begun,
+                # that removal raises in its loop thread and prints a traceback.
+                with contextlib.suppress(JobLookupError):
+                    self._scheduler.remove_job("wake")
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)

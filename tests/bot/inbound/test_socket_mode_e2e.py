@@ -275,7 +275,11 @@ def test_metrics_count_envelopes_and_reconnects(socket_bot: Start) -> None:
     linked.new_link_after(first.id)
     linked.answer(linked.command("latency-spike"))
 
-    text = linked.metrics()
+    def both_acks_counted() -> str:  # counted once the bot's send returned, after the fake read it
+        text = linked.metrics()
+        return text if "sla_bot_socket_acks_total 2.0" in text else ""
+
+    text = linked.server.wait_for(both_acks_counted, what="both acks counted")
     assert 'sla_bot_socket_envelopes_total{type="slash_commands"} 2.0' in text
     assert "sla_bot_socket_acks_total 2.0" in text
     assert "sla_bot_socket_late_acks_total 0.0" in text
