@@ -27,8 +27,6 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bot.app import Runtime
-from bot.usecases.incidents import Actor
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Action
 from matrix_engine.models import Calendar, IncidentRow
@@ -95,6 +93,10 @@ def declare_loop(db: str) -> None:
 
 def act_loop(db: str) -> None:
     """Declare and acknowledge incidents forever through the real use case (no Slack needed)."""
+    # Imported here: the other loops start without the Slack stack (D1 starts one child per kill).
+    from bot.app import Runtime
+    from bot.usecases.incidents import Actor
+
     settings = bot_settings(
         db=db,
         SLACK_BOT_TOKEN="xoxb-act-loop",

@@ -450,7 +450,7 @@ def posts_of_kind(fake: FakeSlack, kind: str) -> list[Message]:
 
 # ----------------------------------------------------------- case 7: heartbeat in a catch-up
 def test_7_health_stays_200_through_a_long_catch_up(tmp_path: Path) -> None:
-    """Forty incidents were declared while the bot was down; Slack takes 0.2 s a post. The first
+    """Forty incidents were declared while the bot was down; Slack takes 0.05 s a post. The first
     tick is one long catch-up: health follows the heartbeat after every row, not the tick."""
     channels = [f"C0CATCH{n:03d}" for n in range(40)]
     with scene(tmp_path) as s:
@@ -458,7 +458,7 @@ def test_7_health_stays_200_through_a_long_catch_up(tmp_path: Path) -> None:
         for channel in channels:
             s.fake.add_channel(channel, channel.lower())
             declare_offline(bot.db, "latency-spike", channel=channel, at=s.time.now())
-        s.fake.delay("chat.postMessage", seconds=0.2)
+        s.fake.delay("chat.postMessage", seconds=0.05)  # a catch-up of over 6 s: many polls
         bot.env.update(s.time.env())
         bot.start(wait=False)
         polls: list[tuple[int, int, dict[str, Any]]] = []
