@@ -153,13 +153,17 @@ class _Connection:
 
     def _write(self, event: Any) -> bool:
         with self.lock:
-            if self.link.fault is not None or self.link.closed_at is not None:
-                return False
-            try:
-                self.sock.sendall(self.ws.send(event))
-                return True
-            except Exception:  # OSError, or wsproto's LocalProtocolError once closed
-                return False
+            return self.write_locked(event)
+
+    def write_locked(self, event: Any) -> bool:
+        """Write `event` (the caller holds `lock`); False when the link is broken or closed."""
+        if self.link.fault is not None or self.link.closed_at is not None:
+            return False
+        try:
+            self.sock.sendall(self.ws.send(event))
+            return True
+        except Exception:  # OSError, or wsproto's LocalProtocolError once closed
+            return False
 
     def close_with_frame(self, code: int = 1001) -> None:
         """Slack ending a connection it asked the app to leave: a close frame, then TCP close."""
@@ -439,21 +443,24 @@ class FakeSocketMode:
         with self._lock:
             num = sum(1 for c in self._connections.values() if c.link.open)
             self.connections_opened += 1
-        conn.send_json(
-            {
-                "type": "hello",
-                "num_connections": num,
-                "debug_info": {
-                    "host": conn.link.host,
-                    "build_number": 1,
-                    "approximate_connection_time": 18060,
-                },
-                "connection_info": {"app_id": API_APP_ID},
-            }
-        )
-        with self._lock:
-            conn.link.hello_at = time.monotonic()
-            pending, self._pending = self._pending, []
+        hello = {
+            "type": "hello",
+            "num_connections": num,
+            "debug_info": {
+                "host": conn.link.host,
+                "build_number": 1,
+                "approximate_connection_time": 18060,
+            },
+            "connection_info": {"app_id": API_APP_ID},
+        }
+        # The link is usable (an envelope or a disconnect may pick it) before the client can read
+        # its hello, or a client that read it and at once expects the next envelope could see it
+        # go to an older link. Whatever picks it writes after the hello: the write lock is held.
+        with conn.lock:
+            with self._lock:
+                conn.link.hello_at = time.monotonic()
+                pending, self._pending = self._pending, []
+            conn.write_locked(TextMessage(data=json.dumps(hello)))
         self._notify()
         for envelope in pending:
             self._deliver(envelope)
