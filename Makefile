@@ -26,10 +26,10 @@ lint: $(STAMP)
 	$(BIN)/mypy bot matrix_engine storage tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
-# The suite runs on TEST_WORKERS pytest-xdist workers. Its tests mostly wait (on child processes,
-# loopback HTTP and SQLite fsyncs), so on 2 cores 4 workers beat 2 or 3; `make unit TEST_WORKERS=0`
-# runs it in one process. No test collected is a failure (pytest exits 5).
-TEST_WORKERS ?= 4
+# The suite runs on TEST_WORKERS pytest-xdist workers: its tests mostly wait (on child processes,
+# loopback HTTP and SQLite fsyncs), so on 2 cores 3 workers beat 2 and 4 (see README);
+# `make unit TEST_WORKERS=0` runs it in one process. No test collected fails (pytest exits 5).
+TEST_WORKERS ?= 3
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
