@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from bot.clock import SystemClock
-from bot.fakeslack import PATIENCE_S
-from bot.scheduler import Ticker
+from bot.delivery.scheduler import Ticker
+from bot.sandbox.fakeslack import PATIENCE_S
 
 CYCLES = 60
 
