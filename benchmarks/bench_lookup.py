@@ -19,7 +19,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +33,6 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.app import Runtime
 from bot.inbound.http import SlackHttpApp
-from bot.render.blocks import _ROW_CACHE
 from bot.sandbox.fakeslack import FakeSlack
 from bot.settings import load_settings
 
@@ -98,6 +97,7 @@ class Client:
     def __init__(self, port: int) -> None:
         self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         self._signer = SignatureVerifier(SECRET)
+        self.last = b""  # the last answer's body
 
     def round_trip(self, body: str, *, expect: str) -> float:
         stamp = str(int(time.time()))
@@ -112,6 +112,7 @@ class Client:
         response = self._conn.getresponse()
         payload = response.read()
         elapsed = time.perf_counter() - started
+        self.last = payload
         if response.status != 200 or expect.encode() not in payload:
             raise RuntimeError(f"unexpected answer {response.status}: {payload[:200]!r}")
         return elapsed
@@ -168,15 +169,19 @@ def bare_bolt() -> SlackHttpApp:
 
 
 @contextmanager
-def our_bot(folder: Path) -> Iterator[Runtime]:
+def our_bot(
+    folder: Path, *, db: Path | None = None, channels: Sequence[str] = ()
+) -> Iterator[Runtime]:
     with FakeSlack() as fake:
         for channel in ("C0INCIDENTS", "C0EXECUTIVE", "C0CUSTUPDATES", "C0DRILLS", "C0REVIEWS"):
+            fake.add_channel(channel, channel.lower())
+        for channel in channels:
             fake.add_channel(channel, channel.lower())
         settings = load_settings(
             SLACK_BOT_TOKEN=fake.token,
             SLACK_SIGNING_SECRET=SECRET,
             SLACK_API_URL=fake.url,
-            SLA_BOT_DB=folder / "bench.db",
+            SLA_BOT_DB=db or folder / "bench.db",
             SLA_BOT_MATRIX=ROOT / "manifests" / "matrix.yaml",
         )
         runtime = Runtime(settings)
@@ -188,6 +193,9 @@ def our_bot(folder: Path) -> Iterator[Runtime]:
 
 
 def measure(requests: int, *, warmup: int = 300) -> tuple[Figures, Figures, Figures]:
+    """Blocks of BLOCK requests in turn: ours for one row, the bare app, ours going through
+    every row of the matrix (each request a different row). There is no reply cache: who is on
+    call is worked out for every reply."""
     body = command_body("latency-spike")
     with (
         tempfile.TemporaryDirectory(prefix="sla-bench-") as folder,
@@ -195,10 +203,12 @@ def measure(requests: int, *, warmup: int = 300) -> tuple[Figures, Figures, Figu
         served(runtime.http) as ours_port,
         served(bare_bolt()) as bare_port,
     ):
+        rows = [command_body(r.id) for r in runtime.matrix.active().matrix.incidents]
         ours, bare = Client(ours_port), Client(bare_port)
-        runs: dict[str, list[float]] = {"ours": [], "bare": []}
-        for _ in range(warmup):
+        runs: dict[str, list[float]] = {"ours": [], "bare": [], "rows": []}
+        for n in range(warmup):
             ours.round_trip(body, expect="Within 90 min if user impact sustained")
+            ours.round_trip(rows[n % len(rows)], expect="On call now")
             bare.round_trip(body, expect="Inference Operations")
         while len(runs["ours"]) < requests:
             for _ in range(BLOCK):
@@ -207,16 +217,14 @@ def measure(requests: int, *, warmup: int = 300) -> tuple[Figures, Figures, Figu
                 )
             for _ in range(BLOCK):
                 runs["bare"].append(bare.round_trip(body, expect="Inference Operations"))
-        cold = []
-        for _ in range(max(1000, requests // 2)):
-            _ROW_CACHE.clear()  # as for the first lookup of this row in a new minute
-            cold.append(ours.round_trip(body, expect="Within 90 min if user impact sustained"))
+            for n in range(BLOCK):
+                runs["rows"].append(ours.round_trip(rows[n % len(rows)], expect="On call now"))
         ours.close()
         bare.close()
     return (
         figures("sla-bot `/escalate latency-spike`", runs["ours"]),
         figures("bare Bolt app, constant answer", runs["bare"]),
-        figures("sla-bot, first lookup of the row this minute", cold),
+        figures("sla-bot, a different row each request", runs["rows"]),
     )
 
 
@@ -230,32 +238,39 @@ def markdown(ours: Figures, bare: Figures, cold: Figures) -> str:
             f"| {f.name} | {f.requests:,} | {f.p50_ms:.2f} ms | {f.p90_ms:.2f} ms | "
             f"{f.p99_ms:.2f} ms | {f.mean_ms:.2f} ms |"
         )
-    lines.append(
-        f"| ratio (sla-bot / bare) | | {ours.p50_ms / bare.p50_ms:.2f}× | "
-        f"{ours.p90_ms / bare.p90_ms:.2f}× | {ours.p99_ms / bare.p99_ms:.2f}× | "
-        f"{ours.mean_ms / bare.mean_ms:.2f}× |"
-    )
+    for f in (ours, cold):
+        lines.append(
+            f"| ratio ({f.name} / bare) | | {f.p50_ms / bare.p50_ms:.2f}× | "
+            f"{f.p90_ms / bare.p90_ms:.2f}× | {f.p99_ms / bare.p99_ms:.2f}× | "
+            f"{f.mean_ms / bare.mean_ms:.2f}× |"
+        )
     return "\n".join(lines)
 
 
 def run(requests: int = 2000, *, as_json: bool = False) -> dict[str, Any]:
     ours, bare, cold = measure(requests)
-    ratio_p50 = round(ours.p50_ms / bare.p50_ms, 2)
-    result = {
+    ratios = {
+        "ratio_p50": round(ours.p50_ms / bare.p50_ms, 2),
+        "ratio_p99": round(ours.p99_ms / bare.p99_ms, 2),
+        "rows_ratio_p50": round(cold.p50_ms / bare.p50_ms, 2),
+        "rows_ratio_p99": round(cold.p99_ms / bare.p99_ms, 2),
+    }
+    result: dict[str, Any] = {
         "ours": asdict(ours),
         "bare": asdict(bare),
-        "ours_cold": asdict(cold),
-        "ratio_p50": ratio_p50,
-        "ratio_p99": round(ours.p99_ms / bare.p99_ms, 2),
-        "targets": {"p50_ms": 2.0, "p99_ms": 5.0, "ratio": 1.5},
+        "ours_rows": asdict(cold),
+        **ratios,
+        "targets": {"ratio": 1.5},
     }
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         print("## /escalate latency-spike round trip over HTTP\n")
         print(markdown(ours, bare, cold))
-        met = ours.p50_ms <= 2.0 and ours.p99_ms <= 5.0 and ratio_p50 <= 1.5
-        print(f"\nTargets p50 ≤ 2 ms, p99 ≤ 5 ms, p50 ratio ≤ 1.5: {'met' if met else 'NOT met'}.")
+        met = all(r <= 1.5 for r in ratios.values())
+        print(
+            f"\nTarget ≤ 1.5× bare Bolt at p50 and p99, no reply cache: {'met' if met else 'NOT met'}."
+        )
     return result
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -28,8 +29,9 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.clock import Clock, FileClock, SimClock, SystemClock
-from bot.delivery.dispatcher import Composed, Dispatcher
+from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
+from bot.delivery.routing import Composed
 from bot.delivery.scheduler import Ticker
 from bot.delivery.statuspage import StatuspageClient, StatuspageSender
 from bot.delivery.update_posts import UpdatePosts
@@ -123,6 +125,27 @@ def delivery_client(settings: Settings) -> WebClient:
     )
     client.retry_handlers = []
     return client
+
+
+class _Gate(Middleware):
+    """Before any listener: a request from another workspace is refused (signed with our secret
+    is not enough: an org-wide or shared app can receive requests from other workspaces), and a
+    Socket Mode envelope redelivered with the same event_id is answered once (HTTP requests are
+    deduplicated in bot.http)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        runtime = self._runtime
+        if req.context.team_id is None or req.context.team_id != runtime.workspace():
+            return runtime.refuse_workspace(req)
+        event_id = req.body.get("event_id") if req.mode == "socket_mode" else None
+        if event_id and not runtime.seen.first_time(f"event:{event_id}", at=runtime.clock.now()):
+            return BoltResponse(status=200, body="")
+        return next()
 
 
 class _TokenComesFromAuthorize(logging.Filter):
@@ -244,6 +267,8 @@ class Runtime:
             statuspage=self.statuspage,
             epoch=lambda: self.leadership.epoch,
             leading=lambda: self.leadership.is_leader(),
+            workspace_url=self.reporting.workspace_url,
+            senders=settings.SLA_BOT_SENDERS,
         )
         self.meta = Meta(self.store)
         self.followups = Followups(self.store)
@@ -361,26 +386,9 @@ class Runtime:
             name="sla-escalation-bot",
         )
 
-        @app.middleware
-        def one_workspace(
-            req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
-        ) -> BoltResponse:
-            # Signed with our secret is not enough: an org-wide or shared app can receive
-            # requests from other workspaces, and those are refused before any listener runs.
-            if req.context.team_id is not None and req.context.team_id == self.workspace():
-                return next()
-            return self._refuse_workspace(req)
-
-        @app.middleware
-        def once_per_event(
-            req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
-        ) -> BoltResponse:
-            # HTTP requests are deduplicated in bot.inbound.http; Socket Mode redelivers envelopes whose
-            # events carry the same event_id, checked here.
-            event_id = req.body.get("event_id") if req.mode == "socket_mode" else None
-            if event_id and not self.seen.first_time(f"event:{event_id}", at=self.clock.now()):
-                return BoltResponse(status=200, body="")
-            return next()
+        # One middleware object (not two decorated functions): Bolt calls it directly, without
+        # working out keyword arguments for each request.
+        app.use(_Gate(self))
 
         register(
             app,
@@ -409,7 +417,7 @@ class Runtime:
                     self.identify(client=directory_client(self.settings))
         return self.identity.team_id
 
-    def _refuse_workspace(self, req: BoltRequest) -> BoltResponse:
+    def refuse_workspace(self, req: BoltRequest) -> BoltResponse:
         team, user = req.context.team_id, req.context.user_id or "unknown"
         expected = self.workspace()
         log.warning("refused a request from workspace %s (this bot serves %s)", team, expected)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from matrix_engine.models import LocalHours, Weekday
@@ -95,11 +96,13 @@ class Window:
     end: datetime
 
 
+@lru_cache(maxsize=8192)
 def local_window(day: date, hours: LocalHours, tz: ZoneInfo) -> Window | None:
     """The window of `hours` that starts on local date `day` in `tz`.
 
     Hours that cross midnight (`22:00-06:00`) end on the next date: a window belongs to the date it
-    starts on. None when DST leaves no time between the two boundaries.
+    starts on. None when DST leaves no time between the two boundaries. Remembered: who is on
+    call is asked for the same few shifts and days again and again.
     """
     end_day = day + timedelta(days=1) if hours.crosses_midnight else day
     start = local_instant(day, hours.start, tz)

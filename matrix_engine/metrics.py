@@ -208,6 +208,7 @@ class _Judged:
     facts: IncidentFacts
     obligations: tuple[Obligation, ...]
     elapsed: Elapsed
+    misses: dict[Check, list[Obligation]]  # the missed obligations by check, worked out once
 
     @property
     def row(self) -> IncidentRow:
@@ -252,7 +253,7 @@ def _judge(
     facts: IncidentFacts, *, calendar: Calendar, now: datetime, tolerance: timedelta
 ) -> _Judged:
     obligations = judge_incident(facts, calendar=calendar, now=now, tolerance=tolerance)
-    return _Judged(facts, obligations, elapsed(facts))
+    return _Judged(facts, obligations, elapsed(facts), _misses(obligations))
 
 
 def _figures(group: Sequence[_Judged]) -> Figures:
@@ -270,7 +271,7 @@ def _figures(group: Sequence[_Judged]) -> Figures:
         first_response=compliance(Check.FIRST_RESPONSE),
         escalation=compliance(Check.ESCALATION),
         customer_updates=compliance(Check.CUSTOMER_UPDATE),
-        breaches=sum(len(_misses(j)) for j in group),
+        breaches=sum(len(j.misses) for j in group),
     )
 
 
@@ -282,10 +283,11 @@ def _by_row(live: Sequence[_Judged], current: Sequence[IncidentRow]) -> tuple[Ro
         (row for row_id, row in latest.items() if row_id not in known),
         key=lambda row: (row.severity.rank, row.id),
     )
+    of_row: dict[str, list[_Judged]] = {}
+    for j in live:
+        of_row.setdefault(j.row.id, []).append(j)
     return tuple(
-        RowFigures(
-            row.id, row.title, row.severity, _figures([j for j in live if j.row.id == row.id])
-        )
+        RowFigures(row.id, row.title, row.severity, _figures(of_row.get(row.id, [])))
         for row in (*known.values(), *extra)
     )
 
@@ -294,9 +296,12 @@ def _by_severity(
     live: Sequence[_Judged], current: Sequence[IncidentRow]
 ) -> tuple[SeverityFigures, ...]:
     """Each severity that a current row or an incident's snapshot has, most severe first."""
-    present = {row.severity for row in current} | {j.row.severity for j in live}
+    of_severity: dict[Severity, list[_Judged]] = {}
+    for j in live:
+        of_severity.setdefault(j.row.severity, []).append(j)
+    present = {row.severity for row in current} | set(of_severity)
     return tuple(
-        SeverityFigures(sev, _figures([j for j in live if j.row.severity is sev]))
+        SeverityFigures(sev, _figures(of_severity.get(sev, [])))
         for sev in sorted(present, key=lambda sev: sev.rank)
     )
 
@@ -305,15 +310,15 @@ def _breaches(live: Sequence[_Judged]) -> tuple[Breach, ...]:
     """One breach per incident and check, worst first (largest deviation; ties by severity, then
     incident). Missed update windows of one incident make one breach: its worst window, with the
     count of windows missed, so a forgotten incident does not flood the list."""
-    found = [_breach(j, check, misses) for j in live for check, misses in _misses(j).items()]
+    found = [_breach(j, check, misses) for j in live for check, misses in j.misses.items()]
     return tuple(
         sorted(found, key=lambda b: (-abs(b.deviation), b.severity.rank, b.incident, b.due_at))
     )
 
 
-def _misses(judged: _Judged) -> dict[Check, list[Obligation]]:
+def _misses(obligations: Sequence[Obligation]) -> dict[Check, list[Obligation]]:
     grouped: dict[Check, list[Obligation]] = {}
-    for obligation in judged.obligations:
+    for obligation in obligations:
         if obligation.outcome is Outcome.MISSED:
             grouped.setdefault(obligation.check, []).append(obligation)
     return grouped

@@ -86,9 +86,21 @@ def known_at(facts: IncidentFacts, at: datetime) -> IncidentFacts | None:
         )
         if moment is not None
     ]
+    status = reached[-1] if reached else Status.OPEN
+    moments = (
+        incident.acknowledged_at,
+        incident.mitigated_at,
+        incident.resolved_at,
+        incident.last_update_at,
+        facts.escalation_sent_at,
+        *facts.customer_update_times,
+    )
+    unchanged = status is incident.status and (resolved is not None or facts.drill_score is None)
+    if unchanged and all(m is None or m <= at for m in moments):
+        return facts  # all of it had happened by `at` (a report as of now): nothing to hide
     then = replace(
         incident,
-        status=reached[-1] if reached else Status.OPEN,
+        status=status,
         acknowledged_at=acknowledged,
         acknowledged_by=incident.acknowledged_by if acknowledged else None,
         mitigated_at=mitigated,

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from matrix_engine.localtime import (
@@ -114,14 +115,22 @@ def shift_windows(shift: Shift, start: datetime, end: datetime) -> list[Window]:
     """The windows of `shift` that overlap `[start, end)` (instants in UTC), in order."""
     low, high = require_aware(start, name="start"), require_aware(end, name="end")
     tz = zone(shift.timezone)
-    day, last = local_date(low, tz) - timedelta(days=1), local_date(high, tz)
-    windows = []
+    days = _day_windows(shift, local_date(low, tz) - timedelta(days=1), local_date(high, tz))
+    return [w for w in days if w.end > low and w.start < high]
+
+
+@lru_cache(maxsize=1024)
+def _day_windows(shift: Shift, first: date, last: date) -> tuple[Window, ...]:
+    """The shift's windows that start on the local dates `first` to `last`, in order.
+    Remembered: who is on call is asked about the same shifts and days again and again."""
+    tz = zone(shift.timezone)
+    windows, day = [], first
     while day <= last:
         window = local_window(day, shift.hours, tz) if weekday_of(day) in shift.days else None
-        if window and window.end > low and window.start < high:
+        if window is not None:
             windows.append(window)
         day += timedelta(days=1)
-    return windows
+    return tuple(windows)
 
 
 def _windows(role: OwnerRole, start: datetime, end: datetime) -> list[Window]:
@@ -137,18 +146,27 @@ def _running(role: OwnerRole, at: datetime) -> list[ShiftNow]:
     ]
 
 
-def _on_call_set(role: OwnerRole, at: datetime) -> frozenset[str]:
-    return frozenset(m for now in _running(role, at) for m in now.shift.members)
-
-
 def _next_change(role: OwnerRole, at: datetime) -> datetime | None:
-    """The first instant after `at` at which the set of on-call members changes."""
+    """The first instant after `at` at which the set of on-call members changes. The windows
+    are computed once; each boundary's on-call set is read from them (a shift window is shorter
+    than a day, so those of the day after the horizon cover its last boundaries)."""
     if not role.shifts:
         return None
-    windows = _windows(role, at, at + _HANDOFF_HORIZON)
-    boundaries = sorted({b for w in windows for b in (w.start, w.end) if b > at})
-    current = _on_call_set(role, at)
-    return next((b for b in boundaries if _on_call_set(role, b) != current), None)
+    end = at + _HANDOFF_HORIZON
+    windows = [
+        (shift.members, w)
+        for shift in role.shifts
+        for w in shift_windows(shift, at, end + timedelta(days=1))
+    ]
+    boundaries = sorted(
+        {b for _, w in windows if w.start < end for b in (w.start, w.end) if b > at}
+    )
+
+    def on_call(instant: datetime) -> frozenset[str]:
+        return frozenset(m for members, w in windows if w.start <= instant < w.end for m in members)
+
+    current = on_call(at)
+    return next((b for b in boundaries if on_call(b) != current), None)
 
 
 class _Ping(NamedTuple):

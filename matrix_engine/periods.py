@@ -19,6 +19,8 @@ from matrix_engine.errors import MatrixError
 from matrix_engine.localtime import local_date, local_instant, require_aware, zone
 from matrix_engine.models import Calendar
 
+DEFAULT_PERIOD = "week"  # what a report covers when no period is given
+
 
 class PeriodError(MatrixError, ValueError):
     """A reporting period text that names no period."""

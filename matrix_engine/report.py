@@ -323,11 +323,24 @@ def _rate_cell(compliance: Compliance, share: Number) -> str:
     return text + (f", {compliance.pending} pending" if compliance.pending else "")
 
 
+MARKDOWN_BREACHES: Final = 100  # breach lines in the Markdown report; CSV and JSON list them all
+
+
 def _breaches_table(breaches: Sequence[Breach], tz: ZoneInfo) -> str:
+    """The worst MARKDOWN_BREACHES breaches (a report to read, even with thousands of them),
+    then how many more there are and where to find them."""
     if not breaches:
         return "None."
     header = ("Incident", "Incident type", "Severity", "Check", "Due", "Done", "Off by (min)")
-    return _table(header, [_breach_cells(b, tz) for b in breaches])
+    shown = breaches[:MARKDOWN_BREACHES]
+    table = _table(header, [_breach_cells(b, tz) for b in shown])
+    if len(breaches) <= len(shown):
+        return table
+    more = len(breaches) - len(shown)
+    return (
+        f"{table}\n\n…and {more:,} more breach{'es' if more != 1 else ''} "
+        f"({len(breaches):,} in all): `--format csv` or `--format json` lists every one."
+    )
 
 
 def _breach_cells(breach: Breach, tz: ZoneInfo) -> list[str]:

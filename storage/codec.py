@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from matrix_engine.durations import parse_duration
@@ -22,12 +23,40 @@ def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+def records(cursor: Any) -> list[dict[str, Any]]:
+    """A cursor's rows as dicts keyed by column name (from the cursor: no table introspection)."""
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def insert(db: Any, table: str, values: dict[str, Any], *, ignore: bool = False) -> int | None:
+    """A plain INSERT of one row (into a table whose key is `id`); the new row's id, or None
+    when `ignore` skipped an existing one. `RETURNING` and `ON CONFLICT`: SQLite and PostgreSQL
+    both take them."""
+    names = list(values)
+    skip = " ON CONFLICT DO NOTHING" if ignore else ""
+    cursor = db.execute(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+        f"{skip} RETURNING id",
+        values,
+    )
+    found = cursor.fetchone()
+    return None if found is None else int(found[0])
+
+
+@lru_cache(maxsize=256)
+def row_from_json(text: str) -> IncidentRow:
+    """An incident's matrix row, parsed once per distinct JSON text: thousands of incidents of
+    a few types share a handful of rows (the row is immutable, so sharing it is safe)."""
+    return IncidentRow.model_validate_json(text)
+
+
 def incident_from_row(row: dict[str, Any]) -> Incident:
     declared_at = from_epoch(row["declared_at"])
     assert declared_at is not None
     return Incident(
         id=row["id"],
-        row=IncidentRow.model_validate_json(row["row_json"]),
+        row=row_from_json(row["row_json"]),
         matrix_version=row["matrix_version"] or 0,
         channel=row["channel"],
         declared_by=row["declared_by"] or "",

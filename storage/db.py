@@ -81,6 +81,10 @@ class Store:
         # Writers of this process queue here, in order, rather than in SQLite's busy handler,
         # which sleeps up to 100 ms between tries (the tail latency of concurrent alert posts).
         self._writer = threading.RLock()
+        # Background writers (delivery's bookkeeping) let waiting foreground ones (a person's
+        # declaration or button) go first: those wait for one transaction at most.
+        self._turns = threading.Condition()
+        self._foreground_waiting = 0
         self._connections: list[Database] = []
         self._opened = False
         created = not self.path.exists() or self.path.stat().st_size == 0
@@ -118,12 +122,16 @@ class Store:
                 self._connections.append(db)
         return db
 
+    def in_background(self) -> None:
+        """This thread's writes can wait: they let a waiting foreground writer go first."""
+        self._local.background = True
+
     @contextlib.contextmanager
     def immediate(self) -> Iterator[Database]:
         """A write transaction that holds the write lock from its first statement. Waiting for
         this process's other writers is bounded by the busy timeout too, so a stuck writer makes
         the next one (and the health probe) fail with "database is locked", not hang."""
-        if not self._writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        if not self._take_writer():
             raise sqlite3.OperationalError("database is locked (another writer of this process)")
         try:
             db = self.db
@@ -137,6 +145,23 @@ class Store:
                 db.conn.execute("COMMIT")
         finally:
             self._writer.release()
+
+    def _take_writer(self) -> bool:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        if getattr(self._local, "background", False):
+            with self._turns:  # a short wait: each foreground writer is one transaction
+                self._turns.wait_for(
+                    lambda: self._foreground_waiting == 0, timeout=BUSY_TIMEOUT_MS / 1000
+                )
+            return self._writer.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        with self._turns:
+            self._foreground_waiting += 1
+        try:
+            return self._writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000)
+        finally:
+            with self._turns:
+                self._foreground_waiting -= 1
+                self._turns.notify_all()
 
     def problem(self) -> str | None:
         """Why the database cannot take writes right now (deleted, replaced, full, read-only,

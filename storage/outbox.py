@@ -39,6 +39,19 @@ from storage.codec import dumps, from_epoch, lane_of, message_columns, message_f
 from storage.incidents import _audit, incident_channel, incident_key
 from storage.leadership import current
 
+
+class Delivery(StrEnum):
+    """A row's delivery status (see the diagram above)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+
+UNFINISHED = (Delivery.PENDING, Delivery.SENDING)
+
 LEASE = timedelta(seconds=60)
 # Prefix of `last_error` for a failure after which Slack may have posted the message anyway.
 AMBIGUOUS = "ambiguous:"
@@ -53,10 +66,19 @@ _UNBLOCKED = """(o.incident_id IS NULL OR o.route = 'card' OR NOT EXISTS (
     AND (e.due_at < o.due_at OR (e.due_at = o.due_at AND e.id < o.id))
 ))"""
 
+# An incident's posts outside its thread (the executive notice, DMs) wait while its card is due
+# or being sent, so that they can link to it; a card held back by a retry holds nothing.
+_AFTER_CARD = """(o.incident_id IS NULL OR o.route = 'card' OR NOT EXISTS (
+    SELECT 1 FROM outbox AS c
+    WHERE c.incident_id = o.incident_id AND c.route = 'card' AND c.id != o.id
+    AND (c.status = 'sending' OR (c.status = 'pending' AND c.next_attempt_at <= :now))
+))"""
+
 # Due rows that may be claimed, then the first of each lane (cards first): pending rows that came
 # due by the clock or by the latest time the clock ever read (`:seen`: a backward step does not
 # make them wait again); rows put back whose hold is over, or was set before a backward step;
-# `sending` rows whose lease lapsed. None behind an unfinished earlier row of its thread.
+# `sending` rows whose lease lapsed. None behind an unfinished earlier row of its thread, none
+# waiting for its incident's card.
 _CLAIMABLE = f"""
 WITH due AS (
     SELECT o.id, o.lane, o.due_at, o.route FROM outbox AS o
@@ -66,14 +88,24 @@ WITH due AS (
         OR (o.status = 'pending' AND (o.next_attempt_at <= :now OR o.held_at > :now))
         OR (o.status = 'sending' AND (o.claimed_at <= :expired OR o.claimed_at > :ahead))
     )
-    AND {_UNBLOCKED}
+    AND {_UNBLOCKED} AND {_AFTER_CARD}
 ), heads AS (
     SELECT id, ROW_NUMBER() OVER (
         PARTITION BY lane ORDER BY route = 'card' DESC, due_at, id
     ) AS place FROM due
 )
 SELECT * FROM outbox WHERE id IN (SELECT id FROM heads WHERE place = 1)
-ORDER BY due_at, id LIMIT :limit
+{{skip}}ORDER BY due_at, id LIMIT :limit
+"""
+
+# Rows waiting behind a lane's head that may be folded into one digest post with it: due,
+# pending, of the same route, none behind an unfinished earlier row of its thread.
+_FOLDABLE = f"""
+SELECT * FROM outbox AS o
+WHERE o.lane = :lane AND o.route = :route AND o.status = 'pending' AND o.id != :head
+AND (o.next_attempt_at <= :now OR o.held_at > :now) AND {_UNBLOCKED}
+AND COALESCE(o.last_error, '') NOT LIKE '{AMBIGUOUS}%'
+ORDER BY o.due_at, o.id LIMIT :limit
 """
 
 _INSERT = (
@@ -90,12 +122,21 @@ _MINE = (
 )
 
 
-class Delivery(StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    SKIPPED = "skipped"
-    DEAD = "dead"
+@dataclass(frozen=True)
+class Sent:
+    """A post that reached Slack, to be recorded on its row (`Outbox.record_sent`)."""
+
+    claimed: Claimed
+    channel: str
+    ts: str
+    at: datetime
+    follow_up: PlannedMessage | None = None
+    reconciled: bool = False
+    is_card: bool = False
+
+    @property
+    def lateness_s(self) -> float:
+        return max(0.0, (self.at - self.claimed.message.due_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -122,6 +163,10 @@ class Claimed:
 class Outbox:
     def __init__(self, store: Storage) -> None:
         self._store = store
+
+    def in_background(self) -> None:
+        """The calling thread delivers: its writes let people's requests go first."""
+        self._store.in_background()
 
     def add(
         self,
@@ -150,29 +195,33 @@ class Outbox:
             return cursor.rowcount == 1
 
     def claim_due(
-        self, *, now: datetime, limit: int = 50, epoch: int | None = None
+        self,
+        *,
+        now: datetime,
+        limit: int = 50,
+        epoch: int | None = None,
+        skip_lanes: Sequence[str] = (),
     ) -> list[Claimed]:
-        """Claim up to `limit` due rows, oldest due first, at most one per lane. Under a
-        leadership `epoch` that is no longer the current one, nothing is claimed (the caller
-        was deposed)."""
+        """Claim up to `limit` due rows, oldest due first, at most one per lane, none of
+        `skip_lanes` (lanes whose post is still in flight). Under a leadership `epoch` that is
+        no longer the current one, nothing is claimed (the caller was deposed)."""
         token = secrets.token_hex(8)
+        lanes = {f"lane{n}": lane for n, lane in enumerate(skip_lanes)}
+        skip = f"AND lane NOT IN ({', '.join(':' + name for name in lanes)}) " if lanes else ""
         with self._store.immediate() as db:
             if epoch is not None and current(db).epoch != epoch:
                 return []
             found = db.execute("SELECT value FROM meta WHERE key = ?", [CLOCK_SEEN]).fetchone()
             seen = 0.0 if found is None else float(found[0])
-            rows = db.execute(
-                _CLAIMABLE,
-                {
-                    "now": to_epoch(now),
-                    "seen": seen,
-                    "expired": to_epoch(now - LEASE),
-                    "ahead": to_epoch(now + LEASE),
-                    "limit": limit,
-                },
-            ).fetchall()
-            columns = [c.name for c in db["outbox"].columns]
-            records = [dict(zip(columns, r, strict=True)) for r in rows]
+            params = {
+                "now": to_epoch(now),
+                "seen": seen,
+                "expired": to_epoch(now - LEASE),
+                "ahead": to_epoch(now + LEASE),
+                "limit": limit,
+                **lanes,
+            }
+            records = _records(db.execute(_CLAIMABLE.replace("{skip}", skip), params))
             if records:
                 db.execute(
                     f"UPDATE outbox SET status = 'sending', claim_token = ?, claimed_at = ?, "
@@ -205,6 +254,34 @@ class Outbox:
             came_due=record["due_at"] <= seen,
             epoch=epoch,
         )
+
+    def fold(self, head: Claimed, *, now: datetime, least: int, limit: int) -> list[Claimed]:
+        """Claim up to `limit` rows waiting due behind `head` in its lane (same route), oldest
+        first, to go out in one post with it, if at least `least` are waiting (else none).
+        Each is recorded on its own (`record_sent`); a row that may have been sent already is
+        never folded (it is looked up in Slack on its own)."""
+        token = secrets.token_hex(8)
+        with self._store.immediate() as db:
+            records = _records(
+                db.execute(
+                    _FOLDABLE,
+                    {
+                        "lane": head.lane,
+                        "route": head.message.route.value,
+                        "head": head.id,
+                        "now": to_epoch(now),
+                        "limit": limit,
+                    },
+                )
+            )
+            if len(records) < least:
+                return []
+            db.execute(
+                f"UPDATE outbox SET status = 'sending', claim_token = ?, claimed_at = ?, "
+                f"claim_epoch = ? WHERE id IN ({','.join('?' * len(records))})",
+                [token, to_epoch(now), head.epoch, *(r["id"] for r in records)],
+            )
+        return [self._claimed(r, token, now, seen=to_epoch(now), epoch=head.epoch) for r in records]
 
     def recover_interrupted(
         self, *, now: datetime, not_before: datetime | None = None
@@ -246,37 +323,49 @@ class Outbox:
     ) -> bool:
         """Record the post (and plan the next occurrence of a recurring one) atomically; a card's
         `ts` is stored on its incident in the same transaction (its thread hangs from it)."""
-        lateness = max(0.0, (at - claimed.message.due_at).total_seconds())
+        sent = Sent(claimed, channel, ts, at, follow_up, reconciled, is_card)
+        return self.record_sent([sent])[0]
+
+    def record_sent(self, batch: Sequence[Sent]) -> list[bool]:
+        """Record posts that reached Slack, all in one transaction (one fsync for the batch);
+        each is recorded as `mark_sent` would, and only by the claim that sent it (False for
+        one whose claim has lapsed)."""
+        if not batch:
+            return []
         with self._store.immediate() as db:
-            cursor = db.execute(
-                "UPDATE outbox SET status = 'sent', slack_ts = :ts, channel = :channel, "
-                "sent_at = :at, lateness_s = :late, last_error = NULL, attempts = attempts + 1 "
-                + _MINE,
-                _mine(claimed, ts=ts, channel=channel, at=to_epoch(at), late=lateness),
+            return [self._record(db, sent) for sent in batch]
+
+    def _record(self, db: Any, sent: Sent) -> bool:
+        claimed, lateness = sent.claimed, sent.lateness_s
+        cursor = db.execute(
+            "UPDATE outbox SET status = 'sent', slack_ts = :ts, channel = :channel, "
+            "sent_at = :at, lateness_s = :late, last_error = NULL, attempts = attempts + 1 "
+            + _MINE,
+            _mine(claimed, ts=sent.ts, channel=sent.channel, at=to_epoch(sent.at), late=lateness),
+        )
+        if cursor.rowcount != 1:
+            return False
+        if sent.is_card and claimed.incident_id is not None:
+            db.execute(
+                "UPDATE incidents SET card_ts = ? WHERE id = ?", [sent.ts, claimed.incident_id]
             )
-            if cursor.rowcount != 1:
-                return False
-            if is_card and claimed.incident_id is not None:
-                db.execute(
-                    "UPDATE incidents SET card_ts = ? WHERE id = ?", [ts, claimed.incident_id]
-                )
-            self._plan_next(db, claimed, follow_up)
-            _audit(
-                db,
-                at=at,
-                incident_id=claimed.incident_id,
-                actor="bot",
-                action="post",
-                detail={
-                    "key": claimed.key,
-                    "kind": claimed.message.kind.value,
-                    "channel": channel,
-                    "late_s": round(lateness, 3),
-                    "reconciled": reconciled,
-                },
-                slack_ts=ts,
-            )
-            return True
+        self._plan_next(db, claimed, sent.follow_up)
+        _audit(
+            db,
+            at=sent.at,
+            incident_id=claimed.incident_id,
+            actor="bot",
+            action="post",
+            detail={
+                "key": claimed.key,
+                "kind": claimed.message.kind.value,
+                "channel": sent.channel,
+                "late_s": round(lateness, 3),
+                "reconciled": sent.reconciled,
+            },
+            slack_ts=sent.ts,
+        )
+        return True
 
     def mark_skipped(
         self,
@@ -440,19 +529,19 @@ class Outbox:
             },
         )
 
-    def status(self, key: str) -> str | None:
+    def status(self, key: str) -> Delivery | None:
         """The delivery status of the row with this (global) key, if there is one."""
         found = self._store.db.execute("SELECT status FROM outbox WHERE key = ?", [key]).fetchone()
-        return None if found is None else str(found[0])
+        return None if found is None else Delivery(found[0])
 
-    def cards(self, incident_id: int) -> dict[str, int]:
+    def cards(self, incident_id: int) -> dict[Delivery, int]:
         """How many card rows the incident has, by status (the first card and any reposts)."""
         rows = self._store.db.execute(
             "SELECT status, COUNT(*) FROM outbox WHERE incident_id = ? AND route = ? "
             "GROUP BY status",
             [incident_id, Route.CARD.value],
         ).fetchall()
-        return {str(status): int(count) for status, count in rows}
+        return {Delivery(status): int(count) for status, count in rows}
 
     def next_wake(self) -> datetime | None:
         """The earliest instant a pending row becomes claimable (a row waiting behind an earlier
@@ -492,6 +581,12 @@ class Outbox:
                 f"status IN ({marks})", list(statuses), order_by="due_at, id"
             )
         )
+
+
+def _records(cursor: Any) -> list[dict[str, Any]]:
+    """A cursor's rows as dicts keyed by column name."""
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _mine(claimed: Claimed, **values: Any) -> dict[str, Any]:

@@ -342,6 +342,10 @@ class PgStore:
         """Statements outside a transaction, each on a pooled connection (autocommit)."""
         return PgDatabase(self)
 
+    def in_background(self) -> None:
+        """As `Store.in_background`; here every writer queues on the advisory lock in order (a
+        foreground writer waits for at most the transactions already queued)."""
+
     @contextlib.contextmanager
     def immediate(self, *, timeout: float | None = None) -> Iterator[PgDatabase]:
         """A write transaction holding the writer lock from its first statement (see above).

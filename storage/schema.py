@@ -283,3 +283,12 @@ def m008_customer_updates(db: Database) -> None:
         not_null={"page_id", "statuspage_id", "status", "last_key"},
         foreign_keys=[("incident_id", "incidents", "id")],
     )
+
+
+@MIGRATIONS()
+def m009_scale_indexes(db: Database) -> None:
+    """Queries that stay fast with thousands of incidents: "is one of this type already open
+    in this channel" reads the channel's incidents of that type, not every open one; an
+    incident's card rows are found by incident and route."""
+    _table(db, "incidents").create_index(["channel", "type", "state"], if_not_exists=True)
+    _table(db, "outbox").create_index(["incident_id", "route", "status"], if_not_exists=True)

@@ -5,14 +5,14 @@ traceback, and a command that fails leaves no file behind."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
 
-from storage.backend import Storage, describe, is_postgres_url, open_storage
-from storage.db import DatabaseUnusable, Store, check_database
-from storage.pg import PgStore
+if TYPE_CHECKING:  # imported where used: `sla-bot show` needs no database (nor psycopg)
+    from pydantic import ValidationError
+
+    from storage.backend import Storage
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -35,6 +35,10 @@ def existing_database(target: Path | str) -> Storage:
     """The bot's database at `target` (a file, or SLA_BOT_DB's PostgreSQL URL), for commands
     that read it: it must already exist and be one the bot made (an empty or foreign file is
     never migrated into one)."""
+    from storage.backend import is_postgres_url
+    from storage.db import DatabaseUnusable, Store, check_database
+    from storage.pg import PgStore
+
     if is_postgres_url(target):
         try:
             return PgStore(str(target), warn_if_new=False, create=False)
@@ -52,6 +56,9 @@ def existing_database(target: Path | str) -> Storage:
 
 def open_database(target: Path | str) -> Storage:
     """The bot's database at `target`, set up if it is new (a command that writes)."""
+    from storage.backend import open_storage
+    from storage.db import DatabaseUnusable
+
     try:
         return open_storage(target)
     except DatabaseUnusable as exc:
@@ -60,6 +67,8 @@ def open_database(target: Path | str) -> Storage:
 
 def postgres_instead(command: str, target: str) -> NoReturn:
     """`sla-bot backup` and `restore` work on SQLite files; PostgreSQL has its own tools."""
+    from storage.backend import describe
+
     fail(
         f"sla-bot {command}: the database is PostgreSQL ({describe(target)}): use PostgreSQL's "
         "tools instead. Back up while the bot runs:\n"

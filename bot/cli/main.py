@@ -1,6 +1,10 @@
 """The `sla-bot` command line. Errors become one clear line and a non-zero exit, never a traceback
 (set SLA_BOT_LOG_LEVEL=DEBUG to see it in the log): a mistake in the arguments (exit 2) names the
-option and points to `--help`; anything else that goes wrong (exit 1) names the file or setting."""
+option and points to `--help`; anything else that goes wrong (exit 1) names the file or setting.
+
+Each command imports what it uses when it runs (`sla-bot show` loads no Slack, storage or
+scheduler code), so a quick command starts quickly.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,9 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from typer._click import exceptions as click_errors  # typer exports no UsageError of its own
 
 from bot.cli.alerts import add_alert_commands
@@ -19,26 +22,12 @@ from bot.cli.common import fail, option_problems, write_output
 from bot.cli.db import add_db_commands
 from bot.cli.ops import add_ops_commands
 from bot.cli.rhythm import add_rhythm_commands
-from bot.delivery.scheduler import LockHeld
-from bot.settings import Settings, SettingsError, load_settings
-from bot.usecases.matrix_source import read_matrix_text
-from matrix_engine.errors import LookupFailed, MatrixError, MatrixInvalid
-from matrix_engine.generator import generate_matrix
-from matrix_engine.loading import validate_matrix_text
-from matrix_engine.lookup import find_row
-from matrix_engine.models import (
-    SEED_PROFILE,
-    Impact,
-    Interactions,
-    Matrix,
-    OnCall,
-    Profile,
-    Review,
-    Tier,
-)
-from matrix_engine.render import render_csv, render_json, render_markdown, render_yaml
-from matrix_engine.render.cells import TABLE_HEADER, row_cells
-from storage.db import DatabaseUnusable
+from matrix_engine.errors import MatrixError, MatrixInvalid
+from matrix_engine.models import SEED_PROFILE, Impact, Interactions, OnCall, Review, Tier
+
+if TYPE_CHECKING:
+    from bot.settings import Settings, SettingsError
+    from matrix_engine.models import Matrix
 
 log = logging.getLogger("sla-bot")
 
@@ -63,15 +52,21 @@ class MatrixFormat(StrEnum):
     yaml = "yaml"
 
 
-RENDERERS = {
-    MatrixFormat.markdown: render_markdown,
-    MatrixFormat.csv: render_csv,
-    MatrixFormat.json: render_json,
-    MatrixFormat.yaml: render_yaml,
-}
+def render(fmt: MatrixFormat, matrix: Matrix) -> str:
+    from matrix_engine import render
+
+    renderers = {
+        MatrixFormat.markdown: render.render_markdown,
+        MatrixFormat.csv: render.render_csv,
+        MatrixFormat.json: render.render_json,
+        MatrixFormat.yaml: render.render_yaml,
+    }
+    return renderers[fmt](matrix)
 
 
 def read_text(path: Path) -> str:
+    from bot.usecases.matrix_source import read_matrix_text
+
     try:
         return read_matrix_text(path)
     except MatrixInvalid as exc:
@@ -79,6 +74,8 @@ def read_text(path: Path) -> str:
 
 
 def load_matrix(path: Path) -> Matrix:
+    from matrix_engine.loading import validate_matrix_text
+
     matrix, problems = validate_matrix_text(read_text(path), source=str(path))
     if matrix is None:
         fail("\n".join(p.format(str(path)) for p in problems))
@@ -105,6 +102,11 @@ def generate(
     ] = None,
 ) -> None:
     """Generate a matrix from a profile (no options: the seed's Customer support assistant)."""
+    from pydantic import ValidationError
+
+    from matrix_engine.generator import generate_matrix
+    from matrix_engine.models import Profile
+
     try:
         profile = Profile(
             use_case=use_case,
@@ -116,7 +118,7 @@ def generate(
         )
     except ValidationError as exc:
         fail(f"sla-bot generate: {option_problems(exc)}", code=2)
-    text = RENDERERS[fmt](generate_matrix(profile))
+    text = render(fmt, generate_matrix(profile))
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
@@ -127,6 +129,8 @@ def generate(
 @app.command()
 def validate(file: Annotated[Path, typer.Argument(help="The matrix YAML file.")]) -> None:
     """Check a matrix file: exit 0 if valid (warnings shown), 1 with every problem if not."""
+    from matrix_engine.loading import validate_matrix_text
+
     matrix, problems = validate_matrix_text(read_text(file), source=str(file))
     for problem in problems:
         typer.echo(problem.format(str(file)), err=problem.severity == "error")
@@ -148,9 +152,13 @@ def show(
     matrix_file: Annotated[Path, typer.Option("--matrix", help="Matrix file.")] = DEFAULT_MATRIX,
 ) -> None:
     """Show one row of the matrix (by id, alias or prefix), or the whole matrix."""
+    from matrix_engine.errors import LookupFailed
+    from matrix_engine.lookup import find_row
+    from matrix_engine.render.cells import TABLE_HEADER, row_cells
+
     matrix = load_matrix(matrix_file)
     if incident_type is None:
-        typer.echo(render_markdown(matrix), nl=False)
+        typer.echo(render(MatrixFormat.markdown, matrix), nl=False)
         return
     try:
         row = find_row(matrix, incident_type)
@@ -169,6 +177,7 @@ def show(
 def serve() -> None:
     """Run the bot against Slack: Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT."""
     from bot.cli.serve import serve as run_server
+    from bot.settings import SettingsError
 
     settings = _settings()
     try:
@@ -211,6 +220,8 @@ add_db_commands(app)  # db migrate, db restored
 
 
 def _settings() -> Settings:
+    from bot.settings import SettingsError, load_settings
+
     try:
         return load_settings()
     except SettingsError as exc:
@@ -240,16 +251,29 @@ def main() -> None:
         errors = [p.format(exc.source) for p in exc.problems if p.severity == "error"]
         typer.echo(errors[0] if len(errors) == 1 else str(exc), err=True)
         sys.exit(1)
-    except (MatrixError, SettingsError, LockHeld, DatabaseUnusable) as exc:
+    except MatrixError as exc:
         typer.echo(f"sla-bot: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # the one place: words for the user, the traceback for the log
+        if isinstance(exc, _told_as_they_are()):
+            typer.echo(f"sla-bot: {exc}", err=True)
+            sys.exit(1)
         log.debug("unexpected error", exc_info=True)
         typer.echo(f"sla-bot: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _told_as_they_are() -> tuple[type[Exception], ...]:
+    """Errors whose message is already the words for the user. Imported only once one is raised:
+    whoever raised it has loaded its module already."""
+    from bot.delivery.scheduler import LockHeld
+    from bot.settings import SettingsError
+    from storage.db import DatabaseUnusable
+
+    return (SettingsError, LockHeld, DatabaseUnusable)
 
 
 def usage_mistake(exc: click_errors.UsageError) -> str:

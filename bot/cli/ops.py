@@ -18,8 +18,9 @@ from bot.cli.common import existing_database, fail, postgres_instead, write_outp
 from bot.delivery.scheduler import LockHeld, SingletonLock
 from bot.settings import Settings, load_settings
 from bot.usecases.matrix_source import read_matrix_file
-from bot.usecases.reports import DEFAULT_PERIOD, Reports
+from bot.usecases.reports import Reports
 from matrix_engine.metrics import PeriodError, date_range
+from matrix_engine.periods import DEFAULT_PERIOD
 from matrix_engine.report import render_report_csv, render_report_json, render_report_markdown
 from storage.backup import BackupFailed, backup, check_restore, restore
 from storage.reporting import Reporting

@@ -17,7 +17,7 @@ from matrix_engine.incidents import Incident
 from matrix_engine.models import Matrix
 from matrix_engine.oncall import on_call_for_row
 from matrix_engine.timeline import MessageKind
-from storage.outbox import Claimed, Outbox
+from storage.outbox import UNFINISHED, Claimed, Delivery, Outbox
 from storage.publications import Publications
 
 UPDATE_KINDS = frozenset(
@@ -69,7 +69,7 @@ class UpdatePosts:
         after = row.payload.get("after")
         if row.message.kind is not MessageKind.CUSTOMER_UPDATE_LOGGED or not after:
             return False
-        pending = self._outbox.status(str(after)) in ("pending", "sending")
+        pending = self._outbox.status(str(after)) in UNFINISHED
         return pending and now - row.message.due_at < NOTE_WAIT
 
     def render(self, row: Claimed, incident: Incident, matrix: Matrix, now: datetime) -> Message:
@@ -109,6 +109,6 @@ class UpdatePosts:
     def _link(self, incident_id: int, post_key: str) -> str | None:
         """The permalink of the update's post, once it is in Slack."""
         for found in self._outbox.for_incident(incident_id):
-            if found["key"] == post_key and found["status"] == "sent" and found["slack_ts"]:
+            if found["key"] == post_key and found["status"] == Delivery.SENT and found["slack_ts"]:
                 return self._gateway.permalink(channel=found["channel"], ts=found["slack_ts"])
         return None

@@ -14,6 +14,7 @@ from bot.inbound.limits import REPORTS, REVIEWS, RateLimiter
 from bot.inbound.mistakes import INTERNAL_ERROR, MISTAKES, words_for
 from bot.render.blocks import (
     Message,
+    context,
     escape,
     fit_button_value,
     render_help,
@@ -48,6 +49,7 @@ from matrix_engine.obligations import (
     judge_incident,
 )
 from matrix_engine.periods import PeriodError
+from storage.incidents import OpenCount
 
 DECLARE_ANYWAY = "declare_anyway"
 
@@ -240,17 +242,40 @@ class Answers:
         return render_report(self._reports.for_period(period, now=now), command=self._command)
 
     def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
+        """One incident, or the oldest open ones line by line and the rest counted by type
+        (a reply that stays readable, and fast, with thousands open)."""
+        rest: list[OpenCount] = []
         if ref is not None:
-            incidents = [self._service.find(ref, channel_id=channel_id)]
+            incidents, total = [self._service.find(ref, channel_id=channel_id)], 1
         else:
-            incidents = self._service.open_incidents()
+            incidents, total, rest = self._service.open_overview(shown=STATUS_LINES)
         if not incidents:
             return render_notice("No open incidents. :sunny:")
         calendar = self._matrix.active().matrix.calendar
-        facts = self._facts_of(incidents[:40])
-        lines = [_status_line(f, calendar=calendar, now=now) for f in facts]
-        more = f"\n…and {len(incidents) - 40} more" if len(incidents) > 40 else ""
-        return render_notice("\n".join(lines) + more)
+        lines = [_status_line(f, calendar=calendar, now=now) for f in self._facts_of(incidents)]
+        return render_status(lines, total=total, rest=rest)
+
+
+STATUS_LINES = 10  # open incidents shown line by line; the rest are counted by type
+STATUS_GROUPS = 12  # severity-and-type counts shown for the rest
+
+
+def render_status(lines: list[str], *, total: int, rest: list[OpenCount]) -> Message:
+    """The status lines, one section each, then the incidents not shown counted by type."""
+    blocks: list[Block] = [section(line) for line in lines]
+    text = "\n".join(lines)
+    if rest:
+        more = total - len(lines)
+        groups = [f"{g.count:,} × {g.severity} `{g.type_id}`" for g in rest[:STATUS_GROUPS]]
+        if len(rest) > STATUS_GROUPS:
+            groups.append(f"{sum(g.count for g in rest[STATUS_GROUPS:]):,} of other types")
+        summary = (
+            f"…and {more:,} more open ({total:,} in all): {', '.join(groups)}. "
+            "Ask for one with `status INC-n`."
+        )
+        blocks.append(context(summary))
+        text += "\n" + summary
+    return to_message(text, blocks)
 
 
 def _status_line(facts: IncidentFacts, *, calendar: Calendar, now: datetime) -> str:

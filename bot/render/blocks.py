@@ -121,49 +121,65 @@ def render_row(
 ) -> Message:
     """`/escalate <type>`: the row, who is on call now, and a button to share it.
 
-    The reply depends on `at` only through who is on call, which changes only at whole minutes
-    (shift hours are HH:MM; zone offsets and DST steps are whole minutes), so it is rendered once
-    per row and UTC minute: a lookup costs a dict read, not the shift arithmetic and Block Kit
-    validation (benchmarks/bench_lookup.py)."""
-    key = (row.id, shareable, int(at.timestamp()) // 60)
-    with _ROW_CACHE_LOCK:
-        if _ROW_CACHE.get("matrix") is not matrix:
-            _ROW_CACHE.clear()
-            _ROW_CACHE["matrix"] = matrix
-        cached = _ROW_CACHE.get(key)
-    if isinstance(cached, Message):
-        return cached
-    message = _render_row(matrix, row, at=at, shareable=shareable)
-    with _ROW_CACHE_LOCK:
-        if _ROW_CACHE.get("matrix") is matrix:
-            if len(_ROW_CACHE) > 4 * len(matrix.incidents) + 1:  # minutes gone by
-                _ROW_CACHE.clear()
-                _ROW_CACHE["matrix"] = matrix
-            _ROW_CACHE[key] = message
-    return message
+    Only who is on call depends on `at`: it is worked out for every reply. The rest of the reply
+    (title, the six promises, aliases, the button) is the same for a row until the matrix
+    changes, so its validated blocks are built once per row and matrix (`_frame`)."""
+    top, bottom, text = _frame(matrix, row, shareable)
+    on_call = mrkdwn_section(_on_call_summary(on_call_for_row(matrix, row, at)))
+    return Message(text=text, blocks=[*top, on_call, *bottom])
 
 
-_ROW_CACHE: dict[object, object] = {}
-_ROW_CACHE_LOCK = threading.Lock()
+def mrkdwn_section(text: str) -> dict[str, Any]:
+    """`section(text).to_dict()` without slack_sdk's generic validation, for the one block
+    of a reply built per request (the same dict: a markdown section, cut at Slack's limit)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_MAX)}}
 
 
-def _render_row(matrix: Matrix, row: IncidentRow, *, at: datetime, shareable: bool) -> Message:
-    on_call = on_call_for_row(matrix, row, at)
-    blocks: list[Block] = [
-        header(row.title),
-        section("", fields=row_fields(matrix, row)),
-        section(_on_call_summary(on_call)),
-        context(f"`{row.id}`" + (f" · aliases: {', '.join(row.aliases)}" if row.aliases else "")),
+_Frame = tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...], str]
+
+
+class _Frames:
+    """Row frames of one matrix version (a new version starts them again)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.matrix: Matrix | None = None
+        self.frames: dict[tuple[str, bool], _Frame] = {}
+
+
+_FRAMES = _Frames()
+
+
+def _frame(matrix: Matrix, row: IncidentRow, shareable: bool) -> _Frame:
+    """The blocks of a row's reply above and below the on-call section, and its text."""
+    key = (row.id, shareable)
+    with _FRAMES.lock:
+        if _FRAMES.matrix is not matrix:
+            _FRAMES.matrix, _FRAMES.frames = matrix, {}
+        found = _FRAMES.frames.get(key)
+    if found is not None:
+        return found
+    below: list[Block] = [
+        context(f"`{row.id}`" + (f" · aliases: {', '.join(row.aliases)}" if row.aliases else ""))
     ]
     if shareable:
-        blocks.append(
+        below.append(
             ActionsBlock(
                 elements=[
                     ButtonElement(text="Share in channel", action_id=SHARE_ACTION, value=row.id)
                 ]
             )
         )
-    return to_message(_row_text(matrix, row), blocks)
+    above = to_message("", [header(row.title), section("", fields=row_fields(matrix, row))])
+    frame: _Frame = (
+        tuple(above.blocks),
+        tuple(to_message("", below).blocks),
+        truncate(_row_text(matrix, row), TEXT_MAX),
+    )
+    with _FRAMES.lock:
+        if _FRAMES.matrix is matrix:
+            _FRAMES.frames[key] = frame
+    return frame
 
 
 def _row_text(matrix: Matrix, row: IncidentRow) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
@@ -306,3 +307,63 @@ def _minutes(seconds: int) -> str:
     if seconds < 120:
         return f"{seconds} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    """One notice folded into an executive digest: its incident and the card's permalink."""
+
+    incident: Incident
+    card_link: str | None
+    kind: MessageKind
+
+
+class ExecutiveDigest:
+    """Executive notices that queued up on their channel, as one post: a line per incident type
+    listing each incident, linked to its card. `add` refuses an entry once the post would pass
+    `limit` characters of block text."""
+
+    def __init__(self, *, limit: int) -> None:
+        self._limit = limit
+        self._groups: dict[tuple[bool, str, str], list[str]] = {}
+        self._entries: list[DigestEntry] = []
+        self._size = 200  # the heading and each group's label, roughly
+
+    def add(self, entry: DigestEntry) -> bool:
+        incident = entry.incident
+        ref = f"<{entry.card_link}|{incident.ref}>" if entry.card_link else incident.ref
+        if entry.kind is not MessageKind.EXECUTIVE_NOTIFY:
+            ref += f" ({entry.kind.value.replace('_', ' ')})"
+        group = (incident.drill, incident.row.severity, incident.row.title)
+        cost = len(ref) + 2 + (0 if group in self._groups else len(group[2]) + 40)
+        if self._entries and self._size + cost > self._limit:
+            return False
+        self._size += cost
+        self._groups.setdefault(group, []).append(ref)
+        self._entries.append(entry)
+        return True
+
+    def message(self) -> Message:
+        count = len(self._entries)
+        first = min(e.incident.declared_at for e in self._entries)
+        refs = [e.incident.ref for e in self._entries]
+        span = refs[0] if count == 1 else f"{refs[0]} … {refs[-1]}"
+        heading = (
+            f":briefcase: *Executive notices*: {count} incident{'s' if count != 1 else ''} "
+            f"declared since {slack_when(first)}, folded into one post (they queued up here)."
+        )
+        blocks: list[Block] = [section(heading)]
+        for (drill, severity, title), listed in self._groups.items():
+            label = f"{'[DRILL] ' if drill else ''}*{severity} · {escape(title)}* ({len(listed)}): "
+            line = label
+            for ref in listed:
+                piece = ref if line == label else ", " + ref
+                if len(line) + len(piece) > SECTION_LIMIT:
+                    blocks.append(section(line))
+                    line, piece = "", ref
+                line += piece
+            blocks.append(section(line))
+        return to_message(f"Executive notices: {count} incidents ({span})", blocks)
+
+
+SECTION_LIMIT = 2900  # a section's text, under Slack's 3,000

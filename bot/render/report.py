@@ -130,7 +130,10 @@ def render_report(report: SlaReport, *, command: str = "/escalate") -> Message:
     quiet = len(report.rows) - len(with_incidents)
     if quiet:
         blocks.append(context(f"{quiet} other incident type{'s' if quiet != 1 else ''}: none."))
-    blocks += _titled("Worst breaches", _capped([breach_line(b) for b in report.breaches]))
+    worst = [breach_line(b) for b in report.breaches[:MAX_BREACHES]]  # only those shown
+    if len(report.breaches) > MAX_BREACHES:
+        worst.append(f"…and {len(report.breaches) - MAX_BREACHES} more")
+    blocks += _titled("Worst breaches", worst)
     blocks.append(DividerBlock())
     drill_lines = _capped([drill_line(r) for r in report.drills.runs], limit=MAX_DRILLS)
     blocks.append(section(f"*Drills* (not in the live figures) — {drills_summary(report)}"))

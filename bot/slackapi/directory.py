@@ -46,25 +46,47 @@ CANNOT_POST = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
 class PostingCheck:
-    """Whether the bot can post in a channel, asked before an incident's clock starts there."""
+    """Whether the bot can post in a channel, asked before an incident's clock starts there.
 
-    def __init__(self, client: WebClient) -> None:
+    A channel found fine is not asked about again for `ttl` seconds: a declaration then waits
+    for nothing but its own write (a Slack round trip is 100-300 ms). Should the bot be removed
+    meanwhile, delivery moves the incident to the incidents channel. A refusal is never
+    remembered: once someone invites the bot, the next declaration goes through."""
+
+    def __init__(self, client: WebClient, *, ttl: float = TTL_SECONDS) -> None:
         self._client = client
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._fine: dict[str, float] = {}  # channel -> monotonic time it was found fine
 
     def refusal(self, channel: str) -> str | None:
         """Slack's reason the bot cannot post in `channel` (`not_in_channel`, `is_archived`,
         `channel_not_found`); None when it can, or when Slack cannot say right now (slow or
         down: the declaration goes ahead and delivery deals with the channel)."""
+        with self._lock:
+            found_fine = self._fine.get(channel)
+        if found_fine is not None and time.monotonic() - found_fine < self._ttl:
+            return None
+        reason, sure = self._ask(channel)
+        if reason is None and sure:
+            with self._lock:
+                if len(self._fine) > 10_000:  # bounded: forget them all, ask again
+                    self._fine.clear()
+                self._fine[channel] = time.monotonic()
+        return reason
+
+    def _ask(self, channel: str) -> tuple[str | None, bool]:
+        """Slack's reason, or None; and whether Slack could tell at all."""
         try:
             info = self._client.conversations_info(channel=channel)["channel"]
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
-            return error if error in CANNOT_POST else None
+            return (error, True) if error in CANNOT_POST else (None, False)
         except OSError as exc:
             log.warning("could not check channel %s before declaring: %s", channel, exc)
-            return None
+            return None, False
         if info.get("is_archived"):
-            return "is_archived"
+            return "is_archived", True
         if info.get("is_member") is False:
-            return "not_in_channel"
-        return None
+            return "not_in_channel", True
+        return None, True

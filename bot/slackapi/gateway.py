@@ -110,7 +110,8 @@ class SlackGateway:
     def find_posted(
         self, *, channel: str, key: str, oldest: datetime, thread_ts: str | None = None
     ) -> str | None:
-        """The ts of a message the bot already posted with this metadata key, if Slack has one."""
+        """The ts of a message the bot already posted with this metadata key, if Slack has one
+        (a digest carries the keys of every row folded into it, `keys`)."""
         cursor: str | None = None
         for _ in range(20):  # bounded: 20 pages of 200 messages
             args: dict[str, Any] = {
@@ -126,7 +127,7 @@ class SlackGateway:
                 response = self._call("conversations.history", **args)
             for item in response.get("messages", []):
                 payload = (item.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("key") == key:
+                if payload.get("key") == key or key in (payload.get("keys") or ()):
                     return str(item["ts"])
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor:

@@ -24,7 +24,7 @@ from matrix_engine.models import IncidentRow
 from matrix_engine.scorecard import score_drill
 from matrix_engine.timeline import MessageKind, PlannedMessage, Route, plan_timeline
 from storage.followups import Drills
-from storage.incidents import Declared, IncidentNotFound, Incidents, OpenHere
+from storage.incidents import Declared, IncidentNotFound, Incidents, OpenCount, OpenHere
 from storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,13 @@ class IncidentService:
 
     def open_incidents(self, *, channel_id: str | None = None) -> list[Incident]:
         return self._incidents.open_incidents(channel=channel_id)
+
+    def open_overview(self, *, shown: int) -> tuple[list[Incident], int, list[OpenCount]]:
+        """The `shown` oldest open incidents, how many are open, and the rest counted by
+        severity and type (empty when every open incident is shown)."""
+        first, total = self._incidents.open_page(limit=shown)
+        rest = self._incidents.open_counts(after_id=first[-1].id) if total > len(first) else []
+        return first, total, rest
 
     def authorise(self, incident: Incident, actor: Actor, action: str, *, also: str = "") -> None:
         """Go ahead if `actor` is one of the incident's people (owning roles and their user

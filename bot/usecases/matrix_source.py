@@ -6,12 +6,15 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.clock import Clock
 from matrix_engine.errors import MatrixInvalid, Problem
 from matrix_engine.loading import load_matrix_text
 from matrix_engine.models import Matrix
-from storage.versions import Versions
+
+if TYPE_CHECKING:  # `sla-bot show` reads a matrix file without loading storage
+    from bot.clock import Clock
+    from storage.versions import Versions
 
 MAX_FILE_BYTES = 1_000_000
 

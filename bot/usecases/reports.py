@@ -23,9 +23,8 @@ from matrix_engine.metrics import (
     parse_period,
 )
 from matrix_engine.models import Matrix, Review
+from matrix_engine.periods import DEFAULT_PERIOD
 from storage.reporting import Reporting
-
-DEFAULT_PERIOD = "week"
 
 
 class Reports:

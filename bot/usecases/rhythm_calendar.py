@@ -10,7 +10,7 @@ from datetime import datetime
 from slack_sdk.models.blocks import Block
 
 from bot.clock import Clock
-from bot.delivery.dispatcher import Composed
+from bot.delivery.routing import Composed
 from bot.render.rhythm import render_drill_proposal, render_followup_reminder, render_review
 from bot.slackapi.workspace import WorkspaceReader
 from bot.usecases.matrix_source import MatrixSource

@@ -174,9 +174,12 @@ class InProcessBot:
 
 
 def posts_by_key(fake: FakeSlack) -> collections.Counter[str]:
-    """How many committed messages carry each metadata key."""
+    """How many committed messages carry each metadata key (a digest carries several)."""
     return collections.Counter(
-        str(m.payload["key"]) for m in fake.messages() if m.payload.get("key") is not None
+        str(key)
+        for m in fake.messages()
+        for key in (m.payload.get("keys") or [m.payload.get("key")])
+        if key is not None
     )
 
 

@@ -192,8 +192,11 @@ def outbox(db: Path, where: str = "1 = 1", params: Iterable[Any] = ()) -> list[d
 
 
 def posted_at(message: Message) -> datetime:
-    """When the fake committed the message (its `ts`, stamped from the test clock), in UTC."""
-    return datetime.fromtimestamp(float(message.ts), UTC)
+    """When the fake committed the message (its `ts`, stamped from the test clock), in UTC, to
+    the millisecond: posts in flight together at one instant reach the fake at the same time, and
+    it keeps their ts unique by adding a microsecond to each one after the first."""
+    at = datetime.fromtimestamp(float(message.ts), UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def of_kind(messages: Iterable[Message], kind: str) -> list[Message]:

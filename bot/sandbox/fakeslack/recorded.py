@@ -43,8 +43,13 @@ class Recorded(State):
         return sorted(snapshot, key=lambda m: _ts_key(m.ts))
 
     def posts_with_metadata_key(self, key: str) -> list[Message]:
-        """Committed messages whose ``metadata.event_payload.key`` equals ``key``."""
-        return [m for m in self.messages() if m.payload.get("key") == key]
+        """Committed messages whose ``metadata.event_payload.key`` equals ``key``, or that carry
+        it among their ``keys`` (one post standing for several, such as a digest)."""
+        return [
+            m
+            for m in self.messages()
+            if m.payload.get("key") == key or key in (m.payload.get("keys") or ())
+        ]
 
     def ephemerals(self, *, channel: str | None = None, user: str | None = None) -> list[Ephemeral]:
         with self._lock:

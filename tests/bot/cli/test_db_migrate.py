@@ -57,6 +57,8 @@ def a_deployment(path: Path) -> None:
     for claimed in outbox.claim_due(now=T0 + timedelta(minutes=30), epoch=7):
         if claimed.message.route.value == "card":
             outbox.mark_sent(claimed, channel="C1", ts=f"1.{claimed.id}", at=T0)
+    # The posts that waited for their cards (the executive notice, DMs): claimed, left in flight.
+    outbox.claim_due(now=T0 + timedelta(minutes=30), epoch=7)
     Followups(store).add(
         Followup(incident_id=first.id, action="Add a canary", owner="U0AMERSRE1",
                  eta=date(2026, 12, 8)),

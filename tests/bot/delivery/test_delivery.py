@@ -1172,3 +1172,79 @@ def test_outbox_lateness_is_recorded_for_late_rows(bot: InProcessBot) -> None:
     assert late["card"] == 1500 and late["first_response_missed"] == pytest.approx(300, abs=3)
     lateness = [v for v in late.values() if v is not None]
     print(f"\nlateness after a 25 min gap: p50 {percentile(lateness, 50):.0f} s")
+
+
+# ---------------------------------------------------------------- backlog folding
+def _executive_notices(bot: InProcessBot, count: int) -> list[Incident]:
+    """`count` incidents whose only post is an executive notice, all due now."""
+    from matrix_engine.timeline import PlannedMessage, Route
+
+    declared = []
+    for n in range(count):
+        result = bot.incidents.declare(
+            row=seed_matrix().row("model-outage"),
+            matrix_version=1,
+            channel=INCIDENTS,
+            declared_by=DECLARER,
+            declared_at=START + timedelta(seconds=n),
+            summary="",
+            trigger_id=None,
+            drill=False,
+            plan=lambda t0: [
+                PlannedMessage(
+                    "executive_notify", MessageKind.EXECUTIVE_NOTIFY, t0, Route.EXECUTIVE
+                )
+            ],
+        )
+        declared.append(result.incident)  # type: ignore[union-attr]  # never OpenHere here
+    return declared
+
+
+def test_queued_executive_notices_go_out_as_one_digest_listing_each(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Eight notices waiting on the executive channel: one post, in due order, each incident
+    named in it; every row recorded as sent with that post's ts."""
+    fake = start_fake(clock)
+    bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False)
+    try:
+        incidents = _executive_notices(bot, 8)
+        clock.set(START + timedelta(seconds=10))
+        bot.dispatcher.tick()
+        (digest,) = fake.messages(channel=EXECUTIVE)
+        rows = [r for r in bot.rows() if r["kind"] == "executive_notify"]
+    finally:
+        bot.close()
+        fake.stop()
+    assert digest.event_type == "executive_digest"
+    assert digest.payload["keys"] == [f"{i.ref}:executive_notify" for i in incidents]
+    text = json.dumps(digest.blocks)
+    assert all(re.search(rf"\b{i.ref}\b", text) for i in incidents)
+    assert "8 incidents" in text
+    assert {(r["status"], r["slack_ts"]) for r in rows} == {("sent", digest.ts)}
+
+
+def test_a_digest_whose_answer_was_lost_is_found_in_slack_for_every_row(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The digest reaches Slack but its answer never comes: each folded row is looked up on
+    its own and found in the digest (its key is among the digest's `keys`), never posted again."""
+    fake = start_fake(clock)
+    bot = InProcessBot(tmp_path, fake=fake, clock=clock, http=False, SLA_BOT_SLACK_TIMEOUT=1.0)
+    try:
+        incidents = _executive_notices(bot, 6)
+        fake.ambiguous_send("chat.postMessage", channel=EXECUTIVE, hang=3.0, times=1)
+        clock.set(START + timedelta(seconds=10))
+        bot.dispatcher.tick()  # the digest times out after Slack committed it
+        bot.run_until(START + timedelta(minutes=5))
+        posts = fake.messages(channel=EXECUTIVE)
+        rows = [r for r in bot.rows() if r["kind"] == "executive_notify"]
+        audit = [a for a in bot.incidents.audit_trail() if a["action"] == "post"]
+    finally:
+        bot.close()
+        fake.stop()
+    assert [m.event_type for m in posts] == ["executive_digest"]
+    assert {(r["status"], r["slack_ts"]) for r in rows} == {("sent", posts[0].ts)}
+    assert len(rows) == len(incidents)
+    assert all(json.loads(a["detail"])["reconciled"] for a in audit)
+    assert posts_by_key(fake) == Counter({f"{i.ref}:executive_notify": 1 for i in incidents})

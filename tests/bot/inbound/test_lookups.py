@@ -410,8 +410,8 @@ def test_b3_declared_summary_and_update_note_reach_slack_escaped(shared_app: App
 
 # ================================================================================ row memo
 def test_row_reply_changes_exactly_at_a_hand_off() -> None:
-    """`render_row` is memoised per UTC minute; hand-offs fall on whole minutes, so the reply
-    still changes at the very instant the EMEA shift hands off to the Americas (15:00 UTC)."""
+    """Who is on call is worked out for every reply: it changes at the very instant the EMEA
+    shift hands off to the Americas (15:00 UTC), and the rest of the reply stays the same."""
     from datetime import UTC, datetime, timedelta
 
     from bot.render.blocks import render_row
@@ -425,3 +425,11 @@ def test_row_reply_changes_exactly_at_a_hand_off() -> None:
     assert "<@U0EMEAINF1> (EMEA shift" in shown[0] and "U0AMERINF1" not in shown[0]
     assert "<@U0AMERINF1> (Americas shift" in shown[1] and "U0EMEAINF1" not in shown[1]
     assert shown[2] == shown[0]
+
+
+def test_the_on_call_section_is_the_block_slack_sdk_would_build() -> None:
+    """The per-request section is built as a plain dict: the same dict as slack_sdk's."""
+    from bot.render.blocks import mrkdwn_section, section
+
+    for text in ("*On call now*\n• Inference: <@U0EMEAINF1>", "x" * 3100, "a & <b>"):
+        assert mrkdwn_section(text) == section(text).to_dict()

@@ -76,3 +76,27 @@ def test_status_labels_drills(tmp_path: Path) -> None:
         "[DRILL] INC-2 SEV-1 `model-outage` — open",
     ]
     assert in_drills.startswith("[DRILL] INC-2 SEV-1 `model-outage` — open · first response due")
+
+
+def test_status_with_many_open_shows_the_oldest_and_counts_the_rest_by_type(
+    tmp_path: Path,
+) -> None:
+    """Fourteen open incidents: the ten oldest line by line, the other four counted by severity
+    and type, and how to ask for one of them."""
+    with running_bot(clock=ManualClock(T0), db=tmp_path / "bot.db") as bot:
+        for n in range(14):
+            channel = f"C0MANY{n:04d}"
+            bot.fake.add_channel(channel, channel.lower())
+            kind = "model-outage" if n % 2 else "latency-spike"
+            bot.command(f"declare {kind} number {n}", channel=channel)
+        reply = plain(reply_text(bot.command("status")))
+
+    lines = reply.splitlines()
+    assert [line.split(" · ")[0].split(" —")[0] for line in lines[:10]] == [
+        f"INC-{n} {'SEV-1 `model-outage`' if (n - 1) % 2 else 'SEV-2 `latency-spike`'}"
+        for n in range(1, 11)
+    ]
+    assert lines[10:] == [
+        "…and 4 more open (14 in all): 2 × SEV-1 `model-outage`, 2 × SEV-2 `latency-spike`. "
+        "Ask for one with `status INC-n`."
+    ]
