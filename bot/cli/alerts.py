@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.common import existing_database, fail
-from bot.settings import load_settings
-from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
-from bot.usecases.matrix_source import read_matrix_file
-from matrix_engine.alerts import NEW_INCIDENT, AlertEvent, Outcome, Preview, Routed, preview
-from matrix_engine.models import AlertSource, Matrix
-from storage.alerts import LedgerView, read_view, read_view_of
-from storage.db import DatabaseUnusable, check_database
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from matrix_engine.alerts import AlertEvent, Preview
+    from matrix_engine.models import AlertSource, Matrix
+    from storage.alerts import LedgerView
 
 MAX_PAYLOAD_BYTES = 1_000_000
 
@@ -54,6 +52,10 @@ def route(
     ] = None,
 ) -> None:
     """Print what each alert of FILE would do: type, channel, new incident or joining one."""
+    from bot.settings import load_settings
+    from bot.usecases.matrix_source import read_matrix_file
+    from matrix_engine.alerts import preview
+
     settings = load_settings()
     matrix_path = matrix_file or settings.SLA_BOT_MATRIX
     _, matrix = read_matrix_file(matrix_path)
@@ -71,6 +73,9 @@ def route(
 
 
 def _read(file: Path, choice: SourceChoice) -> tuple[AlertSource, list[AlertEvent]]:
+    from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
+    from matrix_engine.models import AlertSource
+
     try:
         with file.open("rb") as handle:
             raw = handle.read(MAX_PAYLOAD_BYTES + 1)
@@ -87,6 +92,9 @@ def _read(file: Path, choice: SourceChoice) -> tuple[AlertSource, list[AlertEven
 
 
 def _view(path: Path | str) -> tuple[LedgerView, str]:
+    from storage.alerts import LedgerView, read_view, read_view_of
+    from storage.db import DatabaseUnusable, check_database
+
     if not isinstance(path, Path):  # PostgreSQL: read, never set up
         store = existing_database(path)
         try:
@@ -103,6 +111,8 @@ def _view(path: Path | str) -> tuple[LedgerView, str]:
 
 
 def _line(found: Preview, matrix: Matrix, view: LedgerView) -> str:
+    from matrix_engine.alerts import NEW_INCIDENT, Outcome, Routed
+
     event, outcome = found.event, found.outcome
     head = f"{event.key[:40]:<18} {event.status.value:<12}"
     where = ""

@@ -9,13 +9,6 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import existing_database, fail
-from bot.delivery.scheduler import LockHeld, SingletonLock
-from bot.settings import load_settings
-from storage.backend import describe, is_postgres_url
-from storage.db import DatabaseUnusable, Store, check_database
-from storage.leadership import dispatcher_running
-from storage.migrate import MigrationFailed, copy_to_postgres, mark_restored
-from storage.pg import PgStore
 
 db_app = typer.Typer(
     name="db",
@@ -25,6 +18,8 @@ db_app = typer.Typer(
 
 
 def _sqlite_source(text: str) -> Path:
+    from storage.db import DatabaseUnusable, check_database
+
     if not text.startswith("sqlite:"):
         fail(f"--from {text!r}: give the SQLite file as sqlite:PATH, e.g. sqlite:sla-bot.db")
     path = Path(text.removeprefix("sqlite:"))
@@ -53,6 +48,12 @@ def migrate(
 ) -> None:
     """Copy every table of a stopped bot's SQLite file into a new PostgreSQL database, then
     count both sides, table by table. Stop the bot first; point SLA_BOT_DB at the URL after."""
+    from bot.delivery.scheduler import LockHeld, SingletonLock
+    from storage.backend import describe, is_postgres_url
+    from storage.db import DatabaseUnusable, Store
+    from storage.migrate import MigrationFailed, copy_to_postgres
+    from storage.pg import PgStore
+
     path = _sqlite_source(source)
     if not is_postgres_url(target):
         fail(f"--to {target!r}: give a PostgreSQL URL, e.g. postgresql://sla-bot@db:5432/sla")
@@ -101,6 +102,11 @@ def restored(
     database that was lost, so each is looked up in Slack before it is posted. Run it with
     every replica stopped."""
     from bot.app import make_clock
+    from bot.settings import load_settings
+    from storage.backend import is_postgres_url
+    from storage.leadership import dispatcher_running
+    from storage.migrate import mark_restored
+    from storage.pg import PgStore
 
     settings = load_settings()
     target = db or settings.SLA_BOT_DB

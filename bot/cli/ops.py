@@ -10,20 +10,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.cli.common import existing_database, fail, postgres_instead, write_output
-from bot.delivery.scheduler import LockHeld, SingletonLock
-from bot.settings import Settings, load_settings
-from bot.usecases.matrix_source import read_matrix_file
-from bot.usecases.reports import Reports
-from matrix_engine.metrics import PeriodError, date_range
 from matrix_engine.periods import DEFAULT_PERIOD
-from matrix_engine.report import render_report_csv, render_report_json, render_report_markdown
-from storage.backup import BackupFailed, backup, check_restore, restore
-from storage.reporting import Reporting
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from bot.settings import Settings
 
 
 class ReportFormat(StrEnum):
@@ -34,12 +29,6 @@ class ReportFormat(StrEnum):
     csv = "csv"
     json = "json"
 
-
-REPORT_RENDERERS = {
-    ReportFormat.markdown: render_report_markdown,
-    ReportFormat.csv: render_report_csv,
-    ReportFormat.json: render_report_json,
-}
 
 DbOption = Annotated[
     Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
@@ -86,6 +75,23 @@ def report(
     ] = None,
 ) -> None:
     """SLA figures for a period: per incident type and severity, breaches, drills apart."""
+    from bot.settings import load_settings
+    from bot.usecases.matrix_source import read_matrix_file
+    from bot.usecases.reports import Reports
+    from matrix_engine.metrics import PeriodError, date_range
+    from matrix_engine.report import (
+        render_report_csv,
+        render_report_json,
+        render_report_markdown,
+    )
+    from storage.reporting import Reporting
+
+    renderers = {
+        ReportFormat.markdown: render_report_markdown,
+        ReportFormat.csv: render_report_csv,
+        ReportFormat.json: render_report_json,
+    }
+
     settings = load_settings()
     if (first is None) != (last is None):
         fail("give both --from and --to, or neither")
@@ -106,7 +112,7 @@ def report(
             )
         except PeriodError as exc:
             fail(f"sla-bot report: {exc}")
-        text = REPORT_RENDERERS[fmt](reports.for_period(chosen, now=now))
+        text = renderers[fmt](reports.for_period(chosen, now=now))
     finally:
         store.close()
     if output is None:
@@ -141,6 +147,9 @@ def backup_command(
 
     Uses SQLite's online backup API; the copy is checked with PRAGMA integrity_check. An existing
     FILE is kept unless --overwrite is given."""
+    from bot.settings import load_settings
+    from storage.backup import BackupFailed, backup
+
     source = db or load_settings().SLA_BOT_DB
     if not isinstance(source, Path):
         postgres_instead("backup", source)
@@ -163,6 +172,10 @@ def restore_command(
     """Replace the database with a backup (stop the bot first).
 
     Messages already due are looked up in Slack before they are posted, so none goes out twice."""
+    from bot.delivery.scheduler import LockHeld, SingletonLock
+    from bot.settings import load_settings
+    from storage.backup import BackupFailed, check_restore, restore
+
     settings = load_settings()
     target = db or settings.SLA_BOT_DB
     if not isinstance(target, Path):

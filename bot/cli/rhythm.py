@@ -9,27 +9,17 @@ import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
-from pydantic import ValidationError
 
 from bot.cli.common import existing_database, fail, open_database
-from bot.settings import Settings, load_settings
-from bot.usecases.matrix_source import read_matrix_file
-from matrix_engine.diff import diff_matrices, render_diff_text
-from matrix_engine.drills import DrillRecord, drill_calendar
-from matrix_engine.generator import generate_matrix
-from matrix_engine.loading import load_matrix_text
-from matrix_engine.localtime import local_date, local_instant, zone
-from matrix_engine.models import Matrix, Profile
-from matrix_engine.render import render_yaml
-from matrix_engine.rhythm import SlotKind, rhythm_slots
-from storage.backend import Storage
-from storage.db import Store
-from storage.followups import Drills
-from storage.versions import Versions
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from matrix_engine.drills import DrillRecord
+    from matrix_engine.models import Matrix, Profile
+    from storage.backend import Storage
+    from storage.versions import Versions
 
 DbOption = Annotated[
     Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
@@ -58,6 +48,11 @@ def rhythm(
     Drills of past months show what was proposed then; from this month on, the forecast assumes
     each proposed drill is run in its month (whatever --from is)."""
     from bot.app import make_clock
+    from bot.settings import load_settings
+    from bot.usecases.matrix_source import read_matrix_file
+    from matrix_engine.drills import drill_calendar
+    from matrix_engine.localtime import local_date, local_instant, zone
+    from matrix_engine.rhythm import SlotKind, rhythm_slots
 
     settings = load_settings()
     _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
@@ -90,6 +85,8 @@ def rhythm(
 
 
 def _drill_history(path: Path | str) -> list[DrillRecord]:
+    from storage.followups import Drills
+
     if isinstance(path, Path) and not path.exists():
         return []  # no bot has run here yet: no drills
     store = existing_database(path)
@@ -115,6 +112,12 @@ def rebaseline(
     db: DbOption = None,
 ) -> None:
     """Show the target-by-target diff of a candidate matrix and adopt it as a new version."""
+    from bot.settings import load_settings
+    from bot.usecases.matrix_source import read_matrix_file
+    from matrix_engine.diff import diff_matrices, render_diff_text
+    from storage.db import Store
+    from storage.versions import Versions
+
     if (profile is None) == (candidate_file is None):
         fail("give exactly one of --profile FILE (regenerate) or --candidate FILE (edited matrix)")
     settings = load_settings()
@@ -159,6 +162,9 @@ def rebaseline(
 
 def _active(versions: Versions, path: Path) -> Matrix:
     """The active version's matrix (the file becomes version 1 if there is none yet)."""
+    from bot.usecases.matrix_source import read_matrix_file
+    from matrix_engine.loading import load_matrix_text
+
     current = versions.active()
     if current is None:
         text, matrix = read_matrix_file(path)
@@ -175,6 +181,11 @@ def _active(versions: Versions, path: Path) -> Matrix:
 
 def _read_profile(path: Path) -> Profile:
     """The profile in a YAML file (a bare profile, or a matrix file's `profile` section)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from matrix_engine.models import Profile
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -190,6 +201,9 @@ def _read_profile(path: Path) -> Profile:
 
 
 def _regenerated(active: Matrix, profile: Profile | None) -> tuple[str, Matrix]:
+    from matrix_engine.generator import generate_matrix
+    from matrix_engine.render import render_yaml
+
     assert profile is not None
     matrix = generate_matrix(profile, template=active)
     return render_yaml(matrix), matrix
@@ -218,7 +232,12 @@ def history(
     db: DbOption = None,
 ) -> None:
     """List the matrix versions (who, when, why), or show one version's diff."""
-    settings: Settings = load_settings()
+    from bot.settings import load_settings
+    from matrix_engine.diff import diff_matrices, render_diff_text
+    from matrix_engine.loading import load_matrix_text
+    from storage.versions import Versions
+
+    settings = load_settings()
     store = existing_database(db or settings.SLA_BOT_DB)
     try:
         versions = Versions(store).all()
