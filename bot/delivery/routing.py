@@ -19,6 +19,7 @@ from bot.render.incident import (
     render_scorecard,
     render_timeline_message,
 )
+from bot.render.slack_text import permalink
 from bot.slackapi.gateway import SlackGateway, metadata
 from matrix_engine.incidents import Incident, Status, state_note_key
 from matrix_engine.models import Matrix
@@ -34,7 +35,6 @@ from matrix_engine.timeline import (
 )
 from storage.incidents import Incidents, incident_key
 from storage.outbox import UNFINISHED, Claimed, Outbox
-from storage.reporting import card_link
 
 CARD_WAIT = timedelta(seconds=2)
 ALERT_NOTES = frozenset(
@@ -185,7 +185,7 @@ class Router:
         asked of Slack, unless `ask_slack` is False)."""
         if not incident.card_ts:
             return None
-        link = card_link(self._workspace_url(), channel=incident.channel, ts=incident.card_ts)
+        link = permalink(self._workspace_url(), channel=incident.channel, ts=incident.card_ts)
         if link is not None or not ask_slack:
             return link
         return self._gateway.permalink(channel=incident.channel, ts=incident.card_ts)
