@@ -221,8 +221,9 @@ class Runtime:
         self.outbox = Outbox(self.store)
         self.seen = SeenRequests(self.store)
         self._forgotten_at: datetime | None = None
+        self.versions = Versions(self.store)
         self.matrix = MatrixSource(
-            versions=Versions(self.store), path=settings.SLA_BOT_MATRIX, clock=self.clock
+            versions=self.versions, path=settings.SLA_BOT_MATRIX, clock=self.clock
         )
         self.matrix.load()
         self.identity = Identity()
@@ -324,7 +325,7 @@ class Runtime:
         )
         self.ops = Operations(
             matrix=self.matrix,
-            versions=Versions(self.store),
+            versions=self.versions,
             matrix_path=settings.SLA_BOT_MATRIX,
             rhythm=self.rhythm,
             followups=self.followups,
