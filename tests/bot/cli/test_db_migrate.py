@@ -141,9 +141,11 @@ def test_migrate_refuses_a_running_bot_and_what_is_not_ours(tmp_path: Path, pg_u
     ):
         done = CliRunner().invoke(cli, ["db", "migrate", *args])  # the same app, in process
         assert done.exit_code == 1 and words in done.output, (args, done.output)
-    assert open_storage(pg_url, warn_if_new=False).db.execute(
-        "SELECT count(*) FROM incidents"
-    ).fetchone()[0] == 0  # fmt: skip
+    store = open_storage(pg_url, warn_if_new=False)
+    try:
+        assert store.db.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0
+    finally:
+        store.close()  # its pool's threads, not the garbage collector's
 
 
 @pytest.mark.parametrize("command", ["backup", "restore"])
