@@ -332,6 +332,15 @@ def test_s1_retry_after_holds_only_that_channel(tmp_path: Path, clock: ManualClo
             lambda: limited.fired == 1 and fake.posts_with_metadata_key("INC-2:card"),
             what="the 429 and the other channel's card",
         )
+        # Senders run concurrently: the 429's answer may still be on its way into the outbox.
+        # Move the clock only once it is recorded, so Retry-After counts from START.
+        fake.wait_for(
+            lambda: any(
+                r["key"] == "INC-1:card" and r["status"] == "pending" and r["last_error"]
+                for r in bot.runtime.outbox.rows()
+            ),
+            what="the 429 recorded on INC-1's card",
+        )
         clock.advance(timedelta(seconds=1))  # the other channel's next post, paced 1 s behind
         fake.wait_for(
             lambda: fake.posts_with_metadata_key("INC-2:owner_ping"), what="the other ping"
