@@ -137,7 +137,10 @@ def test_failover_the_standby_leads_and_every_planned_post_goes_out_once(
     sent = assert_each_post_once(run)
     assert tries <= 2  # its next try after the lock was free (one every 1 s)
     reconciled = [p["key"] for p in audit_posts(run) if p["reconciled"]]
-    assert reconciled == ["INC-1:escalation"]  # found in Slack, not posted again
+    # Found in Slack, not posted again: the escalation that hung, and, as senders run
+    # concurrently, the executive notice due at the same minute if the kill beat its record.
+    assert "INC-1:escalation" in reconciled
+    assert set(reconciled) <= {"INC-1:escalation", "INC-1:escalation_executive"}
     epochs = {r["claim_epoch"] for k, r in sent.items()}
     assert epochs == {1, 2}  # a sent some, b the rest
     assert "sla_bot_dispatcher_leader 1.0" in after
@@ -145,7 +148,7 @@ def test_failover_the_standby_leads_and_every_planned_post_goes_out_once(
     assert "now runs the dispatcher (leadership epoch 2)" in b.logs()
     print(
         f"\nfailover: the standby led {failover_s:.2f} s after the SIGKILL ({tries} tries after "
-        f"the lock was free); {len(sent)} posts, each once; 1 in flight reconciled"
+        f"the lock was free); {len(sent)} posts, each once; {len(reconciled)} in flight reconciled"
     )
 
 
