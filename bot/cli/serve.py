@@ -9,6 +9,7 @@ import signal
 from slack_sdk.errors import SlackApiError
 
 from bot.app import Runtime
+from bot.cli.common import fail
 from bot.logs import configure_logging
 from bot.settings import PostgresUrl, Settings, SettingsError
 
@@ -56,9 +57,12 @@ def serve(settings: Settings) -> None:
 def _http(runtime: Runtime, settings: Settings) -> None:
     from waitress.server import create_server
 
-    server = create_server(
-        runtime.http, host="0.0.0.0", port=settings.PORT, threads=8, ident="sla-bot"
-    )
+    try:
+        server = create_server(
+            runtime.http, host="0.0.0.0", port=settings.PORT, threads=8, ident="sla-bot"
+        )
+    except OSError as exc:  # the port is taken, or not ours to bind
+        fail(f"sla-bot serve: cannot listen on port {settings.PORT} ({exc.strerror}); set PORT")
 
     def stop(*_: object) -> None:
         signal.signal(
