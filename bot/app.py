@@ -233,7 +233,11 @@ class Runtime:
         self.gateway = SlackGateway(delivery_client(settings))
         self.background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-bg")
         self.reporting = Reporting(self.store)
-        self.reports = Reports(reporting=self.reporting, matrix=lambda: self.matrix.active().matrix)
+        self.reports = Reports(
+            reporting=self.reporting,
+            matrix=lambda: self.matrix.active().matrix,
+            clock=self.clock.now,
+        )
         self.telemetry = Telemetry(reporting=self.reporting, tick_age=self._tick_age)
         self.home = HomeTab(
             reporting=self.reporting,

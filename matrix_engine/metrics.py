@@ -24,7 +24,7 @@ renderers in `report.py` turn it into Markdown, CSV or JSON). Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,15 +33,25 @@ from matrix_engine.models import Calendar, IncidentRow, Severity
 from matrix_engine.obligations import (
     DEFAULT_ESCALATION_TOLERANCE,
     Check,
-    Elapsed,
     IncidentFacts,
-    Obligation,
-    Outcome,
-    elapsed,
-    judge_incident,
     known_at,
 )
 from matrix_engine.periods import Period, PeriodError, date_range, month_of, parse_period, week_of
+from matrix_engine.verdicts import (
+    Breach,
+    Compliance,
+    Level,
+    Measure,
+    SettledHistory,
+    Tally,
+    Total,
+    Verdict,
+    Window,
+    group_of,
+    judge_verdict,
+    settled_p90,
+    worst_first,
+)
 
 __all__ = [
     "DEFAULT_ESCALATION_TOLERANCE",
@@ -60,9 +70,11 @@ __all__ = [
     "Stat",
     "compute_report",
     "date_range",
+    "judge_period",
     "month_of",
     "nearest_rank",
     "parse_period",
+    "report_of",
     "week_of",
 ]
 
@@ -88,31 +100,6 @@ class Stat:
         if not values:
             return cls(0, None, None)
         return cls(len(values), sum(values, timedelta()) / len(values), nearest_rank(values, 90))
-
-
-@dataclass(frozen=True)
-class Compliance:
-    """Obligations met, missed and still pending; the rate is met / (met + missed)."""
-
-    met: int = 0
-    missed: int = 0
-    pending: int = 0
-
-    @property
-    def judged(self) -> int:
-        return self.met + self.missed
-
-    @property
-    def rate(self) -> float | None:
-        """The share met, 0 to 1; None when nothing could be judged (n/a)."""
-        return self.met / self.judged if self.judged else None
-
-    @classmethod
-    def of(cls, obligations: Iterable[Obligation]) -> Compliance:
-        outcomes = [o.outcome for o in obligations]
-        return cls(
-            *(outcomes.count(kind) for kind in (Outcome.MET, Outcome.MISSED, Outcome.PENDING))
-        )
 
 
 @dataclass(frozen=True)
@@ -144,24 +131,6 @@ class RowFigures:
 class SeverityFigures:
     severity: Severity
     figures: Figures
-
-
-@dataclass(frozen=True)
-class Breach:
-    """An incident's missed obligations of one check, shown by the worst of them: `deviation` is
-    done (or stopped, or now) minus due, negative when an escalation went out early; `number` is
-    its customer-update window (0 for other checks); `missed` counts the obligations missed."""
-
-    incident: str
-    incident_type: str
-    severity: Severity
-    check: Check
-    number: int
-    due_at: datetime
-    done_at: datetime | None
-    deviation: timedelta
-    missed: int
-    link: str | None
 
 
 @dataclass(frozen=True)
@@ -199,20 +168,13 @@ class SlaReport:
     overall: Figures
     severities: tuple[SeverityFigures, ...]
     rows: tuple[RowFigures, ...]
-    breaches: tuple[Breach, ...]
+    breaches: tuple[Breach, ...]  # worst first; the worst `breach_limit` when one was given
     drills: DrillSummary
 
-
-@dataclass(frozen=True)
-class _Judged:
-    facts: IncidentFacts
-    obligations: tuple[Obligation, ...]
-    elapsed: Elapsed
-    misses: dict[Check, list[Obligation]]  # the missed obligations by check, worked out once
-
     @property
-    def row(self) -> IncidentRow:
-        return self.facts.incident.row
+    def breaches_unlisted(self) -> int:
+        """Breaches counted in `overall` but left out of `breaches` by a limit."""
+        return self.overall.breaches - len(self.breaches)
 
 
 def compute_report(
@@ -223,139 +185,219 @@ def compute_report(
     now: datetime,
     escalation_tolerance: timedelta = DEFAULT_ESCALATION_TOLERANCE,
     incident_types: Sequence[IncidentRow] = (),
+    settled: SettledHistory | None = None,
+    breach_limit: int | None = None,
 ) -> SlaReport:
     """The SLA report of incidents declared in `period`, judged at `now`.
 
     `incident_types` (the current matrix's rows) are listed even without incidents, in their order,
     and give each row its title and severity; rows known only from older snapshots follow.
+    `settled` holds verdicts judged before (never the same incident as `facts`); `breach_limit`
+    keeps only the worst breaches (their count stays in the figures).
     """
-    known = [then for f in facts if (then := known_at(f, now)) is not None]
-    judged = [
-        _judge(f, calendar=calendar, now=now, tolerance=escalation_tolerance)
-        for f in known
-        if f.incident.declared_at in period
-    ]
-    live = [j for j in judged if not j.facts.incident.drill]
+    verdicts = judge_period(
+        facts, period=period, calendar=calendar, now=now, tolerance=escalation_tolerance
+    )
+    return report_of(
+        verdicts,
+        period=period,
+        calendar=calendar,
+        now=now,
+        escalation_tolerance=escalation_tolerance,
+        incident_types=incident_types,
+        settled=settled,
+        breach_limit=breach_limit,
+    )
+
+
+def judge_period(
+    facts: Iterable[IncidentFacts],
+    *,
+    period: Period,
+    calendar: Calendar,
+    now: datetime,
+    tolerance: timedelta = DEFAULT_ESCALATION_TOLERANCE,
+) -> list[Verdict]:
+    """The verdict on each incident declared in `period` and known at `now`."""
+    verdicts = []
+    for each in facts:
+        then = known_at(each, now)
+        if then is None or then.incident.declared_at not in period:
+            continue
+        verdicts.append(
+            judge_verdict(
+                then, calendar=calendar, now=now, tolerance=tolerance, complete=then is each
+            )
+        )
+    return verdicts
+
+
+def report_of(
+    verdicts: Sequence[Verdict],
+    *,
+    period: Period,
+    calendar: Calendar,
+    now: datetime,
+    escalation_tolerance: timedelta = DEFAULT_ESCALATION_TOLERANCE,
+    incident_types: Sequence[IncidentRow] = (),
+    settled: SettledHistory | None = None,
+    breach_limit: int | None = None,
+) -> SlaReport:
+    """The report of `verdicts` (see `judge_period`) together with the `settled` ones."""
+    live = [v for v in verdicts if not v.drill]
+    tallies = settled.tallies() if settled is not None else ()
+    groups = _Groups(live, tallies, settled)
+    breaches = [b for v in live for b in v.breaches]
+    if settled is not None:
+        breaches.extend(settled.worst_breaches(breach_limit))
+    breaches.sort(key=worst_first)
     return SlaReport(
         period=period,
         timezone=calendar.timezone,
         generated_at=require_aware(now, name="now"),
         escalation_tolerance=escalation_tolerance,
-        overall=_figures(live),
-        severities=_by_severity(live, incident_types),
-        rows=_by_row(live, incident_types),
-        breaches=_breaches(live),
-        drills=_drills([j for j in judged if j.facts.incident.drill]),
+        overall=groups.figures(Level.OVERALL, ""),
+        severities=_by_severity(groups, live, tallies, incident_types),
+        rows=_by_row(groups, live, tallies, incident_types),
+        breaches=tuple(breaches if breach_limit is None else breaches[:breach_limit]),
+        drills=_drills([v for v in verdicts if v.drill]),
     )
 
 
-def _judge(
-    facts: IncidentFacts, *, calendar: Calendar, now: datetime, tolerance: timedelta
-) -> _Judged:
-    obligations = judge_incident(facts, calendar=calendar, now=now, tolerance=tolerance)
-    return _Judged(facts, obligations, elapsed(facts), _misses(obligations))
+class _Groups:
+    """Figures per group at each level, from fresh verdicts and stored tallies together."""
+
+    def __init__(
+        self,
+        fresh: Sequence[Verdict],
+        tallies: Sequence[Tally],
+        settled: SettledHistory | None,
+    ) -> None:
+        self._fresh: dict[tuple[Level, str], list[Verdict]] = {}
+        self._tallies: dict[tuple[Level, str], list[Tally]] = {}
+        for level in Level:
+            for verdict in fresh:
+                self._fresh.setdefault((level, verdict.group(level)), []).append(verdict)
+            for tally in tallies:
+                key = (level, group_of(level, row_id=tally.row_id, severity=tally.severity))
+                self._tallies.setdefault(key, []).append(tally)
+        self._windows: dict[tuple[Measure, Level], Mapping[str, Window]] = {}
+        self._settled = settled if tallies else None
+        self._spread = len(fresh)
+
+    def figures(self, level: Level, group: str) -> Figures:
+        fresh = self._fresh.get((level, group), [])
+        tallies = self._tallies.get((level, group), [])
+        compliance = {
+            check: sum(
+                (v.compliance[check] for v in fresh),
+                sum((t.compliance.get(check, Compliance()) for t in tallies), Compliance()),
+            )
+            for check in Check
+        }
+        return Figures(
+            incidents=len(fresh) + sum(t.incidents for t in tallies),
+            mtta=self._stat(Measure.TO_ACK, level, group, fresh, tallies),
+            mttm=self._stat(Measure.TO_MITIGATE, level, group, fresh, tallies),
+            mttr=self._stat(Measure.TO_RESOLVE, level, group, fresh, tallies),
+            first_response=compliance[Check.FIRST_RESPONSE],
+            escalation=compliance[Check.ESCALATION],
+            customer_updates=compliance[Check.CUSTOMER_UPDATE],
+            breaches=sum(len(v.breaches) for v in fresh) + sum(t.breaches for t in tallies),
+        )
+
+    def _stat(
+        self,
+        measure: Measure,
+        level: Level,
+        group: str,
+        fresh: Sequence[Verdict],
+        tallies: Sequence[Tally],
+    ) -> Stat:
+        values = [v for each in fresh if (v := measure.of(each.elapsed)) is not None]
+        stored = Total(
+            sum(t.totals[measure].count for t in tallies if measure in t.totals),
+            sum(t.totals[measure].sum_us for t in tallies if measure in t.totals),
+        )
+        if stored.count == 0 or self._settled is None:
+            return Stat.of(values)
+        count = stored.count + len(values)
+        total = timedelta(microseconds=stored.sum_us) + sum(values, timedelta())
+        if (measure, level) not in self._windows:
+            self._windows[measure, level] = self._settled.windows(measure, level, self._spread)
+        window = self._windows[measure, level].get(group)
+        return Stat(count, total / count, settled_p90(window, values))
 
 
-def _figures(group: Sequence[_Judged]) -> Figures:
-    def stat(pick: Callable[[Elapsed], timedelta | None]) -> Stat:
-        return Stat.of([v for j in group if (v := pick(j.elapsed)) is not None])
-
-    def compliance(check: Check) -> Compliance:
-        return Compliance.of(o for j in group for o in j.obligations if o.check is check)
-
-    return Figures(
-        incidents=len(group),
-        mtta=stat(lambda e: e.to_ack),
-        mttm=stat(lambda e: e.to_mitigate),
-        mttr=stat(lambda e: e.to_resolve),
-        first_response=compliance(Check.FIRST_RESPONSE),
-        escalation=compliance(Check.ESCALATION),
-        customer_updates=compliance(Check.CUSTOMER_UPDATE),
-        breaches=sum(len(j.misses) for j in group),
-    )
-
-
-def _by_row(live: Sequence[_Judged], current: Sequence[IncidentRow]) -> tuple[RowFigures, ...]:
+def _by_row(
+    groups: _Groups,
+    live: Sequence[Verdict],
+    tallies: Sequence[Tally],
+    current: Sequence[IncidentRow],
+) -> tuple[RowFigures, ...]:
     """Current rows in matrix order, then rows seen only in snapshots by severity and id."""
-    latest = {j.row.id: j.row for j in sorted(live, key=lambda j: j.facts.incident.declared_at)}
-    known = {row.id: row for row in current}
+    seen: dict[str, tuple[datetime, str, Severity]] = {}  # row id -> its latest snapshot
+    for declared, row_id, title, severity in sorted(
+        [
+            *((t.latest_declared, t.row_id, t.row_title, t.severity) for t in tallies),
+            *((v.declared_at, v.row_id, v.row_title, v.severity) for v in live),
+        ],
+        key=lambda seen_at: seen_at[0],
+    ):
+        seen[row_id] = (declared, title, severity)
+    known = {row.id: (row.title, row.severity) for row in current}
     extra = sorted(
-        (row for row_id, row in latest.items() if row_id not in known),
-        key=lambda row: (row.severity.rank, row.id),
+        (
+            (row_id, title, severity)
+            for row_id, (_, title, severity) in seen.items()
+            if row_id not in known
+        ),
+        key=lambda row: (row[2].rank, row[0]),
     )
-    of_row: dict[str, list[_Judged]] = {}
-    for j in live:
-        of_row.setdefault(j.row.id, []).append(j)
     return tuple(
-        RowFigures(row.id, row.title, row.severity, _figures(of_row.get(row.id, [])))
-        for row in (*known.values(), *extra)
+        RowFigures(row_id, title, severity, groups.figures(Level.ROW, row_id))
+        for row_id, title, severity in (
+            *((row_id, title, severity) for row_id, (title, severity) in known.items()),
+            *extra,
+        )
     )
 
 
 def _by_severity(
-    live: Sequence[_Judged], current: Sequence[IncidentRow]
+    groups: _Groups,
+    live: Sequence[Verdict],
+    tallies: Sequence[Tally],
+    current: Sequence[IncidentRow],
 ) -> tuple[SeverityFigures, ...]:
     """Each severity that a current row or an incident's snapshot has, most severe first."""
-    of_severity: dict[Severity, list[_Judged]] = {}
-    for j in live:
-        of_severity.setdefault(j.row.severity, []).append(j)
-    present = {row.severity for row in current} | set(of_severity)
+    present = (
+        {row.severity for row in current}
+        | {v.severity for v in live}
+        | {t.severity for t in tallies}
+    )
     return tuple(
-        SeverityFigures(sev, _figures(of_severity.get(sev, [])))
+        SeverityFigures(sev, groups.figures(Level.SEVERITY, sev.value))
         for sev in sorted(present, key=lambda sev: sev.rank)
     )
 
 
-def _breaches(live: Sequence[_Judged]) -> tuple[Breach, ...]:
-    """One breach per incident and check, worst first (largest deviation; ties by severity, then
-    incident). Missed update windows of one incident make one breach: its worst window, with the
-    count of windows missed, so a forgotten incident does not flood the list."""
-    found = [_breach(j, check, misses) for j in live for check, misses in j.misses.items()]
-    return tuple(
-        sorted(found, key=lambda b: (-abs(b.deviation), b.severity.rank, b.incident, b.due_at))
-    )
-
-
-def _misses(obligations: Sequence[Obligation]) -> dict[Check, list[Obligation]]:
-    grouped: dict[Check, list[Obligation]] = {}
-    for obligation in obligations:
-        if obligation.outcome is Outcome.MISSED:
-            grouped.setdefault(obligation.check, []).append(obligation)
-    return grouped
-
-
-def _breach(judged: _Judged, check: Check, misses: Sequence[Obligation]) -> Breach:
-    worst = max(misses, key=lambda o: abs(o.deviation))
-    return Breach(
-        incident=judged.facts.incident.ref,
-        incident_type=judged.row.id,
-        severity=judged.row.severity,
-        check=check,
-        number=worst.number,
-        due_at=worst.due_at,
-        done_at=worst.done_at,
-        deviation=worst.deviation,
-        missed=len(misses),
-        link=judged.facts.link,
-    )
-
-
-def _drills(drills: Sequence[_Judged]) -> DrillSummary:
-    ordered = sorted(drills, key=lambda j: j.facts.incident.declared_at)
+def _drills(drills: Sequence[Verdict]) -> DrillSummary:
+    ordered = sorted(drills, key=lambda v: v.declared_at)
     runs = tuple(
         DrillRun(
-            incident=j.facts.incident.ref,
-            incident_type=j.row.id,
-            title=j.row.title,
-            severity=j.row.severity,
-            declared_at=require_aware(j.facts.incident.declared_at),
-            time_to_ack=j.elapsed.to_ack,
-            time_to_mitigate=j.elapsed.to_mitigate,
-            score=j.facts.drill_score,
-            link=j.facts.link,
+            incident=v.incident,
+            incident_type=v.row_id,
+            title=v.row_title,
+            severity=v.severity,
+            declared_at=v.declared_at,
+            time_to_ack=v.elapsed.to_ack,
+            time_to_mitigate=v.elapsed.to_mitigate,
+            score=v.drill_score,
+            link=v.link,
         )
-        for j in ordered
+        for v in ordered
     )
     scores = [run.score for run in runs if run.score is not None]
     mean = sum(scores) / len(scores) if scores else None
-    return DrillSummary(figures=_figures(ordered), runs=runs, mean_score=mean)
+    groups = _Groups(ordered, (), None)
+    return DrillSummary(figures=groups.figures(Level.OVERALL, ""), runs=runs, mean_score=mean)

@@ -270,7 +270,10 @@ def render_report_markdown(report: SlaReport) -> str:
         _section("Overall", _figures_table(("Scope",), [(("Live incidents",), report.overall)])),
         _section("By severity", _figures_table(("Severity",), severities)),
         _section("By incident type", _figures_table(("Incident type", "Title", "Severity"), rows)),
-        _section("Breaches, worst first", _breaches_table(report.breaches, tz)),
+        _section(
+            "Breaches, worst first",
+            _breaches_table(report.breaches, tz, total=report.overall.breaches),
+        ),
         _section("Drills (not in the live figures)", _drills_block(report, tz)),
     )
     return "\n\n".join(blocks) + "\n"
@@ -326,20 +329,20 @@ def _rate_cell(compliance: Compliance, share: Number) -> str:
 MARKDOWN_BREACHES: Final = 100  # breach lines in the Markdown report; CSV and JSON list them all
 
 
-def _breaches_table(breaches: Sequence[Breach], tz: ZoneInfo) -> str:
+def _breaches_table(breaches: Sequence[Breach], tz: ZoneInfo, *, total: int) -> str:
     """The worst MARKDOWN_BREACHES breaches (a report to read, even with thousands of them),
-    then how many more there are and where to find them."""
+    then how many more there are (of `total`) and where to find them."""
     if not breaches:
         return "None."
     header = ("Incident", "Incident type", "Severity", "Check", "Due", "Done", "Off by (min)")
     shown = breaches[:MARKDOWN_BREACHES]
     table = _table(header, [_breach_cells(b, tz) for b in shown])
-    if len(breaches) <= len(shown):
+    if total <= len(shown):
         return table
-    more = len(breaches) - len(shown)
+    more = total - len(shown)
     return (
         f"{table}\n\n…and {more:,} more breach{'es' if more != 1 else ''} "
-        f"({len(breaches):,} in all): `--format csv` or `--format json` lists every one."
+        f"({total:,} in all): `--format json` lists every one."
     )
 
 

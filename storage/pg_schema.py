@@ -135,4 +135,49 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             f"created_at {_TIME}, updated_at {_TIME})",
         ],
     ),
+    (
+        "m009_scale_indexes",
+        [
+            "CREATE INDEX IF NOT EXISTS idx_incidents_channel_type_state "
+            "ON incidents (channel, type, state)",
+            "CREATE INDEX IF NOT EXISTS idx_outbox_incident_id_route_status "
+            "ON outbox (incident_id, route, status)",
+        ],
+    ),
+    (
+        "m010_report_verdicts",
+        [
+            "CREATE TABLE report_verdicts (incident_id BIGINT PRIMARY KEY, key TEXT NOT NULL, "
+            f"stable_from {_TIME} NOT NULL, declared_at {_TIME} NOT NULL, row_id TEXT NOT NULL, "
+            "row_title TEXT, severity TEXT NOT NULL, to_ack_us BIGINT, to_mitigate_us BIGINT, "
+            "to_resolve_us BIGINT, fr_met BIGINT, fr_missed BIGINT, esc_met BIGINT, "
+            "esc_missed BIGINT, cu_met BIGINT, cu_missed BIGINT, breaches BIGINT)",
+            "CREATE INDEX idx_report_verdicts_key_declared_at ON report_verdicts (key, declared_at)",
+            "CREATE TABLE report_breaches (incident_id BIGINT NOT NULL, check_name TEXT NOT NULL, "
+            "ref TEXT NOT NULL, row_id TEXT NOT NULL, severity TEXT NOT NULL, "
+            f"severity_rank BIGINT, number BIGINT, due_at {_TIME} NOT NULL, done_at {_TIME}, "
+            "deviation_us BIGINT NOT NULL, abs_deviation_us BIGINT, missed BIGINT, "
+            "PRIMARY KEY (incident_id, check_name))",
+            "CREATE INDEX idx_report_breaches_abs_deviation_us "
+            "ON report_breaches (abs_deviation_us)",
+            # The writes that change what a report knows about an incident forget its verdict.
+            "CREATE FUNCTION report_verdicts_forget_old_id() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN DELETE FROM report_verdicts WHERE incident_id = OLD.id; RETURN NULL; END $$",
+            "CREATE FUNCTION report_verdicts_forget_new_incident() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN "
+            "DELETE FROM report_verdicts WHERE incident_id = NEW.incident_id; RETURN NULL; END $$",
+            "CREATE FUNCTION report_breaches_forget() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN DELETE FROM report_breaches WHERE incident_id = OLD.incident_id; "
+            "RETURN NULL; END $$",
+            "CREATE TRIGGER report_verdicts_incident_changed AFTER UPDATE OR DELETE ON incidents "
+            "FOR EACH ROW EXECUTE FUNCTION report_verdicts_forget_old_id()",
+            "CREATE TRIGGER report_verdicts_update_changed AFTER INSERT OR UPDATE "
+            "ON customer_updates FOR EACH ROW EXECUTE FUNCTION report_verdicts_forget_new_incident()",
+            "CREATE TRIGGER report_verdicts_escalation_changed AFTER INSERT OR UPDATE ON outbox "
+            "FOR EACH ROW WHEN (NEW.kind = 'escalation') "
+            "EXECUTE FUNCTION report_verdicts_forget_new_incident()",
+            "CREATE TRIGGER report_breaches_forgotten AFTER DELETE ON report_verdicts "
+            "FOR EACH ROW EXECUTE FUNCTION report_breaches_forget()",
+        ],
+    ),
 ]

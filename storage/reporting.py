@@ -17,9 +17,11 @@ from typing import Any
 from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident
 from matrix_engine.obligations import IncidentFacts
+from matrix_engine.verdicts import Verdict
 from storage.backend import Storage
 from storage.codec import from_epoch, incident_from_row, to_epoch
 from storage.followups import Followups
+from storage.verdicts import StoredVerdicts, remember
 
 WORKSPACE_URL = "workspace_url"
 # How the shell links an incident (its card in Slack), or None where it has no link.
@@ -44,6 +46,44 @@ class Reporting:
             [to_epoch(start), to_epoch(end)],
         )
         return self.facts_of(self._incidents(cursor), link_of=link_of)
+
+    def unsettled_facts(
+        self,
+        *,
+        start: datetime,
+        end: datetime,
+        key: str,
+        now: datetime,
+        link_of: LinkOf | None = None,
+    ) -> list[IncidentFacts]:
+        """Facts of the incidents declared in `start <= declared_at < end` without a verdict
+        stored under `key` that holds at `now` (see `storage.verdicts`): the ones a report
+        judges afresh."""
+        cursor = self._store.db.execute(
+            "SELECT * FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT EXISTS "
+            "(SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
+            "AND v.key = ? AND v.stable_from <= ?) ORDER BY id",
+            [to_epoch(start), to_epoch(end), key, to_epoch(now)],
+        )
+        return self.facts_of(self._incidents(cursor), link_of=link_of)
+
+    def settled(self, *, start: datetime, end: datetime, key: str, now: datetime) -> StoredVerdicts:
+        """The verdicts stored under `key` on incidents declared in the period, holding at `now`."""
+        return StoredVerdicts(self._store, key=key, start=start, end=end, now=now)
+
+    def remember_verdicts(self, verdicts: Sequence[Verdict], *, key: str) -> int:
+        """Keep stable verdicts for later reports; returns how many were stored."""
+        return remember(self._store, verdicts, key=key)
+
+    def links_of(self, ids: Sequence[int], link_of: LinkOf) -> dict[int, str | None]:
+        """Each incident's link (its card), by id."""
+        cursor_rows: list[Incident] = []
+        for first in range(0, len(ids), 500):
+            chunk = list(ids[first : first + 500])
+            marks = ",".join("?" * len(chunk))
+            cursor = self._store.db.execute(f"SELECT * FROM incidents WHERE id IN ({marks})", chunk)
+            cursor_rows.extend(self._incidents(cursor))
+        return {incident.id: link_of(incident) for incident in cursor_rows}
 
     def facts_of(
         self, incidents: Sequence[Incident], *, link_of: LinkOf | None = None

@@ -292,3 +292,79 @@ def m009_scale_indexes(db: Database) -> None:
     incident's card rows are found by incident and route."""
     _table(db, "incidents").create_index(["channel", "type", "state"], if_not_exists=True)
     _table(db, "outbox").create_index(["incident_id", "route", "status"], if_not_exists=True)
+
+
+# The writes that change what a report knows about an incident forget its stored verdict.
+VERDICT_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS report_verdicts_incident_updated AFTER UPDATE ON incidents "
+    "BEGIN DELETE FROM report_verdicts WHERE incident_id = OLD.id; END",
+    "CREATE TRIGGER IF NOT EXISTS report_verdicts_incident_deleted AFTER DELETE ON incidents "
+    "BEGIN DELETE FROM report_verdicts WHERE incident_id = OLD.id; END",
+    "CREATE TRIGGER IF NOT EXISTS report_verdicts_update_added AFTER INSERT ON customer_updates "
+    "BEGIN DELETE FROM report_verdicts WHERE incident_id = NEW.incident_id; END",
+    "CREATE TRIGGER IF NOT EXISTS report_verdicts_update_changed "
+    "AFTER UPDATE ON customer_updates "
+    "BEGIN DELETE FROM report_verdicts WHERE incident_id = NEW.incident_id; END",
+    "CREATE TRIGGER IF NOT EXISTS report_verdicts_escalation_added AFTER INSERT ON outbox "
+    "WHEN NEW.kind = 'escalation' "
+    "BEGIN DELETE FROM report_verdicts WHERE incident_id = NEW.incident_id; END",
+    "CREATE TRIGGER IF NOT EXISTS report_verdicts_escalation_changed AFTER UPDATE ON outbox "
+    "WHEN NEW.kind = 'escalation' "
+    "BEGIN DELETE FROM report_verdicts WHERE incident_id = NEW.incident_id; END",
+    "CREATE TRIGGER IF NOT EXISTS report_breaches_forgotten AFTER DELETE ON report_verdicts "
+    "BEGIN DELETE FROM report_breaches WHERE incident_id = OLD.incident_id; END",
+)
+
+
+@MIGRATIONS()
+def m010_report_verdicts(db: Database) -> None:
+    """SLA reports at scale (docs/design.md §8): the verdict on each resolved live incident,
+    judged once under a key (the calendar and tolerance it was judged with) and summed in SQL
+    by later reports, with its breaches (one per check). Durations and deviations are whole
+    microseconds, so sums and orders are exact. Triggers forget a verdict when its incident, its
+    customer updates or its escalation post change."""
+    _table(db, "report_verdicts").create(
+        {
+            "incident_id": int,
+            "key": str,
+            "stable_from": float,
+            "declared_at": float,
+            "row_id": str,
+            "row_title": str,
+            "severity": str,
+            "to_ack_us": int,
+            "to_mitigate_us": int,
+            "to_resolve_us": int,
+            "fr_met": int,
+            "fr_missed": int,
+            "esc_met": int,
+            "esc_missed": int,
+            "cu_met": int,
+            "cu_missed": int,
+            "breaches": int,
+        },
+        pk="incident_id",
+        not_null={"key", "stable_from", "declared_at", "row_id", "severity"},
+    )
+    _table(db, "report_verdicts").create_index(["key", "declared_at"], if_not_exists=True)
+    _table(db, "report_breaches").create(
+        {
+            "incident_id": int,
+            "check_name": str,
+            "ref": str,
+            "row_id": str,
+            "severity": str,
+            "severity_rank": int,
+            "number": int,
+            "due_at": float,
+            "done_at": float,
+            "deviation_us": int,
+            "abs_deviation_us": int,
+            "missed": int,
+        },
+        pk=("incident_id", "check_name"),
+        not_null={"ref", "row_id", "severity", "due_at", "deviation_us"},
+    )
+    _table(db, "report_breaches").create_index(["abs_deviation_us"], if_not_exists=True)
+    for statement in VERDICT_TRIGGERS:
+        db.execute(statement)

@@ -80,6 +80,7 @@ def report(
     from bot.usecases.reports import Reports
     from matrix_engine.metrics import PeriodError, date_range
     from matrix_engine.report import (
+        MARKDOWN_BREACHES,
         render_report_csv,
         render_report_json,
         render_report_markdown,
@@ -90,6 +91,12 @@ def report(
         ReportFormat.markdown: render_report_markdown,
         ReportFormat.csv: render_report_csv,
         ReportFormat.json: render_report_json,
+    }
+    # Breach lines each format shows: the worst 100, none (CSV has figures only), every one.
+    listed = {
+        ReportFormat.markdown: MARKDOWN_BREACHES,
+        ReportFormat.csv: 0,
+        ReportFormat.json: None,
     }
 
     settings = load_settings()
@@ -103,7 +110,9 @@ def report(
     _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
     store = existing_database(db or settings.SLA_BOT_DB)
     try:
-        reports = Reports(reporting=Reporting(store), matrix=lambda: matrix)
+        reports = Reports(
+            reporting=Reporting(store), matrix=lambda: matrix, clock=lambda: _now(settings)
+        )
         try:
             chosen = (
                 date_range(_day(first), _day(last), calendar=matrix.calendar)
@@ -112,7 +121,7 @@ def report(
             )
         except PeriodError as exc:
             fail(f"sla-bot report: {exc}")
-        text = renderers[fmt](reports.for_period(chosen, now=now))
+        text = renderers[fmt](reports.for_period(chosen, now=now, breach_limit=listed[fmt]))
     finally:
         store.close()
     if output is None:

@@ -29,7 +29,7 @@ from bot.render.blocks import (
 )
 from bot.render.home import relative
 from bot.render.incident import drill_prefix
-from bot.render.report import render_period_problem, render_report
+from bot.render.report import MAX_BREACHES, render_period_problem, render_report
 from bot.render.rhythm import render_candidate, render_drill_proposal, render_followups
 from bot.usecases.incidents import Actor, AlreadyOpen, IncidentService
 from bot.usecases.matrix_source import MatrixSource
@@ -239,7 +239,8 @@ class Answers:
         except PeriodError as exc:
             return render_period_problem(exc, command=self._command)
         self._limits.take(REPORTS, channel=actor.channel_id, user=actor.user_id)
-        return render_report(self._reports.for_period(period, now=now), command=self._command)
+        report = self._reports.for_period(period, now=now, breach_limit=MAX_BREACHES)
+        return render_report(report, command=self._command)
 
     def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
         """One incident, or the oldest open ones line by line and the rest counted by type

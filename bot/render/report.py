@@ -131,8 +131,8 @@ def render_report(report: SlaReport, *, command: str = "/escalate") -> Message:
     if quiet:
         blocks.append(context(f"{quiet} other incident type{'s' if quiet != 1 else ''}: none."))
     worst = [breach_line(b) for b in report.breaches[:MAX_BREACHES]]  # only those shown
-    if len(report.breaches) > MAX_BREACHES:
-        worst.append(f"…and {len(report.breaches) - MAX_BREACHES} more")
+    if report.overall.breaches > len(worst):
+        worst.append(f"…and {report.overall.breaches - len(worst)} more")
     blocks += _titled("Worst breaches", worst)
     blocks.append(DividerBlock())
     drill_lines = _capped([drill_line(r) for r in report.drills.runs], limit=MAX_DRILLS)
@@ -164,7 +164,7 @@ def render_digest_blocks(report: SlaReport) -> list[Block]:
     and the drills line (at most 6 blocks, so the review post keeps room for its own)."""
     lines = [f"• {severity_line(s.severity.value, s.figures)}" for s in report.severities]
     worst = [f"• {breach_line(b)}" for b in report.breaches[:DIGEST_BREACHES]]
-    more = len(report.breaches) - len(worst)
+    more = report.overall.breaches - len(worst)
     if more > 0:
         worst.append(f"…and {more} more")
     blocks: list[Block] = [

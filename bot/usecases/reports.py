@@ -6,59 +6,125 @@ they show the same figures for the same period and instant.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from slack_sdk.models.blocks import Block
 
-from bot.render.report import render_digest_blocks
+from bot.render.report import DIGEST_BREACHES, render_digest_blocks
 from bot.render.slack_text import card_links
 from matrix_engine.localtime import local_date, zone
 from matrix_engine.metrics import (
+    DEFAULT_ESCALATION_TOLERANCE,
     Period,
     SlaReport,
-    compute_report,
     date_range,
+    judge_period,
     month_of,
     parse_period,
+    report_of,
 )
 from matrix_engine.models import Matrix, Review
 from matrix_engine.periods import DEFAULT_PERIOD
-from storage.reporting import Reporting
+from matrix_engine.verdicts import Verdict, verdict_key
+from storage.reporting import LinkOf, Reporting
+
+log = logging.getLogger(__name__)
+
+# A verdict is kept for later reports once its incident has been resolved, with nothing new
+# about it, for this long: a post in flight when it was resolved has landed by then.
+SETTLE_AFTER: Final = timedelta(hours=1)
 
 
 class Reports:
     """Builds reports from storage, judged against the matrix `matrix()` returns (its calendar
-    and its rows; each incident is still judged against the row it was declared under)."""
+    and its rows; each incident is still judged against the row it was declared under).
 
-    def __init__(self, *, reporting: Reporting, matrix: Callable[[], Matrix]) -> None:
+    Resolved incidents are judged once: their verdicts are stored (`storage.verdicts`) and
+    summed by the database in later reports, so a report judges only the incidents still open
+    or resolved within `SETTLE_AFTER` of `clock()` (the bot's own time). A report is the same
+    with or without stored verdicts."""
+
+    def __init__(
+        self,
+        *,
+        reporting: Reporting,
+        matrix: Callable[[], Matrix],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._reporting = reporting
         self._matrix = matrix
+        self._clock = clock
 
     def period(self, text: str, *, now: datetime) -> Period:
         """The period `text` names (`week`, `2026-11`, `2026-11-01..2026-11-07`, ...);
         raises `PeriodError` naming the accepted forms."""
         return parse_period(text or DEFAULT_PERIOD, now=now, calendar=self._matrix().calendar)
 
-    def for_text(self, text: str, *, now: datetime) -> SlaReport:
-        return self.for_period(self.period(text, now=now), now=now)
+    def for_text(self, text: str, *, now: datetime, breach_limit: int | None = None) -> SlaReport:
+        return self.for_period(self.period(text, now=now), now=now, breach_limit=breach_limit)
 
-    def for_period(self, period: Period, *, now: datetime) -> SlaReport:
+    def for_period(
+        self, period: Period, *, now: datetime, breach_limit: int | None = None
+    ) -> SlaReport:
+        """The report of `period` judged at `now`, listing the worst `breach_limit` breaches
+        (every one with None; the figures count them all)."""
         matrix = self._matrix()
-        return compute_report(
-            self._reporting.facts(
-                start=period.start,
-                end=period.end,
-                link_of=card_links(self._reporting.workspace_url()),
+        tolerance = DEFAULT_ESCALATION_TOLERANCE
+        key = verdict_key(matrix.calendar, tolerance)
+        link_of = card_links(self._reporting.workspace_url())
+        fresh = judge_period(
+            self._reporting.unsettled_facts(
+                start=period.start, end=period.end, key=key, now=now, link_of=link_of
             ),
             period=period,
             calendar=matrix.calendar,
             now=now,
-            incident_types=matrix.incidents,
+            tolerance=tolerance,
         )
+        report = report_of(
+            fresh,
+            period=period,
+            calendar=matrix.calendar,
+            now=now,
+            escalation_tolerance=tolerance,
+            incident_types=matrix.incidents,
+            settled=self._reporting.settled(start=period.start, end=period.end, key=key, now=now),
+            breach_limit=breach_limit,
+        )
+        self._settle(fresh, key=key, now=now)
+        return self._linked(report, link_of)
+
+    def _settle(self, fresh: list[Verdict], *, key: str, now: datetime) -> None:
+        """Store the verdicts that will not change (never from a report judged ahead of the
+        bot's time: what has not happened yet cannot be known to be over)."""
+        before = min(now, self._clock()) - SETTLE_AFTER
+        stable = [v for v in fresh if v.stable_from is not None and v.stable_from <= before]
+        if not stable:
+            return
+        try:
+            self._reporting.remember_verdicts(stable, key=key)
+        except Exception as exc:  # a read-only copy still reports, judging afresh next time
+            log.warning("report verdicts not stored (%s: %s)", type(exc).__name__, exc)
+
+    def _linked(self, report: SlaReport, link_of: LinkOf) -> SlaReport:
+        """Stored breaches carry no link (the workspace URL may be learnt later): add them."""
+        missing = [b.incident_id for b in report.breaches if b.link is None and b.incident_id]
+        if not missing:
+            return report
+        links = self._reporting.links_of(missing, link_of)
+        breaches = tuple(
+            replace(b, link=links.get(b.incident_id)) if b.link is None else b
+            for b in report.breaches
+        )
+        return replace(report, breaches=breaches)
 
     def this_month(self, *, now: datetime) -> SlaReport:
-        return self.for_period(month_of(now, self._matrix().calendar), now=now)
+        """This month's figures (the App Home shows no breach lines)."""
+        return self.for_period(month_of(now, self._matrix().calendar), now=now, breach_limit=0)
 
     def review_period(self, *, now: datetime) -> Period:
         """What a coverage review at `now` looks back on, by the profile's review cadence: the
@@ -77,4 +143,6 @@ class Reports:
 
     def digest_blocks(self, now: datetime) -> list[Block]:
         """The SLA digest for the coverage review post at `now` (see `review_period`)."""
-        return render_digest_blocks(self.for_period(self.review_period(now=now), now=now))
+        period = self.review_period(now=now)
+        report = self.for_period(period, now=now, breach_limit=DIGEST_BREACHES)
+        return render_digest_blocks(report)

@@ -1,0 +1,209 @@
+"""Stored verdicts on resolved incidents (docs/design.md §8), read back summed.
+
+A report judges afresh only the incidents without a verdict that holds at its instant (open ones,
+drills, ones resolved too recently, ones judged under another calendar or tolerance); the rest
+come from here as sums per incident type, title and severity, the stored values ranked around
+each group's p90, and the worst stored breaches, all worked out by the database. So a report reads
+a few hundred rows whatever the number of incidents in its period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from matrix_engine.models import Severity
+from matrix_engine.obligations import Check
+from matrix_engine.verdicts import (
+    ONE_US,
+    Breach,
+    Compliance,
+    Level,
+    Measure,
+    Tally,
+    Total,
+    Verdict,
+    Window,
+)
+from storage.backend import Storage
+from storage.codec import from_epoch, to_epoch
+
+_GROUP: Final = {Level.OVERALL: "''", Level.SEVERITY: "severity", Level.ROW: "row_id"}
+_COLUMN: Final = {measure: f"{measure.value}_us" for measure in Measure}
+_COMPLIANCE: Final = {
+    Check.FIRST_RESPONSE: ("fr_met", "fr_missed"),
+    Check.ESCALATION: ("esc_met", "esc_missed"),
+    Check.CUSTOMER_UPDATE: ("cu_met", "cu_missed"),
+}
+# Verdicts of this period and key that hold at the report's instant.
+_HOLDING: Final = "key = ? AND declared_at >= ? AND declared_at < ? AND stable_from <= ?"
+_HOLDING_V: Final = "v.key = ? AND v.declared_at >= ? AND v.declared_at < ? AND v.stable_from <= ?"
+_CHUNK: Final = 500
+
+
+class StoredVerdicts:
+    """The stored verdicts of one report: incidents declared in `start <= declared_at < end`,
+    judged under `key`, holding at `now` (a `matrix_engine.verdicts.SettledHistory`)."""
+
+    def __init__(
+        self, store: Storage, *, key: str, start: datetime, end: datetime, now: datetime
+    ) -> None:
+        self._store = store
+        self._params = [key, to_epoch(start), to_epoch(end), to_epoch(now)]
+
+    def tallies(self) -> list[Tally]:
+        totals = ", ".join(f"COUNT({column}), SUM({column})" for column in _COLUMN.values())
+        counts = ", ".join(f"SUM({met}), SUM({missed})" for met, missed in _COMPLIANCE.values())
+        rows = self._store.db.execute(
+            f"SELECT row_id, row_title, severity, MAX(declared_at), COUNT(*), {totals}, "
+            f"{counts}, SUM(breaches) FROM report_verdicts WHERE {_HOLDING} "
+            "GROUP BY row_id, row_title, severity ORDER BY row_id, row_title, severity",
+            self._params,
+        ).fetchall()
+        return [_tally(row) for row in rows]
+
+    def windows(self, measure: Measure, level: Level, spread: int) -> dict[str, Window]:
+        group, column = _GROUP[level], _COLUMN[measure]
+        rows = self._store.db.execute(
+            f"SELECT g, v, rn, n FROM (SELECT {group} AS g, {column} AS v, "
+            f"ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY {column}) AS rn, "
+            f"COUNT(*) OVER (PARTITION BY {group}) AS n FROM report_verdicts "
+            f"WHERE {_HOLDING} AND {column} IS NOT NULL) ranked "
+            "WHERE rn >= (9 * n + 9) / 10 - ? AND rn <= (9 * (n + ?) + 9) / 10 ORDER BY g, rn",
+            [*self._params, spread, spread],
+        ).fetchall()
+        found: dict[str, tuple[int, int, list[timedelta]]] = {}
+        for g, value, rank, count in rows:
+            entry = found.setdefault(str(g), (int(count), int(rank), []))
+            entry[2].append(timedelta(microseconds=int(value)))
+        return {
+            g: Window(count, first, tuple(values)) for g, (count, first, values) in found.items()
+        }
+
+    def worst_breaches(self, limit: int | None) -> list[Breach]:
+        rows = self._store.db.execute(
+            "SELECT b.ref, b.row_id, b.severity, b.check_name, b.number, b.due_at, b.done_at, "
+            "b.deviation_us, b.missed, b.incident_id FROM report_breaches b "
+            "JOIN report_verdicts v ON v.incident_id = b.incident_id "
+            f"WHERE {_HOLDING_V} "
+            "ORDER BY b.abs_deviation_us DESC, b.severity_rank, b.ref, b.due_at"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
+            self._params,
+        ).fetchall()
+        return [_breach(row) for row in rows]
+
+
+def _tally(row: Sequence[Any]) -> Tally:
+    row_id, title, severity, latest, incidents, *rest = row
+    numbers = [0 if value is None else int(value) for value in rest]
+    totals = {
+        measure: Total(numbers[2 * n], numbers[2 * n + 1]) for n, measure in enumerate(Measure)
+    }
+    counts = numbers[2 * len(Measure) :]
+    compliance = {
+        check: Compliance(counts[2 * n], counts[2 * n + 1]) for n, check in enumerate(Check)
+    }
+    declared = from_epoch(latest)
+    assert declared is not None
+    return Tally(
+        row_id=str(row_id),
+        row_title=str(title or row_id),
+        severity=Severity(severity),
+        latest_declared=declared,
+        incidents=int(incidents),
+        totals=totals,
+        compliance=compliance,
+        breaches=counts[-1],
+    )
+
+
+def _breach(row: Sequence[Any]) -> Breach:
+    ref, row_id, severity, check, number, due, done, deviation, missed, incident_id = row
+    due_at = from_epoch(due)
+    assert due_at is not None
+    return Breach(
+        incident=str(ref),
+        incident_type=str(row_id),
+        severity=Severity(severity),
+        check=Check(check),
+        number=int(number or 0),
+        due_at=due_at,
+        done_at=from_epoch(done),
+        deviation=timedelta(microseconds=int(deviation)),
+        missed=int(missed or 0),
+        link=None,
+        incident_id=int(incident_id),
+    )
+
+
+def remember(store: Storage, verdicts: Sequence[Verdict], *, key: str) -> int:
+    """Store `verdicts` (stable ones, see `Verdict.stable_from`) under `key`, replacing any
+    stored before for the same incidents; only incidents still resolved are kept. Returns how
+    many were stored."""
+    chosen = {v.incident_id: v for v in verdicts if v.stable_from is not None and not v.drill}
+    if not chosen:
+        return 0
+    with store.immediate() as db:
+        ids = list(chosen)
+        resolved: set[int] = set()
+        for first in range(0, len(ids), _CHUNK):
+            chunk = ids[first : first + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            resolved.update(
+                int(found)
+                for (found,) in db.execute(
+                    f"SELECT id FROM incidents WHERE state = 'resolved' AND id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            )
+            db.execute(f"DELETE FROM report_verdicts WHERE incident_id IN ({marks})", chunk)
+        kept = [chosen[i] for i in ids if i in resolved]
+        if kept:
+            db.table("report_verdicts").insert_all([_verdict_row(v, key) for v in kept])
+            breaches = [_breach_row(b) for v in kept for b in v.breaches]
+            if breaches:
+                db.table("report_breaches").insert_all(breaches)
+    return len(kept)
+
+
+def _us(value: timedelta | None) -> int | None:
+    return None if value is None else value // ONE_US
+
+
+def _verdict_row(verdict: Verdict, key: str) -> dict[str, Any]:
+    assert verdict.stable_from is not None
+    counts: dict[str, Any] = {}
+    for check, (met, missed) in _COMPLIANCE.items():
+        compliance = verdict.compliance.get(check, Compliance())
+        counts[met], counts[missed] = compliance.met, compliance.missed
+    return {
+        "incident_id": verdict.incident_id,
+        "key": key,
+        "stable_from": to_epoch(verdict.stable_from),
+        "declared_at": to_epoch(verdict.declared_at),
+        "row_id": verdict.row_id,
+        "row_title": verdict.row_title,
+        "severity": verdict.severity.value,
+        **{_COLUMN[m]: _us(m.of(verdict.elapsed)) for m in Measure},
+        **counts,
+        "breaches": len(verdict.breaches),
+    }
+
+
+def _breach_row(breach: Breach) -> dict[str, Any]:
+    deviation = breach.deviation // ONE_US
+    return {
+        "incident_id": breach.incident_id,
+        "check_name": breach.check.value,
+        "ref": breach.incident,
+        "row_id": breach.incident_type,
+        "severity": breach.severity.value,
+        "severity_rank": breach.severity.rank,
+        "number": breach.number,
+        "due_at": to_epoch(breach.due_at),
+        "done_at": None if breach.done_at is None else to_epoch(breach.done_at),
+        "deviation_us": deviation,
+        "abs_deviation_us": abs(deviation),
+        "missed": breach.missed,
+    }
