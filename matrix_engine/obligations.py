@@ -309,3 +309,92 @@ def _windows(
             until=times.mitigated,
             number=window.number,
         )
+
+
+@dataclass(frozen=True)
+class Tallied:
+    """What `judge_incident`'s obligations of one check add up to: how many were met, missed
+    and pending, and the worst missed one (the first of the largest deviation either side)."""
+
+    met: int = 0
+    missed: int = 0
+    pending: int = 0
+    worst: Obligation | None = None
+
+    def add(self, obligation: Obligation | None, *, count: int = 1) -> Tallied:
+        """This tally and `count` obligations judged like `obligation` (the worst of them)."""
+        if obligation is None or count <= 0:
+            return self
+        if obligation.outcome is Outcome.MET:
+            return replace(self, met=self.met + count)
+        if obligation.outcome is Outcome.PENDING:
+            return replace(self, pending=self.pending + count)
+        worse = self.worst is None or abs(obligation.deviation) > abs(self.worst.deviation)
+        return replace(self, missed=self.missed + count, worst=obligation if worse else self.worst)
+
+
+def tally_incident(
+    facts: IncidentFacts, *, calendar: Calendar, now: datetime, tolerance: timedelta
+) -> dict[Check, Tallied]:
+    """`judge_incident` added up per check, without listing every update window of an incident
+    left unmitigated for days: once no update is left to keep a window, the rest of an elapsed-
+    time chain is counted in one step (windows due every N, each missed until the one open at
+    `now`, or until mitigation)."""
+    times, row = _Times.of(facts), facts.incident.row
+    now = require_aware(now, name="now")
+    tallies = {check: Tallied() for check in Check}
+
+    def add(obligation: Obligation | None, count: int = 1) -> None:
+        if obligation is not None:
+            tallies[obligation.check] = tallies[obligation.check].add(obligation, count=count)
+
+    def due(duration: Duration) -> datetime:
+        return add_duration(times.declared, duration, calendar)
+
+    add(_judge(Check.FIRST_RESPONSE, due(row.first_response), done_at=times.acknowledged, now=now))
+    add(_escalation(times, due(row.escalate_after), now=now, tolerance=tolerance))
+    policy = row.customer_updates
+    if not isinstance(policy, EveryUntilMitigation) or policy.interval.business:
+        for obligation in _customer_updates(facts, times, calendar=calendar, now=now):
+            add(obligation)
+        return tallies
+    step = policy.interval.as_timedelta()
+    for window in update_windows(
+        declared_at=times.declared,
+        interval=policy.interval,
+        updates=times.updates,
+        calendar=calendar,
+        until=now,
+    ):
+        if times.mitigated is not None and times.mitigated <= window.due:
+            break
+        if window.done_at is not None:
+            add(_window(window.due, window.done_at, window.number, times, now))
+            continue
+        # No update after this window opened: every later window is due `step` after the one
+        # before, with nothing done. Those due before the end (mitigation, or now) are missed,
+        # the worst first; without mitigation the one open at `now` is pending.
+        end = times.mitigated or now
+        missed = 0 if window.due >= end else (end - window.due - _ONE_US) // step + 1
+        add(_window(window.due, None, window.number, times, now), count=missed)
+        if times.mitigated is None:
+            last = window.due + missed * step
+            add(_window(last, None, window.number + missed, times, now))
+        break
+    return tallies
+
+
+_ONE_US = timedelta(microseconds=1)
+
+
+def _window(
+    due_at: datetime, done_at: datetime | None, number: int, times: _Times, now: datetime
+) -> Obligation | None:
+    return _judge(
+        Check.CUSTOMER_UPDATE,
+        due_at,
+        done_at=done_at,
+        now=now,
+        until=times.mitigated,
+        number=number,
+    )

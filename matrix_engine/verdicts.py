@@ -29,9 +29,8 @@ from matrix_engine.obligations import (
     Elapsed,
     IncidentFacts,
     Obligation,
-    Outcome,
     elapsed,
-    judge_incident,
+    tally_incident,
 )
 
 # Bump when the judging rules change: stored verdicts of another format are judged again.
@@ -143,22 +142,12 @@ def judge_verdict(
     """The verdict on `facts` (already cut to what was known at `now`, see `known_at`);
     `complete` says nothing was cut, so a resolved live incident's verdict is stable."""
     incident = facts.incident
-    obligations = judge_incident(facts, calendar=calendar, now=now, tolerance=tolerance)
-    compliance = {
-        check: Compliance(
-            *(
-                sum(1 for o in obligations if o.check is check and o.outcome is outcome)
-                for outcome in (Outcome.MET, Outcome.MISSED, Outcome.PENDING)
-            )
-        )
-        for check in Check
-    }
-    misses: dict[Check, list[Obligation]] = {}
-    for obligation in obligations:
-        if obligation.outcome is Outcome.MISSED:
-            misses.setdefault(obligation.check, []).append(obligation)
+    tallies = tally_incident(facts, calendar=calendar, now=now, tolerance=tolerance)
+    compliance = {check: Compliance(t.met, t.missed, t.pending) for check, t in tallies.items()}
     breaches = tuple(
-        _breach(facts, check, found, incident_id=incident.id) for check, found in misses.items()
+        _breach(facts, check, t.worst, t.missed)
+        for check, t in tallies.items()
+        if t.worst is not None
     )
     stable = complete and not incident.drill and incident.status is Status.RESOLVED
     return Verdict(
@@ -193,10 +182,7 @@ def last_fact(facts: IncidentFacts) -> datetime:
     return max(require_aware(m) for m in moments if m is not None)
 
 
-def _breach(
-    facts: IncidentFacts, check: Check, misses: Sequence[Obligation], *, incident_id: int
-) -> Breach:
-    worst = max(misses, key=lambda o: abs(o.deviation))
+def _breach(facts: IncidentFacts, check: Check, worst: Obligation, missed: int) -> Breach:
     row = facts.incident.row
     return Breach(
         incident=facts.incident.ref,
@@ -207,9 +193,9 @@ def _breach(
         due_at=worst.due_at,
         done_at=worst.done_at,
         deviation=worst.deviation,
-        missed=len(misses),
+        missed=missed,
         link=facts.link,
-        incident_id=incident_id,
+        incident_id=facts.incident.id,
     )
 
 
