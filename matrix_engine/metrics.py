@@ -24,7 +24,7 @@ renderers in `report.py` turn it into Markdown, CSV or JSON). Rules:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,14 +42,13 @@ from matrix_engine.verdicts import (
     Compliance,
     Level,
     Measure,
+    PercentileRank,
     SettledHistory,
     Tally,
     Total,
     Verdict,
-    Window,
     group_of,
     judge_verdict,
-    settled_p90,
     worst_first,
 )
 
@@ -281,9 +280,8 @@ class _Groups:
             for tally in tallies:
                 key = (level, group_of(level, row_id=tally.row_id, severity=tally.severity))
                 self._tallies.setdefault(key, []).append(tally)
-        self._windows: dict[tuple[Measure, Level], Mapping[str, Window]] = {}
+        self._p90s: dict[Measure, dict[tuple[Level, str], timedelta]] = {}
         self._settled = settled if tallies else None
-        self._spread = len(fresh)
 
     def figures(self, level: Level, group: str) -> Figures:
         fresh = self._fresh.get((level, group), [])
@@ -323,10 +321,38 @@ class _Groups:
             return Stat.of(values)
         count = stored.count + len(values)
         total = timedelta(microseconds=stored.sum_us) + sum(values, timedelta())
-        if (measure, level) not in self._windows:
-            self._windows[measure, level] = self._settled.windows(measure, level, self._spread)
-        window = self._windows[measure, level].get(group)
-        return Stat(count, total / count, settled_p90(window, values))
+        if measure not in self._p90s:
+            self._p90s[measure] = self._p90s_of(measure, self._settled)
+        return Stat(count, total / count, self._p90s[measure][level, group])
+
+    def _p90s_of(
+        self, measure: Measure, settled: SettledHistory
+    ) -> dict[tuple[Level, str], timedelta]:
+        """The p90 of `measure` in every group, stored and fresh values together, from one pass
+        over the stored values in order (stopped once every group's p90 is reached)."""
+        stored: dict[tuple[Level, str], int] = {}
+        for (level, group), tallies in self._tallies.items():
+            stored[level, group] = sum(
+                t.totals[measure].count for t in tallies if measure in t.totals
+            )
+        rank: PercentileRank[tuple[Level, str]] = PercentileRank()
+        for key in {*stored, *self._fresh}:
+            fresh = [
+                v for f in self._fresh.get(key, []) if (v := measure.of(f.elapsed)) is not None
+            ]
+            rank.expect(key, stored.get(key, 0), fresh)
+        values = settled.ordered(measure)
+        try:
+            for value, row_id, severity in values:
+                groups = [
+                    (level, group_of(level, row_id=row_id, severity=severity)) for level in Level
+                ]
+                if rank.take(value, groups):
+                    break
+        finally:
+            if isinstance(values, Generator):
+                values.close()
+        return rank.finish()
 
 
 def _by_row(

@@ -7,7 +7,7 @@ is resolved and every fact about it is in (`Verdict.stable_from`): a resolved in
 acknowledged, and each of its obligations was met, missed or dropped by the resolution, so
 judging it later gives the same answer. Storage keeps such verdicts under a `verdict_key` (the
 calendar and the tolerance they were judged with), and a report reads them back as sums per
-group (`Tally`), ranks around the p90 (`Window`) and its worst breaches, instead of judging
+group (`Tally`), values in order for the p90s (`PercentileRank`) and its worst breaches, instead of judging
 every incident of the period again.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Final, Generic, Protocol, TypeVar
 
 from matrix_engine.incidents import Status
 from matrix_engine.localtime import require_aware
@@ -36,6 +36,7 @@ from matrix_engine.obligations import (
 # Bump when the judging rules change: stored verdicts of another format are judged again.
 VERDICT_FORMAT: Final = 1
 ONE_US: Final = timedelta(microseconds=1)
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -236,46 +237,56 @@ class Tally:
     breaches: int
 
 
-@dataclass(frozen=True)
-class Window:
-    """The stored values of one measure in one group, in order: `count` in all, `values` the
-    ones ranked `first_rank` (1-based) and up, enough to find the p90 with any `spread` values
-    judged afresh added (see `settled_p90`)."""
-
-    count: int
-    first_rank: int
-    values: tuple[timedelta, ...]
-
-
-def window_ranks(count: int, spread: int) -> tuple[int, int]:
-    """The ranks (1-based, inclusive) of the stored values a window must hold so that the p90 of
-    them together with up to `spread` other values is among them or the others."""
-    return max(1, p90_rank(count) - spread), min(count, p90_rank(count + spread))
-
-
 def p90_rank(count: int) -> int:
-    """The nearest-rank p90's rank: ceil(0.9 × count), in integers."""
+    """The nearest-rank p90's rank (1-based): ceil(0.9 × count), in integers."""
     return (9 * count + 9) // 10
 
 
-def settled_p90(window: Window | None, extra: Sequence[timedelta]) -> timedelta | None:
-    """The nearest-rank p90 of the stored values (seen through `window`) and `extra` together,
-    where the window was cut for a spread of at least `len(extra)`."""
-    stored = window.count if window is not None else 0
-    total = stored + len(extra)
-    if total == 0:
-        return None
-    rank = p90_rank(total)
-    if window is None or not window.values:
-        return sorted(extra)[rank - 1]
-    if window.first_rank == 1:
-        return sorted([*window.values, *extra])[rank - 1]
-    # The stored values ranked below the window, and the others below its first value, come
-    # first; there are fewer of them than `rank`, since the window was cut for this spread.
-    pivot = window.values[0]
-    below = sum(1 for value in extra if value < pivot)
-    rest = sorted([*window.values, *(value for value in extra if value >= pivot)])
-    return rest[rank - (window.first_rank - 1) - below - 1]
+class PercentileRank(Generic[K]):
+    """The nearest-rank p90 of each group over its stored values and its fresh ones together,
+    from the stored values met once each in ascending order (a value counts in all its groups),
+    without holding them: each group counts up to its p90's rank, merging in its fresh values."""
+
+    def __init__(self) -> None:
+        self._want: dict[K, int] = {}
+        self._seen: dict[K, int] = {}
+        self._extra: dict[K, list[timedelta]] = {}
+        self._next: dict[K, int] = {}
+        self._found: dict[K, timedelta] = {}
+
+    def expect(self, group: K, stored: int, fresh: Sequence[timedelta]) -> None:
+        """`group` has `stored` values to come and `fresh` ones."""
+        total = stored + len(fresh)
+        if total == 0:
+            return
+        self._want[group], self._seen[group], self._next[group] = p90_rank(total), 0, 0
+        self._extra[group] = sorted(fresh)
+
+    def take(self, value: timedelta, groups: Iterable[K]) -> bool:
+        """Count the next stored `value` in its `groups`; True once every p90 is found."""
+        for group in groups:
+            want = self._want.get(group)
+            if want is None or group in self._found:
+                continue
+            extra, index, seen = self._extra[group], self._next[group], self._seen[group]
+            while index < len(extra) and extra[index] <= value and seen < want:
+                seen, index = seen + 1, index + 1
+                if seen == want:
+                    self._found[group] = extra[index - 1]
+            if seen < want:
+                seen += 1
+                if seen == want:
+                    self._found[group] = value
+            self._seen[group], self._next[group] = seen, index
+        return len(self._found) == len(self._want)
+
+    def finish(self) -> dict[K, timedelta]:
+        """Every group's p90 (the fresh values finish what the stored ones did not reach)."""
+        for group, want in self._want.items():
+            if group not in self._found:
+                index = self._next[group] + want - self._seen[group] - 1
+                self._found[group] = self._extra[group][index]
+        return dict(self._found)
 
 
 class SettledHistory(Protocol):
@@ -283,8 +294,8 @@ class SettledHistory(Protocol):
 
     def tallies(self) -> Sequence[Tally]: ...
 
-    def windows(self, measure: Measure, level: Level, spread: int) -> Mapping[str, Window]:
-        """Per group (`group_of`), the window of `window_ranks(count, spread)`."""
+    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, Severity]]:
+        """Each stored value of `measure` with its row id and severity, in ascending order."""
         ...
 
     def worst_breaches(self, limit: int | None) -> Sequence[Breach]:

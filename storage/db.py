@@ -146,6 +146,20 @@ class Store:
         finally:
             self._writer.release()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Database]:
+        """A read transaction: every read inside sees the database as of the first one (WAL
+        readers never block the writer, nor wait for it)."""
+        db = self.db
+        if db.conn.in_transaction:
+            yield db
+            return
+        db.conn.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.conn.execute("COMMIT")
+
     def _take_writer(self) -> bool:
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         if getattr(self._local, "background", False):

@@ -357,6 +357,13 @@ class PgStore:
             conn.execute("SET LOCAL lock_timeout = 0")
             yield PgDatabase(self, conn)
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[PgDatabase]:
+        """A read-only REPEATABLE READ transaction: every read inside sees one snapshot."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield PgDatabase(self, conn)
+
     def columns_of(self, table: str, db: PgDatabase) -> list[PgColumn]:
         with self._columns_lock:
             known = self._columns.get(table)

@@ -9,8 +9,9 @@ known (recorded from `auth.test` when the bot starts).
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -47,54 +48,30 @@ class Reporting:
         )
         return self.facts_of(self._incidents(cursor), link_of=link_of)
 
-    def unsettled_facts(
-        self,
-        *,
-        start: datetime,
-        end: datetime,
-        key: str,
-        now: datetime,
-        link_of: LinkOf | None = None,
-    ) -> list[IncidentFacts]:
-        """Facts of the incidents declared in `start <= declared_at < end` without a verdict
-        stored under `key` that holds at `now` (see `storage.verdicts`): the ones a report
-        judges afresh."""
-        cursor = self._store.db.execute(
-            "SELECT * FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT EXISTS "
-            "(SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
-            "AND v.key = ? AND v.stable_from <= ?) ORDER BY id",
-            [to_epoch(start), to_epoch(end), key, to_epoch(now)],
-        )
-        return self.facts_of(self._incidents(cursor), link_of=link_of)
-
-    def settled(self, *, start: datetime, end: datetime, key: str, now: datetime) -> StoredVerdicts:
-        """The verdicts stored under `key` on incidents declared in the period, holding at `now`."""
-        return StoredVerdicts(self._store, key=key, start=start, end=end, now=now)
+    @contextlib.contextmanager
+    def reading(
+        self, *, start: datetime, end: datetime, key: str, now: datetime
+    ) -> Iterator[PeriodReading]:
+        """One report's reads of the period, all in one snapshot (an incident whose verdict is
+        stored meanwhile is counted once: either judged afresh or summed, never both)."""
+        with self._store.snapshot() as db:
+            yield PeriodReading(self, db, start=start, end=end, key=key, now=now)
 
     def remember_verdicts(self, verdicts: Sequence[Verdict], *, key: str) -> int:
         """Keep stable verdicts for later reports; returns how many were stored."""
         return remember(self._store, verdicts, key=key)
 
-    def links_of(self, ids: Sequence[int], link_of: LinkOf) -> dict[int, str | None]:
-        """Each incident's link (its card), by id."""
-        cursor_rows: list[Incident] = []
-        for first in range(0, len(ids), 500):
-            chunk = list(ids[first : first + 500])
-            marks = ",".join("?" * len(chunk))
-            cursor = self._store.db.execute(f"SELECT * FROM incidents WHERE id IN ({marks})", chunk)
-            cursor_rows.extend(self._incidents(cursor))
-        return {incident.id: link_of(incident) for incident in cursor_rows}
-
     def facts_of(
-        self, incidents: Sequence[Incident], *, link_of: LinkOf | None = None
+        self, incidents: Sequence[Incident], *, link_of: LinkOf | None = None, db: Any = None
     ) -> list[IncidentFacts]:
-        """Facts of the given incidents, in their order."""
+        """Facts of the given incidents, in their order (read in `db`, a snapshot, if given)."""
         if not incidents:
             return []
+        db = db or self._store.db
         ids = [i.id for i in incidents]
-        escalations = self._escalations(ids)
-        updates = self._updates(ids)
-        scores = self._drill_scores(ids)
+        escalations = self._escalations(ids, db)
+        updates = self._updates(ids, db)
+        scores = self._drill_scores(ids, db)
         return [
             IncidentFacts(
                 incident=incident,
@@ -113,12 +90,13 @@ class Reporting:
         )
         return self._incidents(cursor)
 
-    def _incidents(self, cursor: Any) -> list[Incident]:
-        columns = [d[0] for d in cursor.description]
-        return [incident_from_row(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()]
+    @staticmethod
+    def _incidents(cursor: Any) -> list[Incident]:
+        return _decoded(cursor)
 
-    def _escalations(self, ids: Sequence[int]) -> dict[int, datetime]:
+    def _escalations(self, ids: Sequence[int], db: Any) -> dict[int, datetime]:
         rows = self._in(
+            db,
             "SELECT incident_id, MIN(sent_at) FROM outbox WHERE kind = 'escalation' "
             "AND route = 'thread' AND status = 'sent' AND incident_id IN ({ids}) "
             "GROUP BY incident_id",
@@ -126,8 +104,9 @@ class Reporting:
         )
         return {incident: at for incident, sent in rows if (at := from_epoch(sent)) is not None}
 
-    def _updates(self, ids: Sequence[int]) -> dict[int, list[datetime]]:
+    def _updates(self, ids: Sequence[int], db: Any) -> dict[int, list[datetime]]:
         rows = self._in(
+            db,
             "SELECT incident_id, posted_at FROM customer_updates WHERE incident_id IN ({ids}) "
             "AND status = 'published' ORDER BY posted_at",
             ids,
@@ -138,19 +117,20 @@ class Reporting:
                 found[incident].append(at)
         return found
 
-    def _drill_scores(self, ids: Sequence[int]) -> dict[int, float]:
+    def _drill_scores(self, ids: Sequence[int], db: Any) -> dict[int, float]:
         rows = self._in(
-            "SELECT incident_id, score FROM drill_scores WHERE incident_id IN ({ids})", ids
+            db, "SELECT incident_id, score FROM drill_scores WHERE incident_id IN ({ids})", ids
         )
         return {incident: float(score) for incident, score in rows if score is not None}
 
-    def _in(self, sql: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    @staticmethod
+    def _in(db: Any, sql: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
         """Run `sql` with `{ids}` bound to `ids`, in chunks below SQLite's variable limit."""
         found: list[tuple[Any, ...]] = []
         for first in range(0, len(ids), 500):
             chunk = list(ids[first : first + 500])
             marks = ",".join("?" * len(chunk))
-            found.extend(self._store.db.execute(sql.format(ids=marks), chunk).fetchall())
+            found.extend(db.execute(sql.format(ids=marks), chunk).fetchall())
         return found
 
     # ------------------------------------------------------------------ follow-ups
@@ -187,3 +167,49 @@ class Reporting:
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [WORKSPACE_URL, url],
             )
+
+
+class PeriodReading(StoredVerdicts):
+    """What one report reads, in one snapshot: the incidents it judges afresh, the stored
+    verdicts it sums, and the links of the breaches it lists."""
+
+    def __init__(
+        self,
+        reporting: Reporting,
+        db: Any,
+        *,
+        start: datetime,
+        end: datetime,
+        key: str,
+        now: datetime,
+    ) -> None:
+        super().__init__(db, key=key, start=start, end=end, now=now)
+        self._reporting = reporting
+        self._reading = db
+        self._window = [to_epoch(start), to_epoch(end), key, to_epoch(now)]
+
+    def unsettled_facts(self, link_of: LinkOf | None = None) -> list[IncidentFacts]:
+        """Facts of the incidents of the period without a stored verdict holding at `now`."""
+        cursor = self._reading.execute(
+            "SELECT * FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT EXISTS "
+            "(SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
+            "AND v.key = ? AND v.stable_from <= ?) ORDER BY id",
+            self._window,
+        )
+        found = _decoded(cursor)
+        return self._reporting.facts_of(found, link_of=link_of, db=self._reading)
+
+    def links_of(self, ids: Sequence[int], link_of: LinkOf) -> dict[int, str | None]:
+        """Each incident's link (its card), by id."""
+        found: list[Incident] = []
+        for first in range(0, len(ids), 500):
+            chunk = list(ids[first : first + 500])
+            marks = ",".join("?" * len(chunk))
+            cursor = self._reading.execute(f"SELECT * FROM incidents WHERE id IN ({marks})", chunk)
+            found.extend(_decoded(cursor))
+        return {incident.id: link_of(incident) for incident in found}
+
+
+def _decoded(cursor: Any) -> list[Incident]:
+    columns = [d[0] for d in cursor.description]
+    return [incident_from_row(dict(zip(columns, r, strict=True))) for r in cursor.fetchall()]

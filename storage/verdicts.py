@@ -2,14 +2,15 @@
 
 A report judges afresh only the incidents without a verdict that holds at its instant (open ones,
 drills, ones resolved too recently, ones judged under another calendar or tolerance); the rest
-come from here as sums per incident type, title and severity, the stored values ranked around
-each group's p90, and the worst stored breaches, all worked out by the database. So a report reads
-a few hundred rows whatever the number of incidents in its period.
+come from here as sums per incident type, title and severity worked out by the database, each
+measure's stored values in order (read one at a time, only up to the last group's p90), and the
+worst stored breaches. So a report holds a few hundred rows whatever the number of incidents in
+its period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -24,7 +25,6 @@ from matrix_engine.verdicts import (
     Tally,
     Total,
     Verdict,
-    Window,
 )
 from storage.backend import Storage
 from storage.codec import from_epoch, to_epoch
@@ -43,19 +43,18 @@ _CHUNK: Final = 500
 
 
 class StoredVerdicts:
-    """The stored verdicts of one report: incidents declared in `start <= declared_at < end`,
-    judged under `key`, holding at `now` (a `matrix_engine.verdicts.SettledHistory`)."""
+    """The stored verdicts of one report, read in `db` (a snapshot): incidents declared in
+    `start <= declared_at < end`, judged under `key`, holding at `now` (a
+    `matrix_engine.verdicts.SettledHistory`)."""
 
-    def __init__(
-        self, store: Storage, *, key: str, start: datetime, end: datetime, now: datetime
-    ) -> None:
-        self._store = store
+    def __init__(self, db: Any, *, key: str, start: datetime, end: datetime, now: datetime) -> None:
+        self._db = db
         self._params = [key, to_epoch(start), to_epoch(end), to_epoch(now)]
 
     def tallies(self) -> list[Tally]:
         totals = ", ".join(f"COUNT({column}), SUM({column})" for column in _COLUMN.values())
         counts = ", ".join(f"SUM({met}), SUM({missed})" for met, missed in _COMPLIANCE.values())
-        rows = self._store.db.execute(
+        rows = self._db.execute(
             f"SELECT row_id, row_title, severity, MAX(declared_at), COUNT(*), {totals}, "
             f"{counts}, SUM(breaches) FROM report_verdicts WHERE {_HOLDING} "
             "GROUP BY row_id, row_title, severity ORDER BY row_id, row_title, severity",
@@ -63,26 +62,18 @@ class StoredVerdicts:
         ).fetchall()
         return [_tally(row) for row in rows]
 
-    def windows(self, measure: Measure, level: Level, spread: int) -> dict[str, Window]:
-        group, column = _GROUP[level], _COLUMN[measure]
-        rows = self._store.db.execute(
-            f"SELECT g, v, rn, n FROM (SELECT {group} AS g, {column} AS v, "
-            f"ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY {column}) AS rn, "
-            f"COUNT(*) OVER (PARTITION BY {group}) AS n FROM report_verdicts "
-            f"WHERE {_HOLDING} AND {column} IS NOT NULL) ranked "
-            "WHERE rn >= (9 * n + 9) / 10 - ? AND rn <= (9 * (n + ?) + 9) / 10 ORDER BY g, rn",
-            [*self._params, spread, spread],
-        ).fetchall()
-        found: dict[str, tuple[int, int, list[timedelta]]] = {}
-        for g, value, rank, count in rows:
-            entry = found.setdefault(str(g), (int(count), int(rank), []))
-            entry[2].append(timedelta(microseconds=int(value)))
-        return {
-            g: Window(count, first, tuple(values)) for g, (count, first, values) in found.items()
-        }
+    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, Severity]]:
+        column = _COLUMN[measure]
+        cursor = self._db.execute(
+            f"SELECT {column}, row_id, severity FROM report_verdicts "
+            f"WHERE {_HOLDING} AND {column} IS NOT NULL ORDER BY {column}",
+            self._params,
+        )
+        for value, row_id, severity in cursor:
+            yield timedelta(microseconds=int(value)), str(row_id), Severity(severity)
 
     def worst_breaches(self, limit: int | None) -> list[Breach]:
-        rows = self._store.db.execute(
+        rows = self._db.execute(
             "SELECT b.ref, b.row_id, b.severity, b.check_name, b.number, b.due_at, b.done_at, "
             "b.deviation_us, b.missed, b.incident_id FROM report_breaches b "
             "JOIN report_verdicts v ON v.incident_id = b.incident_id "

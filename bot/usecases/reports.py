@@ -30,7 +30,7 @@ from matrix_engine.metrics import (
 from matrix_engine.models import Matrix, Review
 from matrix_engine.periods import DEFAULT_PERIOD
 from matrix_engine.verdicts import Verdict, verdict_key
-from storage.reporting import LinkOf, Reporting
+from storage.reporting import Reporting
 
 log = logging.getLogger(__name__)
 
@@ -76,27 +76,38 @@ class Reports:
         tolerance = DEFAULT_ESCALATION_TOLERANCE
         key = verdict_key(matrix.calendar, tolerance)
         link_of = card_links(self._reporting.workspace_url())
-        fresh = judge_period(
-            self._reporting.unsettled_facts(
-                start=period.start, end=period.end, key=key, now=now, link_of=link_of
-            ),
-            period=period,
-            calendar=matrix.calendar,
-            now=now,
-            tolerance=tolerance,
-        )
-        report = report_of(
-            fresh,
-            period=period,
-            calendar=matrix.calendar,
-            now=now,
-            escalation_tolerance=tolerance,
-            incident_types=matrix.incidents,
-            settled=self._reporting.settled(start=period.start, end=period.end, key=key, now=now),
-            breach_limit=breach_limit,
-        )
+        with self._reporting.reading(
+            start=period.start, end=period.end, key=key, now=now
+        ) as reading:
+            fresh = judge_period(
+                reading.unsettled_facts(link_of),
+                period=period,
+                calendar=matrix.calendar,
+                now=now,
+                tolerance=tolerance,
+            )
+            report = report_of(
+                fresh,
+                period=period,
+                calendar=matrix.calendar,
+                now=now,
+                escalation_tolerance=tolerance,
+                incident_types=matrix.incidents,
+                settled=reading,
+                breach_limit=breach_limit,
+            )
+            unlinked = [b.incident_id for b in report.breaches if b.link is None and b.incident_id]
+            if unlinked:  # stored breaches carry no link: the workspace URL may be learnt later
+                links = reading.links_of(unlinked, link_of)
+                report = replace(
+                    report,
+                    breaches=tuple(
+                        replace(b, link=links.get(b.incident_id)) if b.link is None else b
+                        for b in report.breaches
+                    ),
+                )
         self._settle(fresh, key=key, now=now)
-        return self._linked(report, link_of)
+        return report
 
     def _settle(self, fresh: list[Verdict], *, key: str, now: datetime) -> None:
         """Store the verdicts that will not change (never from a report judged ahead of the
@@ -109,18 +120,6 @@ class Reports:
             self._reporting.remember_verdicts(stable, key=key)
         except Exception as exc:  # a read-only copy still reports, judging afresh next time
             log.warning("report verdicts not stored (%s: %s)", type(exc).__name__, exc)
-
-    def _linked(self, report: SlaReport, link_of: LinkOf) -> SlaReport:
-        """Stored breaches carry no link (the workspace URL may be learnt later): add them."""
-        missing = [b.incident_id for b in report.breaches if b.link is None and b.incident_id]
-        if not missing:
-            return report
-        links = self._reporting.links_of(missing, link_of)
-        breaches = tuple(
-            replace(b, link=links.get(b.incident_id)) if b.link is None else b
-            for b in report.breaches
-        )
-        return replace(report, breaches=breaches)
 
     def this_month(self, *, now: datetime) -> SlaReport:
         """This month's figures (the App Home shows no breach lines)."""

@@ -23,28 +23,37 @@ from matrix_engine.obligations import (
     tally_incident,
 )
 from matrix_engine.policies import parse_policy
-from matrix_engine.verdicts import Window, settled_p90, verdict_key, window_ranks
+from matrix_engine.verdicts import PercentileRank, verdict_key
 from tests.harness.workspace import seed_matrix
 from tests.sla_history import CALENDAR, random_facts
 
 durations = st.lists(st.integers(0, 10**6).map(lambda us: timedelta(microseconds=us)))
 
 
-@given(stored=durations, extra=durations, slack=st.integers(0, 5), repeat=st.booleans())
-def test_p90_through_a_window_is_the_p90_of_everything(
-    stored: list[timedelta], extra: list[timedelta], slack: int, repeat: bool
+@given(
+    groups=st.lists(st.tuples(durations, durations), min_size=1, max_size=4),
+    stop_early=st.booleans(),
+)
+def test_p90s_from_values_met_in_order_are_the_p90s_of_everything(
+    groups: list[tuple[list[timedelta], list[timedelta]]], stop_early: bool
 ) -> None:
-    if repeat:  # ties across the window's edge
-        stored = stored + stored[:3]
-    ordered = sorted(stored)
-    window = None
-    if ordered:
-        first, last = window_ranks(len(ordered), len(extra) + slack)
-        assert last - first + 1 <= 2 * (len(extra) + slack) + 2  # a window, not the whole list
-        window = Window(len(ordered), first, tuple(ordered[first - 1 : last]))
-    everything = stored + extra
-    expected = nearest_rank(everything, 90) if everything else None
-    assert settled_p90(window, extra) == expected
+    """Groups of stored and fresh values, the stored ones met once each in ascending order,
+    each also counted in an "all" group: every p90 is the nearest-rank p90 of the group's values
+    together, whether the pass stops once all are found or runs to the end."""
+    rank: PercentileRank[str] = PercentileRank()
+    every_stored = [(v, str(n)) for n, (stored, _) in enumerate(groups) for v in stored]
+    every_fresh = [v for _, fresh in groups for v in fresh]
+    for n, (stored, fresh) in enumerate(groups):
+        rank.expect(str(n), len(stored), fresh)
+    rank.expect("all", len(every_stored), every_fresh)
+    for value, group in sorted(every_stored):
+        if rank.take(value, [group, "all"]) and stop_early:
+            break
+    found = rank.finish()
+    for n, (stored, fresh) in enumerate(groups):
+        assert found.get(str(n)) == (nearest_rank(stored + fresh, 90) if stored + fresh else None)
+    everything = [v for v, _ in every_stored] + every_fresh
+    assert found.get("all") == (nearest_rank(everything, 90) if everything else None)
 
 
 def test_the_key_changes_with_the_calendar_and_the_tolerance() -> None:
