@@ -342,11 +342,15 @@ class _Groups:
             ]
             rank.expect(key, stored.get(key, 0), fresh)
         values = settled.ordered(measure)
+        groups_of: dict[tuple[str, str], list[tuple[Level, str]]] = {}
         try:
             for value, row_id, severity in values:
-                groups = [
-                    (level, group_of(level, row_id=row_id, severity=severity)) for level in Level
-                ]
+                groups = groups_of.get((row_id, severity))
+                if groups is None:
+                    groups = groups_of[row_id, severity] = [
+                        (level, group_of(level, row_id=row_id, severity=Severity(severity)))
+                        for level in Level
+                    ]
                 if rank.take(value, groups):
                     break
         finally:

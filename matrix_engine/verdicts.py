@@ -294,8 +294,9 @@ class SettledHistory(Protocol):
 
     def tallies(self) -> Sequence[Tally]: ...
 
-    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, Severity]]:
-        """Each stored value of `measure` with its row id and severity, in ascending order."""
+    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, str]]:
+        """Each stored value of `measure` with its row id and severity (its value, `SEV-1`),
+        in ascending order."""
         ...
 
     def worst_breaches(self, limit: int | None) -> Sequence[Breach]:

@@ -62,7 +62,7 @@ class StoredVerdicts:
         ).fetchall()
         return [_tally(row) for row in rows]
 
-    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, Severity]]:
+    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, str]]:
         column = _COLUMN[measure]
         cursor = self._db.execute(
             f"SELECT {column}, row_id, severity FROM report_verdicts "
@@ -70,7 +70,7 @@ class StoredVerdicts:
             self._params,
         )
         for value, row_id, severity in cursor:
-            yield timedelta(microseconds=int(value)), str(row_id), Severity(severity)
+            yield timedelta(microseconds=value), row_id, severity
 
     def worst_breaches(self, limit: int | None) -> list[Breach]:
         rows = self._db.execute(
