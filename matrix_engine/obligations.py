@@ -325,12 +325,14 @@ class Tallied:
         """This tally and `count` obligations judged like `obligation` (the worst of them)."""
         if obligation is None or count <= 0:
             return self
+        met, missed, pending, worst = self.met, self.missed, self.pending, self.worst
         if obligation.outcome is Outcome.MET:
-            return replace(self, met=self.met + count)
+            return Tallied(met + count, missed, pending, worst)
         if obligation.outcome is Outcome.PENDING:
-            return replace(self, pending=self.pending + count)
-        worse = self.worst is None or abs(obligation.deviation) > abs(self.worst.deviation)
-        return replace(self, missed=self.missed + count, worst=obligation if worse else self.worst)
+            return Tallied(met, missed, pending + count, worst)
+        if worst is None or abs(obligation.deviation) > abs(worst.deviation):
+            worst = obligation
+        return Tallied(met, missed + count, pending, worst)
 
 
 def tally_incident(

@@ -28,6 +28,7 @@ from matrix_engine.verdicts import (
 )
 from storage.backend import Storage
 from storage.codec import from_epoch, to_epoch
+from storage.pg import PgDatabase, pg_sql
 
 _GROUP: Final = {Level.OVERALL: "''", Level.SEVERITY: "severity", Level.ROW: "row_id"}
 _COLUMN: Final = {measure: f"{measure.value}_us" for measure in Measure}
@@ -150,12 +151,22 @@ def remember(store: Storage, verdicts: Sequence[Verdict], *, key: str) -> int:
             )
             db.execute(f"DELETE FROM report_verdicts WHERE incident_id IN ({marks})", chunk)
         kept = [chosen[i] for i in ids if i in resolved]
-        if kept:
-            db.table("report_verdicts").insert_all([_verdict_row(v, key) for v in kept])
-            breaches = [_breach_row(b) for v in kept for b in v.breaches]
-            if breaches:
-                db.table("report_breaches").insert_all(breaches)
+        _insert_many(db, "report_verdicts", [_verdict_row(v, key) for v in kept])
+        _insert_many(db, "report_breaches", [_breach_row(b) for v in kept for b in v.breaches])
     return len(kept)
+
+
+def _insert_many(db: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    """One INSERT statement run for every row (all rows have the same columns)."""
+    if not rows:
+        return
+    names = list(rows[0])
+    statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    values = [[row[name] for name in names] for row in rows]
+    if isinstance(db, PgDatabase):
+        db.run_many(pg_sql(statement), values)
+    else:
+        db.conn.executemany(statement, values)
 
 
 def _us(value: timedelta | None) -> int | None:
