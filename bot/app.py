@@ -75,6 +75,8 @@ SLACK_TIMEOUT_S = 10
 IDENTIFY_EVERY_S = 30.0
 DEAD_WINDOW = timedelta(minutes=15)  # how long a dead post keeps /healthz at 503
 FORGET_EVERY = timedelta(hours=1)  # how often the tick prunes seen_requests (kept a day)
+# Report verdicts are settled hourly, the first time a minute after start-up (after the catch-up).
+SETTLE_EVERY, SETTLE_FIRST = timedelta(hours=1), timedelta(minutes=1)
 
 
 @dataclass
@@ -528,6 +530,16 @@ class Runtime:
         self._forget_old_requests()
         return self.dispatcher.tick()
 
+    def _settle_verdicts(self) -> None:
+        """Store the verdicts of incidents resolved since the last run (the leader only), so
+        `/escalate report` answers from sums instead of judging them while Slack waits."""
+        if not self.leadership.is_leader():
+            return
+        try:
+            self.reports.settle(now=self.clock.now())
+        except Exception:  # housekeeping must never stop the bot; the traceback goes to the log
+            log.exception("settling report verdicts failed")
+
     def _forget_old_requests(self) -> None:
         """Prune `seen_requests` (keys older than a day) at most once per FORGET_EVERY of the
         bot's clock; a clock that stepped back prunes again, which is harmless."""
@@ -585,6 +597,7 @@ class Runtime:
         self.identify()
         self.alert_intake.replay_unapplied()  # payloads stored but not applied before a crash
         self.ticker.start()
+        self.ticker.every(SETTLE_EVERY, self._settle_verdicts, first_in=SETTLE_FIRST)
 
     def stop(self) -> None:
         self.ticker.shutdown()

@@ -110,6 +110,17 @@ class Ticker:
         )
         self._scheduler.start()
 
+    def every(self, period: timedelta, job: Callable[[], object], *, first_in: timedelta) -> None:
+        """Run `job` every `period` (real time), first `first_in` from now, on its own thread
+        of the scheduler's pool: housekeeping that never holds up a tick."""
+        self._scheduler.add_job(
+            job,
+            "interval",
+            seconds=period.total_seconds(),
+            next_run_time=datetime.now(UTC) + first_in,
+            max_instances=1,
+        )
+
     def wake(self) -> None:
         """Run a tick now (e.g. right after an incident is declared). A wake that arrives while a
         tick is running makes that tick go round once more, so it is never lost."""

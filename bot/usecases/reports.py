@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # A verdict is kept for later reports once its incident has been resolved, with nothing new
 # about it, for this long: a post in flight when it was resolved has landed by then.
 SETTLE_AFTER: Final = timedelta(hours=1)
+# How far back the bot's hourly settling looks (reports reach further judge the rest themselves).
+SETTLE_LOOKBACK: Final = timedelta(days=400)
 
 
 class Reports:
@@ -108,6 +110,13 @@ class Reports:
                 )
         self._settle(fresh, key=key, now=now)
         return report
+
+    def settle(self, *, now: datetime) -> None:
+        """Judge the incidents of the last SETTLE_LOOKBACK without a verdict and store those
+        that will not change, so the next report a person waits for judges only a few (run
+        hourly by the bot, and once soon after it starts: the first report after an upgrade or
+        a quiet week would otherwise judge every incident resolved meanwhile)."""
+        self.for_period(Period(now - SETTLE_LOOKBACK, now, "settle"), now=now, breach_limit=0)
 
     def _settle(self, fresh: list[Verdict], *, key: str, now: datetime) -> None:
         """Store the verdicts that will not change (never from a report judged ahead of the

@@ -252,3 +252,32 @@ def test_any_history_reports_the_same_with_verdicts_stored(
             same(made.for_period(PERIOD, now=later), reference(store, now=later))
         finally:
             store.close()
+
+
+def test_settling_stores_every_verdict_that_will_not_change(store: Storage) -> None:
+    """What the bot runs hourly: afterwards a report judges only open, recent and drill
+    incidents, and is still the reference report."""
+    build_history(store, random.Random(4242), 50, now=NOW)
+    made = reports(store)
+    made.settle(now=NOW)
+    facts = Reporting(store).facts(start=PERIOD.start, end=PERIOD.end)
+    settled = sum(
+        1
+        for f in facts
+        if f.incident.resolved_at is not None
+        and not f.incident.drill
+        and f.incident.resolved_at <= NOW - SETTLE_AFTER
+        and max(
+            m
+            for m in (
+                f.incident.resolved_at,
+                f.incident.last_update_at,
+                f.escalation_sent_at,
+                *f.customer_update_times,
+            )
+            if m is not None
+        )
+        <= NOW - SETTLE_AFTER
+    )
+    assert stored(store) == settled > 0
+    same(made.for_period(PERIOD, now=NOW), reference(store, now=NOW))
