@@ -28,7 +28,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from bot.clock import Clock, FileClock, SimClock, SystemClock
+from bot.clock import Clock, make_clock
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.leader import LEADER, STANDBY, LeadershipMetrics, make_leadership
 from bot.delivery.routing import Composed
@@ -84,15 +84,6 @@ class Identity:
     team_id: str | None = None
     bot_user_id: str | None = None
     bot_id: str | None = None
-
-
-def make_clock(settings: Settings) -> Clock:
-    if settings.SLA_BOT_SIM_CLOCK_FILE is not None:
-        return FileClock(settings.SLA_BOT_SIM_CLOCK_FILE)
-    if settings.SLA_BOT_SIM_START is None and settings.SLA_BOT_TIME_SCALE == 1.0:
-        return SystemClock()
-    start = settings.SLA_BOT_SIM_START or datetime.now().astimezone()
-    return SimClock(start, scale=settings.SLA_BOT_TIME_SCALE, anchor=settings.SLA_BOT_SIM_ANCHOR)
 
 
 def interactive_client(settings: Settings) -> WebClient:

@@ -16,7 +16,10 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 class Clock(Protocol):
@@ -132,3 +135,15 @@ class FileClock:
         """With time held, nobody knows when it will move again: look again shortly."""
         scale = self.setting().scale
         return HELD_POLL_S if scale == 0 else simulated.total_seconds() / scale
+
+
+def make_clock(settings: Settings) -> Clock:
+    """The clock the settings ask for: a steering file, a simulated start or speed, or the
+    system's (here rather than in `bot.app`, so a CLI command reads the time without importing
+    the whole bot)."""
+    if settings.SLA_BOT_SIM_CLOCK_FILE is not None:
+        return FileClock(settings.SLA_BOT_SIM_CLOCK_FILE)
+    if settings.SLA_BOT_SIM_START is None and settings.SLA_BOT_TIME_SCALE == 1.0:
+        return SystemClock()
+    start = settings.SLA_BOT_SIM_START or datetime.now().astimezone()
+    return SimClock(start, scale=settings.SLA_BOT_TIME_SCALE, anchor=settings.SLA_BOT_SIM_ANCHOR)

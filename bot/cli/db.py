@@ -101,7 +101,7 @@ def restored(
     """After restoring the database (pg_restore): posts already due may have gone out from the
     database that was lost, so each is looked up in Slack before it is posted. Run it with
     every replica stopped."""
-    from bot.app import make_clock
+    from bot.clock import make_clock
     from bot.settings import load_settings
     from storage.backend import is_postgres_url
     from storage.leadership import dispatcher_running

@@ -36,7 +36,7 @@ DbOption = Annotated[
 
 
 def _now(settings: Settings) -> datetime:
-    from bot.app import make_clock
+    from bot.clock import make_clock
 
     return make_clock(settings).now()
 

@@ -47,7 +47,7 @@ def rhythm(
 
     Drills of past months show what was proposed then; from this month on, the forecast assumes
     each proposed drill is run in its month (whatever --from is)."""
-    from bot.app import make_clock
+    from bot.clock import make_clock
     from bot.settings import load_settings
     from bot.usecases.matrix_source import read_matrix_file
     from matrix_engine.drills import drill_calendar
