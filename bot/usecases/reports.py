@@ -10,11 +10,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from slack_sdk.models.blocks import Block
-
-from bot.render.report import DIGEST_BREACHES, render_digest_blocks
 from bot.render.slack_text import card_links
 from matrix_engine.localtime import local_date, zone
 from matrix_engine.metrics import (
@@ -31,6 +28,9 @@ from matrix_engine.models import Matrix, Review
 from matrix_engine.periods import DEFAULT_PERIOD
 from matrix_engine.verdicts import Verdict, verdict_key
 from storage.reporting import Reporting
+
+if TYPE_CHECKING:
+    from slack_sdk.models.blocks import Block
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,8 @@ class Reports:
 
     def digest_blocks(self, now: datetime) -> list[Block]:
         """The SLA digest for the coverage review post at `now` (see `review_period`)."""
+        from bot.render.report import DIGEST_BREACHES, render_digest_blocks  # Block Kit: Slack only
+
         period = self.review_period(now=now)
         report = self.for_period(period, now=now, breach_limit=DIGEST_BREACHES)
         return render_digest_blocks(report)
