@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from matrix_engine.incidents import Status
 from matrix_engine.localtime import require_aware
@@ -248,44 +248,43 @@ class PercentileRank(Generic[K]):
     without holding them: each group counts up to its p90's rank, merging in its fresh values."""
 
     def __init__(self) -> None:
-        self._want: dict[K, int] = {}
-        self._seen: dict[K, int] = {}
-        self._extra: dict[K, list[timedelta]] = {}
-        self._next: dict[K, int] = {}
+        # Per group: [rank wanted, values counted, next fresh value, fresh values in order].
+        self._counting: dict[K, list[Any]] = {}
         self._found: dict[K, timedelta] = {}
 
     def expect(self, group: K, stored: int, fresh: Sequence[timedelta]) -> None:
         """`group` has `stored` values to come and `fresh` ones."""
         total = stored + len(fresh)
-        if total == 0:
-            return
-        self._want[group], self._seen[group], self._next[group] = p90_rank(total), 0, 0
-        self._extra[group] = sorted(fresh)
+        if total:
+            self._counting[group] = [p90_rank(total), 0, 0, sorted(fresh)]
 
     def take(self, value: timedelta, groups: Iterable[K]) -> bool:
         """Count the next stored `value` in its `groups`; True once every p90 is found."""
         for group in groups:
-            want = self._want.get(group)
-            if want is None or group in self._found:
+            state = self._counting.get(group)
+            if state is None:
                 continue
-            extra, index, seen = self._extra[group], self._next[group], self._seen[group]
-            while index < len(extra) and extra[index] <= value and seen < want:
+            want, seen, index, fresh = state
+            while index < len(fresh) and fresh[index] <= value:  # fresh values come first
                 seen, index = seen + 1, index + 1
                 if seen == want:
-                    self._found[group] = extra[index - 1]
-            if seen < want:
+                    break
+            if seen == want:
+                self._found[group] = fresh[index - 1]
+            else:
                 seen += 1
-                if seen == want:
-                    self._found[group] = value
-            self._seen[group], self._next[group] = seen, index
-        return len(self._found) == len(self._want)
+                if seen < want:
+                    state[1], state[2] = seen, index
+                    continue
+                self._found[group] = value
+            del self._counting[group]
+        return not self._counting
 
     def finish(self) -> dict[K, timedelta]:
         """Every group's p90 (the fresh values finish what the stored ones did not reach)."""
-        for group, want in self._want.items():
-            if group not in self._found:
-                index = self._next[group] + want - self._seen[group] - 1
-                self._found[group] = self._extra[group][index]
+        for group, (want, seen, index, fresh) in self._counting.items():
+            self._found[group] = fresh[index + want - seen - 1]
+        self._counting.clear()
         return dict(self._found)
 
 
