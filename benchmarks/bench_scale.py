@@ -3,8 +3,8 @@
 holding thousands of incidents.
 
     status       N open incidents (2,003 and 10,000): round trip of `/escalate status`
-    report       10,000 incidents declared over the last week (half of them resolved, a third
-                 answered late, so there are thousands of breaches): `/escalate report week`
+    report       10,000 incidents declared over the last week (97 % resolved, a third of those
+                 acknowledged late, so there are thousands of breaches): `/escalate report week`
                  round trip, and `sla-bot report --period week` wall time and peak memory, at
                  N and N/4 incidents (memory flat in N)
 
@@ -85,12 +85,15 @@ def _round_trips(db: Path, text: str, expect: str, *, rounds: int = ROUNDS) -> d
     times: list[float] = []
     with our_bot(db.parent, db=db) as runtime, served(runtime.http) as port:
         client = Client(port)
-        client.round_trip(command_body(text), expect=expect)  # warm
+        # Not counted: a report's first run judges the resolved incidents and stores their
+        # verdicts (the bot does it a minute after start-up, before anyone asks).
+        first = client.round_trip(command_body(text), expect=expect)
         for _ in range(rounds):
             times.append(client.round_trip(command_body(text), expect=expect))
         client.close()
     times.sort()
     return {
+        "first_ms": round(first * 1000, 1),
         "p50_ms": round(statistics.median(times) * 1000, 1),
         "max_ms": round(times[-1] * 1000, 1),
     }
