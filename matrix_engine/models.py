@@ -14,6 +14,7 @@ import zoneinfo
 from datetime import time
 from enum import StrEnum
 from functools import cache
+from importlib import resources
 from typing import Annotated, Any
 
 from pydantic import (
@@ -162,6 +163,18 @@ def _zone_names() -> dict[str, str]:
     return {name.lower(): name for name in zoneinfo.available_timezones()}
 
 
+@cache
+def _packaged_zone_names() -> frozenset[str]:
+    """The zones the tzdata package lists in one small file: each is one of
+    `zoneinfo.available_timezones()`, which also walks the system's zoneinfo folders (about
+    1,800 files, several ms), so a valid name is confirmed without that walk."""
+    try:
+        listing = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(listing.split())
+
+
 def _check_timezone(name: str) -> str:
     if len(name) > 64 or not name:
         raise ValueError("not an IANA time zone name (e.g. 'America/New_York')")
@@ -169,6 +182,8 @@ def _check_timezone(name: str) -> str:
         raise ValueError(
             f"{name!r} is a POSIX offset zone with an inverted sign and no DST; use a city zone"
         )
+    if ("/" in name or name == "UTC") and name in _packaged_zone_names():
+        return name  # the common case, answered as below without listing every zone
     canonical = _zone_names().get(name.lower())
     if canonical == name and ("/" in name or name == "UTC"):
         return name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from matrix_engine.durations import parse_duration
 from matrix_engine.errors import DurationError, MatrixInvalid, Problem
 from matrix_engine.lint import lint_matrix
 from matrix_engine.loading import load_matrix_text, validate_matrix_text
+from matrix_engine.models import Calendar
 from matrix_engine.yaml_reader import MAX_TEXT_CHARS, join_path
 from tests.harness.workspace import DATA, ROOT
 
@@ -422,6 +424,25 @@ def test_timezone_case_mistake_gets_a_suggestion(typed: str, meant: str) -> None
     assert [p.message for p in problems] == [
         f"unknown time zone {typed!r}; did you mean {meant!r}?"
     ]
+
+
+def test_every_city_zone_the_system_knows_is_accepted_and_every_other_refused() -> None:
+    """Valid names are confirmed from tzdata's own listing, without walking the system's zoneinfo
+    folders: the answer is the same as against the full list, name by name."""
+    known = zoneinfo.available_timezones()
+    accepted, refused = set(), set()
+    for name in sorted(known | {n.lower() for n in known} | {n.upper() for n in known}):
+        try:
+            Calendar(timezone=name)
+        except ValueError:
+            refused.add(name)
+        else:
+            accepted.add(name)
+
+    city = {n for n in known if "/" in n or n == "UTC"}
+    city -= {n for n in known if n.startswith("Etc/GMT") and n not in ("Etc/GMT", "Etc/GMT0")}
+    assert accepted == city
+    assert "America/New_York" in accepted and "EST" in refused and "america/new_york" in refused
 
 
 # ---------------------------------------------------------------- paths and formatting
