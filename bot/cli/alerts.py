@@ -2,7 +2,8 @@
 whether it opens a new incident or joins an open one — without changing anything, for testing
 the matrix's `alerts:` routes before monitoring sends the real thing."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start (see
+# bot.cli.main's docstring).
 
 from enum import StrEnum
 from pathlib import Path
@@ -72,7 +73,7 @@ def route(
     typer.echo("Nothing was changed.")
 
 
-def _read(file: Path, choice: SourceChoice) -> tuple[AlertSource, list[AlertEvent]]:
+def _read(file: Path, choice: SourceChoice) -> "tuple[AlertSource, list[AlertEvent]]":
     from bot.usecases.alert_payloads import BadPayload, detect_source, parse_events, read_json
     from matrix_engine.models import AlertSource
 
@@ -91,7 +92,7 @@ def _read(file: Path, choice: SourceChoice) -> tuple[AlertSource, list[AlertEven
         fail(f"{file}: {exc} (the endpoint would answer 400)")
 
 
-def _view(path: Path | str) -> tuple[LedgerView, str]:
+def _view(path: Path | str) -> "tuple[LedgerView, str]":
     from storage.alerts import LedgerView, read_view, read_view_of
     from storage.db import DatabaseUnusable, check_database
 
@@ -110,7 +111,7 @@ def _view(path: Path | str) -> tuple[LedgerView, str]:
         fail(f"{exc}; give the bot's database with --db or SLA_BOT_DB")
 
 
-def _line(found: Preview, matrix: Matrix, view: LedgerView) -> str:
+def _line(found: "Preview", matrix: "Matrix", view: "LedgerView") -> str:
     from matrix_engine.alerts import NEW_INCIDENT, Outcome, Routed
 
     event, outcome = found.event, found.outcome

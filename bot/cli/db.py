@@ -1,7 +1,8 @@
 """`sla-bot db migrate` (SQLite file → PostgreSQL, checked by counts) and `sla-bot db restored`
 (after `pg_restore`: posts already due are looked up in Slack before they are posted)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start (see
+# bot.cli.main's docstring).
 
 from pathlib import Path
 from typing import Annotated

@@ -5,7 +5,8 @@ defaults, so run in the bot's directory they see what the bot sees. Errors becom
 non-zero exit through `bot.cli.main.main`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start (see
+# bot.cli.main's docstring).
 
 from datetime import date, datetime
 from enum import StrEnum
@@ -35,7 +36,7 @@ DbOption = Annotated[
 ]
 
 
-def _now(settings: Settings) -> datetime:
+def _now(settings: "Settings") -> datetime:
     from bot.clock import make_clock
 
     return make_clock(settings).now()

@@ -1,7 +1,8 @@
 """`sla-bot rhythm`, `sla-bot rebaseline` and `sla-bot history`: the operating rhythm from the
 terminal. They read the bot's settings (`SLA_BOT_DB`, `SLA_BOT_MATRIX`) for their defaults."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer reads these signatures at every start (see
+# bot.cli.main's docstring).
 
 import getpass
 import os
@@ -84,7 +85,7 @@ def rhythm(
         typer.echo(line)
 
 
-def _drill_history(path: Path | str) -> list[DrillRecord]:
+def _drill_history(path: Path | str) -> "list[DrillRecord]":
     from storage.followups import Drills
 
     if isinstance(path, Path) and not path.exists():
@@ -160,7 +161,7 @@ def rebaseline(
         store.close()
 
 
-def _active(versions: Versions, path: Path) -> Matrix:
+def _active(versions: "Versions", path: Path) -> "Matrix":
     """The active version's matrix (the file becomes version 1 if there is none yet)."""
     from bot.usecases.matrix_source import read_matrix_file
     from matrix_engine.loading import load_matrix_text
@@ -179,7 +180,7 @@ def _active(versions: Versions, path: Path) -> Matrix:
     return load_matrix_text(current.text, source=f"version {current.version}")
 
 
-def _read_profile(path: Path) -> Profile:
+def _read_profile(path: Path) -> "Profile":
     """The profile in a YAML file (a bare profile, or a matrix file's `profile` section)."""
     import yaml
     from pydantic import ValidationError
@@ -200,7 +201,7 @@ def _read_profile(path: Path) -> Profile:
         fail(f"{path}: not a profile: {problems}")
 
 
-def _regenerated(active: Matrix, profile: Profile | None) -> tuple[str, Matrix]:
+def _regenerated(active: "Matrix", profile: "Profile | None") -> "tuple[str, Matrix]":
     from matrix_engine.generator import generate_matrix
     from matrix_engine.render import render_yaml
 
