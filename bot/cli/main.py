@@ -11,7 +11,7 @@ string annotations would be evaluated again each time (twice per command, ~7 ms 
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, assert_never
 
 import typer
 from typer._click import exceptions as click_errors  # typer exports no UsageError of its own
@@ -50,15 +50,20 @@ class MatrixFormat(StrEnum):
 
 
 def render(fmt: MatrixFormat, matrix: "Matrix") -> str:
+    """The matrix in `fmt`; only that renderer's module is imported."""
     from matrix_engine import render
 
-    renderers = {
-        MatrixFormat.markdown: render.render_markdown,
-        MatrixFormat.csv: render.render_csv,
-        MatrixFormat.json: render.render_json,
-        MatrixFormat.yaml: render.render_yaml,
-    }
-    return renderers[fmt](matrix)
+    match fmt:
+        case MatrixFormat.markdown:
+            return render.render_markdown(matrix)
+        case MatrixFormat.csv:
+            return render.render_csv(matrix)
+        case MatrixFormat.json:
+            return render.render_json(matrix)
+        case MatrixFormat.yaml:
+            return render.render_yaml(matrix)
+        case _:
+            assert_never(fmt)
 
 
 def read_text(path: Path) -> str:
