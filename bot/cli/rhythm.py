@@ -4,7 +4,6 @@ terminal. They read the bot's settings (`SLA_BOT_DB`, `SLA_BOT_MATRIX`) for thei
 # No `from __future__ import annotations`: typer reads these signatures at every start (see
 # bot.cli.main's docstring).
 
-import getpass
 import os
 import tempfile
 from datetime import UTC, date, datetime, time, timedelta
@@ -220,6 +219,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):
