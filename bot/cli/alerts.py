@@ -144,7 +144,3 @@ def _line(found: "Preview", matrix: "Matrix", view: "LedgerView") -> str:
     mode = view.on_resolved.get(found.incident_id) or matrix.alerts.on_resolved.value
     done = {"mitigate": "mitigated", "resolve": "resolved", "note": "noted (left as it is)"}
     return f"{head}resolves the last alert of {ref}: it is {done.get(mode, mode)}"
-
-
-def add_alert_commands(app: typer.Typer) -> None:
-    app.add_typer(alerts_app)

@@ -124,7 +124,3 @@ def restored(
     finally:
         store.close()
     typer.echo(f"{marked} due message(s) will be looked up in Slack before posting")
-
-
-def add_db_commands(app: typer.Typer) -> None:
-    app.add_typer(db_app)

@@ -16,11 +16,8 @@ from typing import TYPE_CHECKING, Annotated, assert_never
 import typer
 from typer._click import exceptions as click_errors  # typer exports no UsageError of its own
 
-from bot.cli.alerts import add_alert_commands
 from bot.cli.common import fail, option_problems, write_output
-from bot.cli.db import add_db_commands
-from bot.cli.ops import add_ops_commands
-from bot.cli.rhythm import add_rhythm_commands
+from bot.cli.lazy import Elsewhere, LazyGroup
 from matrix_engine.errors import MatrixError, MatrixInvalid
 from matrix_engine.models import SEED_PROFILE, Impact, Interactions, OnCall, Review, Tier
 
@@ -28,12 +25,29 @@ if TYPE_CHECKING:
     from bot.settings import Settings, SettingsError
     from matrix_engine.models import Matrix
 
+
+class SlaBotGroup(LazyGroup):
+    """`sla-bot`: the commands below, then those of the other modules (built when used)."""
+
+    ELSEWHERE = {  # noqa: RUF012 (read only)
+        "report": Elsewhere("bot.cli.ops", "ops_commands", "report"),
+        "backup": Elsewhere("bot.cli.ops", "ops_commands", "backup"),
+        "restore": Elsewhere("bot.cli.ops", "ops_commands", "restore"),
+        "rhythm": Elsewhere("bot.cli.rhythm", "rhythm_commands", "rhythm"),
+        "rebaseline": Elsewhere("bot.cli.rhythm", "rhythm_commands", "rebaseline"),
+        "history": Elsewhere("bot.cli.rhythm", "rhythm_commands", "history"),
+        "alerts": Elsewhere("bot.cli.alerts", "alerts_app"),  # alerts route
+        "db": Elsewhere("bot.cli.db", "db_app"),  # db migrate, db restored
+    }
+
+
 app = typer.Typer(
     name="sla-bot",
     help="SLA Escalation Bot: an AI SLA escalation matrix, live in Slack.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=SlaBotGroup,
 )
 
 DEFAULT_MATRIX = Path("manifests/matrix.yaml")
@@ -213,12 +227,6 @@ def run() -> None:
     else:
         typer.echo("No Slack credentials configured: starting the local sandbox.", err=True)
         sandbox()
-
-
-add_ops_commands(app)  # report, backup, restore
-add_rhythm_commands(app)  # rhythm, rebaseline, history
-add_alert_commands(app)  # alerts route
-add_db_commands(app)  # db migrate, db restored
 
 
 def _settings() -> "Settings":

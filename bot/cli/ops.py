@@ -211,8 +211,8 @@ def restore_command(
     )
 
 
-def add_ops_commands(app: typer.Typer) -> None:
-    """Register `report`, `backup` and `restore` on the `sla-bot` app."""
-    app.command("report")(report)
-    app.command("backup")(backup_command)
-    app.command("restore")(restore_command)
+# `sla-bot report`, `backup` and `restore` (bot.cli.main builds them from here when one is run).
+ops_commands = typer.Typer()
+ops_commands.command("report")(report)
+ops_commands.command("backup")(backup_command)
+ops_commands.command("restore")(restore_command)

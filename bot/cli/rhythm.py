@@ -260,7 +260,9 @@ def history(
     typer.echo(render_diff_text(diff_matrices(old, new)))
 
 
-def add_rhythm_commands(app: typer.Typer) -> None:
-    app.command()(rhythm)
-    app.command()(rebaseline)
-    app.command()(history)
+# `sla-bot rhythm`, `rebaseline` and `history` (bot.cli.main builds them from here when one is
+# run).
+rhythm_commands = typer.Typer()
+rhythm_commands.command()(rhythm)
+rhythm_commands.command()(rebaseline)
+rhythm_commands.command()(history)

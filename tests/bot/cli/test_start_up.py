@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import subprocess
 import sys
+from importlib import import_module
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
-from bot.cli.main import app
+from bot.cli.main import SlaBotGroup, app
 from tests.harness import process
 from tests.harness.workspace import ROOT
 
@@ -41,7 +44,17 @@ NEVER_IN_A_QUICK_COMMAND = (
     "bot.slackapi",
     "bot.render",
     "bot.sandbox",
+    # the other commands' modules: built only when one of their commands is run
+    "bot.cli.ops",
+    "bot.cli.rhythm",
+    "bot.cli.alerts",
+    "bot.cli.db",
 )
+# `sla-bot --help`'s order: bot.cli.main's commands, then the other modules'.
+EVERY_COMMAND = [
+    "generate", "validate", "show", "serve", "sandbox", "run", "report", "backup", "restore",
+    "rhythm", "rebaseline", "history", "alerts", "db",
+]  # fmt: skip
 
 
 def imported_by(*args: str) -> set[str]:
@@ -66,6 +79,29 @@ def test_a_quick_command_loads_no_slack_storage_scheduler_or_server_code(args: l
     assert loaded == []
 
 
+def test_help_lists_every_command_in_its_place_and_each_one_runs() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+
+    assert result.exit_code == 0
+    listed = re.findall(r"^│ ([a-z]+) ", result.output, flags=re.MULTILINE)
+    assert listed == EVERY_COMMAND
+    for name in EVERY_COMMAND:
+        assert CliRunner().invoke(app, [name, "--help"]).exit_code == 0, name
+
+
+def test_a_mistyped_command_is_matched_against_every_command() -> None:
+    result = CliRunner().invoke(app, ["reprot"])
+
+    assert result.exit_code == 2
+    assert "No such command 'reprot'. Did you mean 'report'?" in result.output
+
+
+def typer_apps() -> list[typer.Typer]:
+    """bot.cli.main's app and the apps holding the commands it builds when they are run."""
+    homes = {(place.module, place.app) for place in SlaBotGroup.ELSEWHERE.values()}
+    return [app, *(getattr(import_module(module), name) for module, name in sorted(homes))]
+
+
 def test_the_command_signatures_typer_reads_at_every_start_are_not_strings() -> None:
     """Postponed (string) annotations would be evaluated on every start, twice per command."""
 
@@ -76,8 +112,8 @@ def test_the_command_signatures_typer_reads_at_every_start_are_not_strings() -> 
             found += commands(sub.typer_instance)
         return found
 
-    callbacks = [command.callback for command in commands(app)]
-    assert len(callbacks) >= 14
+    callbacks = [command.callback for each in typer_apps() for command in commands(each)]
+    assert len(callbacks) >= 15
     strings = {
         f"{callback.__module__}.{callback.__name__}({name})"
         for callback in callbacks
