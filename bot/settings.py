@@ -42,7 +42,7 @@ class PostgresUrl(str):
         return urlsplit(self).password
 
 
-def _database(value: object) -> object:
+def database_target(value: object) -> object:
     """A `postgresql://` URL stays a URL; anything else is an SQLite file path."""
     if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
         if not urlsplit(value).hostname and "host=" not in value:
@@ -54,7 +54,7 @@ def _database(value: object) -> object:
 
 
 # The bot's database: an SQLite file (the default), or a PostgreSQL URL for replicas.
-Database = Annotated[Path | PostgresUrl, BeforeValidator(_database)]
+Database = Annotated[Path | PostgresUrl, BeforeValidator(database_target)]
 
 
 class SettingsError(Exception):

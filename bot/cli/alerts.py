@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.common import existing_database, fail
+from bot.cli.common import chosen_database, existing_database, fail
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from matrix_engine.alerts import AlertEvent, Preview
@@ -46,9 +46,13 @@ def route(
         Path | None, typer.Option("--matrix", help="Matrix file (default: SLA_BOT_MATRIX).")
     ] = None,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "--db", help="The bot's database, read to tell new from joined (default: SLA_BOT_DB)."
+            "--db",
+            metavar="PATH|URL",
+            help="The bot's database (an SQLite file or a postgresql:// URL), read to tell new "
+            "from joined (default: SLA_BOT_DB).",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -61,7 +65,7 @@ def route(
     matrix_path = matrix_file or settings.SLA_BOT_MATRIX
     _, matrix = read_matrix_file(matrix_path)
     chosen, events = _read(file, source)
-    database = db or settings.SLA_BOT_DB
+    database = chosen_database(db, settings)
     view, seen = _view(database)
     typer.echo(
         f"{file}: {chosen.label} payload, {len(events)} alert{'s' if len(events) != 1 else ''} "

@@ -12,6 +12,7 @@ import typer
 if TYPE_CHECKING:  # imported where used: `sla-bot show` needs no database (nor psycopg)
     from pydantic import ValidationError
 
+    from bot.settings import PostgresUrl, Settings
     from storage.backend import Storage
 
 
@@ -29,6 +30,22 @@ def write_output(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"{path}: cannot write: {exc.strerror or exc}")
+
+
+def chosen_database(db: str | None, settings: Settings) -> Path | PostgresUrl:
+    """`--db` when given (an SQLite file, or a `postgresql://` URL, as SLA_BOT_DB takes), else
+    SLA_BOT_DB."""
+    from bot.settings import PostgresUrl, database_target
+    from storage.backend import describe
+
+    if db is None:
+        return settings.SLA_BOT_DB
+    try:
+        chosen = database_target(db)
+    except ValueError as exc:
+        fail(f"--db {describe(db)}: {exc}")
+    assert isinstance(chosen, Path | PostgresUrl)
+    return chosen
 
 
 def existing_database(target: Path | str) -> Storage:

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.common import existing_database, fail, postgres_instead, write_output
+from bot.cli.common import (
+    chosen_database,
+    existing_database,
+    fail,
+    postgres_instead,
+    write_output,
+)
 from matrix_engine.periods import DEFAULT_PERIOD
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
@@ -32,7 +38,13 @@ class ReportFormat(StrEnum):
 
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="PATH|URL",
+        help="The bot's database: an SQLite file or a postgresql:// URL (default: SLA_BOT_DB).",
+        show_default=False,
+    ),
 ]
 
 
@@ -109,7 +121,7 @@ def report(
     if output is not None and not output.parent.is_dir():
         fail(f"{output}: cannot write: no folder {output.parent}")
     _, matrix = read_matrix_file(matrix_file or settings.SLA_BOT_MATRIX)
-    store = existing_database(db or settings.SLA_BOT_DB)
+    store = existing_database(chosen_database(db, settings))
     try:
         reports = Reports(
             reporting=Reporting(store), matrix=lambda: matrix, clock=lambda: _now(settings)
@@ -160,7 +172,7 @@ def backup_command(
     from bot.settings import load_settings
     from storage.backup import BackupFailed, backup
 
-    source = db or load_settings().SLA_BOT_DB
+    source = chosen_database(db, load_settings())
     if not isinstance(source, Path):
         postgres_instead("backup", source)
     if not source.is_file():
@@ -187,7 +199,7 @@ def restore_command(
     from storage.backup import BackupFailed, check_restore, restore
 
     settings = load_settings()
-    target = db or settings.SLA_BOT_DB
+    target = chosen_database(db, settings)
     if not isinstance(target, Path):
         postgres_instead("restore", target)
     try:

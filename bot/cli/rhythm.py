@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.common import existing_database, fail, open_database
+from bot.cli.common import chosen_database, existing_database, fail, open_database
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from matrix_engine.drills import DrillRecord
@@ -22,7 +22,13 @@ if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from storage.versions import Versions
 
 DbOption = Annotated[
-    Path | None, typer.Option("--db", help="The bot's database (default: SLA_BOT_DB).")
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="PATH|URL",
+        help="The bot's database: an SQLite file or a postgresql:// URL (default: SLA_BOT_DB).",
+        show_default=False,
+    ),
 ]
 MatrixOption = Annotated[
     Path | None, typer.Option("--matrix", help="The active matrix file (default: SLA_BOT_MATRIX).")
@@ -64,7 +70,7 @@ def rhythm(
         fail(f"--from {start!r}: expected a date like 2026-12-01")
     begin = local_instant(first, time(0), tz)
     end = begin + timedelta(days=31 * months)
-    history = _drill_history(db or settings.SLA_BOT_DB)
+    history = _drill_history(chosen_database(db, settings))
     month_keys = [
         s.period for s in rhythm_slots(matrix, start=begin, end=end) if s.kind is SlotKind.DRILL
     ]
@@ -125,7 +131,7 @@ def rebaseline(
     # Every argument is read and checked before the database is opened (or created).
     new_profile = _read_profile(profile) if profile is not None else None
     edited = read_matrix_file(candidate_file) if candidate_file is not None else None
-    path = db or settings.SLA_BOT_DB
+    path = chosen_database(db, settings)
     store: Storage
     if not isinstance(path, Path):
         store = open_database(path)
@@ -240,7 +246,7 @@ def history(
     from storage.versions import Versions
 
     settings = load_settings()
-    store = existing_database(db or settings.SLA_BOT_DB)
+    store = existing_database(chosen_database(db, settings))
     try:
         versions = Versions(store).all()
     finally:

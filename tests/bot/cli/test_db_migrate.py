@@ -180,3 +180,26 @@ def test_after_a_restore_due_posts_are_looked_up_in_slack_first(
         assert f"{len(marked)} due message(s) will be looked up in Slack" in done.stdout
     finally:
         store.close()
+
+
+def test_commands_take_a_postgresql_url_with_db_as_sla_bot_db_does(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """`--db` takes what SLA_BOT_DB takes: after a migration, `sla-bot report --db URL` reads
+    the PostgreSQL database (a `Path` option once turned `postgresql://` into `postgresql:/`)."""
+    source = tmp_path / "sla-bot.db"
+    a_deployment(source)
+    migrated = sla_bot("db", "migrate", "--from", f"sqlite:{source}", "--to", pg_url, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    report = ("report", "--period", "2026-12", "--format", "json", "--matrix", str(SEED_MATRIX),
+              "--at", "2026-12-02T00:00:00Z")  # fmt: skip
+    on_file = sla_bot(*report, "--db", str(source), cwd=tmp_path)
+    on_pg = sla_bot(*report, "--db", pg_url, cwd=tmp_path)
+    assert on_pg.returncode == 0, on_pg.stderr
+    assert json.loads(on_pg.stdout)["overall"]["incidents"] == 2
+    assert on_pg.stdout == on_file.stdout
+    history = sla_bot("rhythm", "--db", pg_url, "--matrix", str(SEED_MATRIX), cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
+    bad = sla_bot(*report, "--db", "postgresql:///nohost", cwd=tmp_path)
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1
+    assert "needs a host" in bad.stderr and "Traceback" not in bad.stderr
