@@ -94,7 +94,7 @@ def catch_up(posts: int = 10_000, *, latency: float = 0.0) -> dict[str, Any]:
             started = time.time()
             bot.start()
             try:
-                complete = _wait(lambda: len(fake.messages()) >= posts, timeout=DEADLINE_S)
+                complete = _wait(lambda: fake.message_count() >= posts, timeout=DEADLINE_S)
             finally:
                 bot.stop()
     finally:

@@ -46,6 +46,7 @@ from bot.render.blocks import render_notice
 from bot.settings import Settings
 from bot.slackapi.directory import PostingCheck, UsergroupDirectory
 from bot.slackapi.gateway import SlackGateway
+from bot.slackapi.keepalive import KeepAliveWebClient
 from bot.slackapi.views import HomeViews
 from bot.slackapi.workspace import WorkspaceReader
 from bot.telemetry import Telemetry
@@ -110,8 +111,9 @@ def directory_client(settings: Settings) -> WebClient:
 
 
 def delivery_client(settings: Settings) -> WebClient:
-    """For the dispatcher: no retry handlers — the outbox retries, reconciling ambiguous sends."""
-    client = WebClient(
+    """For the dispatcher: no retry handlers — the outbox retries, reconciling ambiguous sends.
+    Each sender thread keeps its connection to Slack open between posts."""
+    client = KeepAliveWebClient(
         token=_secret(settings.SLACK_BOT_TOKEN),
         base_url=settings.SLACK_API_URL,
         timeout=settings.SLA_BOT_SLACK_TIMEOUT,  # type: ignore[arg-type]  # urllib takes float

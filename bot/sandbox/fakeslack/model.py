@@ -22,6 +22,7 @@ class Call:
     status: int | None = None
     response: JsonDict | None = None
     fault: str | None = None
+    connection: str = ""  # the client's end of the TCP connection the request came on
 
     @property
     def channel(self) -> str | None:

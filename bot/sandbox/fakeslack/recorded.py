@@ -42,6 +42,11 @@ class Recorded(State):
             snapshot = [replace(m) for m in found]
         return sorted(snapshot, key=lambda m: _ts_key(m.ts))
 
+    def message_count(self) -> int:
+        """How many messages are committed (thread replies included): cheap to poll."""
+        with self._lock:
+            return sum(len(c.messages) for c in self._channels.values())
+
     def posts_with_metadata_key(self, key: str) -> list[Message]:
         """Committed messages whose ``metadata.event_payload.key`` equals ``key``, or that carry
         it among their ``keys`` (one post standing for several, such as a digest)."""

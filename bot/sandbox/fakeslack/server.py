@@ -3,7 +3,9 @@ request to its method, authentication, ``auth.test`` and ``apps.connections.open
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,18 +31,67 @@ from bot.sandbox.fakeslack.wire import _arg, _header, _parse_body
 
 
 class _Server(ThreadingHTTPServer):
+    """HTTP/1.1 with keep-alive, as Slack's servers: a client may send request after request
+    on one connection (one handler thread each). Going down closes every connection: an idle
+    one at once, a busy one after its answer (which says `Connection: close`)."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024
 
     def __init__(self, port: int, fake: Serving) -> None:
         self.fake = fake
+        self.closing = False
+        self._busy: dict[socket.socket, bool] = {}  # each open connection: answering a request?
+        self._busy_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._busy_lock:
+            self._busy[request] = False
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._busy_lock:
+            self._busy.pop(request, None)
+        super().shutdown_request(request)
+
+    def taking(self, connection: socket.socket, *, busy: bool) -> bool:
+        """A handler takes a request it has read (`busy`) or waits for the next one; False
+        once the server is going down: that request is never acted on, no other is read."""
+        with self._busy_lock:
+            if self.closing:
+                return False
+            self._busy[connection] = busy
+            return True
+
+    def close_connections(self) -> None:
+        """Close every idle connection now; a busy one closes after its answer."""
+        with self._busy_lock:
+            self.closing = True
+            idle = [connection for connection, busy in self._busy.items() if not busy]
+        for connection in idle:
+            with contextlib.suppress(OSError):  # unless the client closed it already
+                connection.shutdown(socket.SHUT_RDWR)  # its handler reads end of file
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = 10  # a stalled client must not pin a handler thread forever
+    protocol_version = "HTTP/1.1"  # keep-alive unless the client says `Connection: close`
+    timeout = 10  # an idle or stalled client must not pin a handler thread forever
+    disable_nagle_algorithm = True  # the answer's head and body go out at once, not 40 ms apart
+
+    def handle(self) -> None:
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and self.server.taking(self.connection, busy=False):
+            self.handle_one_request()
+
+    def parse_request(self) -> bool:
+        if not self.server.taking(self.connection, busy=True):
+            self.close_connection = True  # read as the server went down: dropped unanswered
+            return False
+        return super().parse_request()
 
     def do_POST(self) -> None:
         self._serve()
@@ -52,7 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
-        reply = self.server.fake._dispatch(self.command, self.path, headers, raw)
+        peer = f"{self.client_address[0]}:{self.client_address[1]}"
+        reply = self.server.fake._dispatch(self.command, self.path, headers, raw, connection=peer)
         if reply.gate is not None:
             while not reply.gate.wait(0.05) and not self.server.fake._stopping.is_set():
                 pass
@@ -65,10 +117,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(payload)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
+            if self.server.closing:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(payload)
         except OSError:
-            pass  # the client gave up (timeout) after Slack had already acted
+            self.close_connection = True  # the client gave up (timeout) after Slack had acted
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -160,6 +215,7 @@ class Serving(Faults, ChatMethods):
             self._server, self._thread = None, None
         if server is not None:
             server.shutdown()
+            server.close_connections()
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
@@ -170,7 +226,9 @@ class Serving(Faults, ChatMethods):
         with self._lock:
             self._socket_mode = issue_url
 
-    def _dispatch(self, verb: str, path: str, headers: dict[str, str], raw: bytes) -> _Reply:
+    def _dispatch(
+        self, verb: str, path: str, headers: dict[str, str], raw: bytes, *, connection: str = ""
+    ) -> _Reply:
         parts = urlsplit(path)
         content_type = _header(headers, "content-type") or "application/x-www-form-urlencoded"
         if parts.path.startswith("/response/"):
@@ -190,6 +248,7 @@ class Serving(Faults, ChatMethods):
             headers={k: v for k, v in headers.items() if k.lower() != "authorization"},
             at=self._clock(),
             monotonic=time.monotonic(),
+            connection=connection,
         )
         call.params.pop("token", None)
         with self._lock:
