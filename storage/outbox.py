@@ -133,6 +133,9 @@ class Sent:
     follow_up: PlannedMessage | None = None
     reconciled: bool = False
     is_card: bool = False
+    # Pacing: the lane's other pending rows wait until then, as `hold_lane` would hold them
+    # when claimed (recorded with the post, so the next one is not claimed only to wait).
+    lane_free_at: datetime | None = None
 
     @property
     def lateness_s(self) -> float:
@@ -350,6 +353,8 @@ class Outbox:
                 "UPDATE incidents SET card_ts = ? WHERE id = ?", [sent.ts, claimed.incident_id]
             )
         self._plan_next(db, claimed, sent.follow_up)
+        if sent.lane_free_at is not None:
+            _postpone_lane(db, claimed.lane, until=sent.lane_free_at, now=sent.at)
         _audit(
             db,
             at=sent.at,
@@ -427,11 +432,7 @@ class Outbox:
         with self._store.immediate() as db:
             if not _release(db, claimed, at=until, now=now, error=None):
                 return False
-            db.execute(
-                "UPDATE outbox SET next_attempt_at = :until, held_at = :now "
-                "WHERE lane = :lane AND status = 'pending' AND next_attempt_at < :until",
-                {"until": to_epoch(until), "now": to_epoch(now), "lane": claimed.lane},
-            )
+            _postpone_lane(db, claimed.lane, until=until, now=now)
             return True
 
     def mark_dead(
@@ -592,6 +593,15 @@ def _records(cursor: Any) -> list[dict[str, Any]]:
 def _mine(claimed: Claimed, **values: Any) -> dict[str, Any]:
     """Statement parameters for an update of `claimed` (compare-and-set on its token)."""
     return {"id": claimed.id, "token": claimed.token, **values}
+
+
+def _postpone_lane(db: Any, lane: str, *, until: datetime, now: datetime) -> None:
+    """Every pending row of `lane` due before `until` waits until then (held at `now`)."""
+    db.execute(
+        "UPDATE outbox SET next_attempt_at = :until, held_at = :now "
+        "WHERE lane = :lane AND status = 'pending' AND next_attempt_at < :until",
+        {"until": to_epoch(until), "now": to_epoch(now), "lane": lane},
+    )
 
 
 def _release(db: Any, claimed: Claimed, *, at: datetime, now: datetime, error: str | None) -> bool:

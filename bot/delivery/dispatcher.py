@@ -265,11 +265,20 @@ class Dispatcher:
                 posted_at = now
                 self._failures.reached_slack()
         finally:
-            self._pace.done(channel, posted_at=posted_at)
+            next_at = self._pace.done(channel, posted_at=posted_at)
         at = self._clock.now()
         rows = [(row, post.follow_up), *post.folded]
         return [
-            Sent(one, channel, ts, at, follow_up, reconciled, post.is_card and one is row)
+            Sent(
+                one,
+                channel,
+                ts,
+                at,
+                follow_up,
+                reconciled,
+                post.is_card and one is row,
+                lane_free_at=next_at if one is row else None,
+            )
             for one, follow_up in rows
         ]
 

@@ -32,9 +32,12 @@ class ChannelPace:
             self._busy.add(channel)
             return None
 
-    def done(self, channel: str, *, posted_at: datetime | None) -> None:
-        """The caller is done with the channel; `posted_at` when a message went out."""
+    def done(self, channel: str, *, posted_at: datetime | None) -> datetime | None:
+        """The caller is done with the channel; `posted_at` when a message went out. Returns
+        when the channel takes its next post, if that is later than at once."""
         with self._lock:
             self._busy.discard(channel)
-            if posted_at is not None:
-                self._last[channel] = posted_at
+            if posted_at is None:
+                return None
+            self._last[channel] = posted_at
+            return posted_at + self._gap if self._paced else None

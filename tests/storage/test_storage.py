@@ -30,7 +30,7 @@ from storage.backend import IntegrityError, Storage, StorageError, open_storage
 from storage.db import BUSY_TIMEOUT_MS, Store
 from storage.incidents import Declared, Incidents
 from storage.leadership import Leader, current, take_over
-from storage.outbox import LEASE, Outbox
+from storage.outbox import LEASE, Outbox, Sent
 from storage.pg_schema import MIGRATIONS as PG_MIGRATIONS
 from storage.pg_schema import MIGRATIONS_TABLE
 from storage.publications import Publications, StatuspageLinks
@@ -380,6 +380,23 @@ def test_claims_come_in_due_order_and_skip_future_rows(store: Storage) -> None:
         outbox.mark_sent(row, channel="C1", ts="1.0", at=now)
     assert [c.key for c in outbox.claim_due(now=now)] == ["m20", "x25"]
     assert outbox.next_wake() == T0 + timedelta(minutes=30)
+
+
+def test_a_paced_post_holds_its_lane_as_it_is_recorded(store: Storage) -> None:
+    """Recorded with `lane_free_at`, a post postpones the rest of its lane (as `hold_lane`
+    does when the next row is claimed too early): nothing of that lane is claimed to wait."""
+    outbox = Outbox(store)
+    for key in ("a1", "a2", "a3"):
+        outbox.add(message(key))
+    outbox.add(PlannedMessage("x1", MessageKind.REVIEW_REMINDER, T0, Route.CHANNEL))
+    first, other = outbox.claim_due(now=T0)
+    free_at = T0 + timedelta(seconds=1)
+    sent = Sent(first, "C1", "1.0", T0, lane_free_at=free_at)
+    assert outbox.record_sent([sent, Sent(other, "C2", "1.1", T0)]) == [True, True]
+
+    assert outbox.claim_due(now=T0 + timedelta(milliseconds=999)) == []
+    assert outbox.next_wake() == free_at
+    assert [c.key for c in outbox.claim_due(now=free_at)] == ["a2"]
 
 
 def test_recurring_follow_up_is_planned_with_the_send(store: Storage) -> None:
