@@ -95,4 +95,8 @@ def configure_logging(*, level: str, fmt: str, secrets: Iterable[str] = ()) -> N
     # Bolt logs request bodies of failed checks at INFO/DEBUG; keep its chatter at WARNING.
     logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("slack_sdk").setLevel(max(logging.WARNING, root.level))
+    # WebClient formats each request's whole body for a debug line whenever its own logger's
+    # level (not the effective one) is at most DEBUG, as an unset level is: set it, so that it
+    # does so only when DEBUG is asked for (a fifth of slack_sdk's time per call).
+    logging.getLogger("slack_sdk.web.base_client").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

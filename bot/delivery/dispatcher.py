@@ -7,13 +7,17 @@ Exactly once, by construction:
 - 429 moves only that row (`Retry-After`); 5xx/timeouts back off exponentially up to 10
   attempts, then the row goes `dead` with an admin alert (`failures.FailurePolicy`).
 
-Throughput: claimed rows go to a bounded pool of SENDERS threads, so posts to different channels
-are in flight together (a Slack call takes 100-300 ms; one sender would cap delivery at a few
-posts a second). A claim takes at most one row per lane and never a lane whose row is still in
-flight or unrecorded, and `pacing.ChannelPace` allows one post in flight per channel and about
-one a second: per-channel order and pacing hold whatever the pool size. What was sent is
-recorded in batches, one transaction for every post that finished meanwhile (a crash before the
-record leaves the row `sending`: looked up in Slack at restart, never posted twice).
+Throughput: claimed rows are queued for a bounded pool of at most SENDERS threads, so posts to
+different channels are in flight together (a Slack call takes 100-300 ms; one sender would cap
+delivery at a few posts a second). How many senders run is the `window.Window`: enough to cover
+Slack's answer time, no more (extra threads only fight over the interpreter lock). Each sender
+takes queued rows one after another, so none waits while the tick records or claims. A claim
+takes at most one row per lane and never a lane whose row is still queued, in flight or
+unrecorded, and `pacing.ChannelPace` allows one post in flight per channel and about one a
+second: per-channel order and pacing hold whatever the pool size. What was sent is recorded in
+batches, one transaction for every post that finished meanwhile (a crash before the record
+leaves the row `sending`: looked up in Slack at restart, never posted twice); the record also
+postpones the rest of a paced lane, so its next row is not claimed only to wait.
 
 Failure isolation: every row is handled inside its own error boundary. An unexpected exception is
 recorded on that row like a failed send (attempt, reason, backoff, then `dead` with an admin
@@ -32,11 +36,14 @@ by `bot.statuspage` under the same claims, pacing and failure rules.
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
@@ -56,6 +63,7 @@ from bot.delivery.routing import (
 from bot.delivery.sending import Sender
 from bot.delivery.statuspage import StatuspageSender
 from bot.delivery.update_posts import UpdatePosts
+from bot.delivery.window import Window
 from bot.slackapi.gateway import SendFailed, SlackGateway, Transient
 from matrix_engine.incidents import Incident
 from matrix_engine.models import Matrix
@@ -66,9 +74,26 @@ from storage.outbox import LEASE, Claimed, Outbox, Sent
 log = logging.getLogger("bot.delivery")
 
 STATUSPAGE = "statuspage"  # the pace key of Statuspage calls: one a second per API key
-SENDERS = 64  # posts in flight at once, each to a different channel (SLA_BOT_SENDERS)
+SENDERS = 256  # posts in flight at most, each to a different channel (SLA_BOT_SENDERS)
 CLAIM = 500  # rows claimed at a time (one per lane); more are claimed as the pool drains
 MAX_CLAIMS = 10_000  # per tick; the scheduler ticks again at once if rows are still due
+MEASURE_EVERY = 32  # rows handled between two readings of the CPU they took (`Window`)
+
+
+class _Work:
+    """One tick's rows: claimed and waiting for a sender, and what the senders made of them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queued: collections.deque[Claimed] = collections.deque()
+        self.senders = 0  # sender loops running
+        self.finished: queue.SimpleQueue[tuple[Claimed, list[Sent] | BaseException]] = (
+            queue.SimpleQueue()
+        )
+
+    def add(self, rows: list[Claimed]) -> None:
+        with self.lock:
+            self.queued.extend(rows)
 
 
 class Dispatcher:
@@ -102,6 +127,7 @@ class Dispatcher:
         self._heartbeat = heartbeat or (lambda: None)
         self._senders = senders
         self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="delivery")
+        self._window = Window(most=senders)
         self._pace = ChannelPace(paced=paced)
         self._router = Router(
             outbox=outbox,
@@ -136,57 +162,85 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     def tick(self, *, batch: int = CLAIM) -> int:
-        """Send every due row, claiming more as the pool drains, until none is due and none is
-        in flight; returns how many rows were handled. A heartbeat follows every row, so a long
-        catch-up reads as a working dispatcher."""
+        """Send every due row, claiming more as the senders drain the queue, until none is due
+        and none is in flight; returns how many rows were handled. A heartbeat follows every
+        row, so a long catch-up reads as a working dispatcher."""
         with self._lock:
             self._outbox.in_background()
+            work = _Work()
+            outstanding: dict[int, Claimed] = {}  # claimed by this tick, not yet recorded
             handled, claims = 0, 0
-            running: dict[Future[list[Sent]], Claimed] = {}
-            finished: queue.SimpleQueue[Future[list[Sent]]] = queue.SimpleQueue()
             failure: BaseException | None = None
             claim, found, idle = True, 0, True
+            measured = (_cpu_s(), 0)  # the process's CPU time, and posts handled, at that time
             while True:
                 if claim and failure is None and claims < MAX_CLAIMS and self._leading():
-                    busy = sorted({row.lane for row in running.values()})
+                    busy = sorted({row.lane for row in outstanding.values()})
                     claimed = self._outbox.claim_due(
                         now=self._clock.now(), limit=batch, epoch=self._epoch(), skip_lanes=busy
                     )
-                    claims, claim, found, idle = claims + 1, False, len(claimed), not running
-                    for row in claimed:
-                        future = self._pool.submit(self._deliver, row)
-                        running[future] = row
-                        future.add_done_callback(finished.put)
-                if not running:
+                    idle = not outstanding
+                    claims, claim, found = claims + 1, False, len(claimed)
+                    outstanding.update((row.id, row) for row in claimed)
+                    work.add(claimed)
+                self._staff(work)
+                if not outstanding:
                     stop = failure is not None or claims >= MAX_CLAIMS or not self._leading()
                     if (found == 0 and idle) or stop:
                         break  # a claim with every lane free found nothing: none is due
                     claim = True  # what was claimed is done: its lanes may have more due
                     continue
-                done = [finished.get()]  # then every other post that finished meanwhile
-                while not finished.empty():
-                    done.append(finished.get())
+                done = [work.finished.get()]  # then every other post that finished meanwhile
+                while not work.finished.empty():
+                    done.append(work.finished.get())
                 sent: list[Sent] = []
-                for future in done:
-                    del running[future]
-                    problem = future.exception()
-                    if problem is not None:  # only storage failures leave a row's boundary
-                        failure = failure or problem
+                for row, result in done:
+                    del outstanding[row.id]
+                    if isinstance(result, BaseException):  # only storage failures get here
+                        failure = failure or result
                     else:
-                        sent.extend(future.result())
+                        sent.extend(result)
                 handled += len(done)
                 if failure is None:
                     try:
                         self._record(sent)
                     except StorageError as exc:
                         failure = exc
+                if handled - measured[1] >= MEASURE_EVERY:
+                    cpu_s = _cpu_s()
+                    self._window.spent(cpu_s=cpu_s - measured[0], posts=handled - measured[1])
+                    measured = (cpu_s, handled)
                 # Claim again while the senders still have a round of rows queued (a claim
                 # takes a while with thousands due), or, when the last claim found nothing,
                 # once everything claimed is done.
-                claim = found > 0 and len(running) <= 2 * self._senders
+                claim = found > 0 and len(outstanding) <= 2 * self._senders
             if failure is not None:
                 raise failure
             return handled
+
+    def _staff(self, work: _Work) -> None:
+        """Start senders for the queued rows, as many as the window holds."""
+        with work.lock:
+            start = max(0, min(self._window.size - work.senders, len(work.queued)))
+            work.senders += start
+        for _ in range(start):
+            self._pool.submit(self._send_queued, work)
+
+    def _send_queued(self, work: _Work) -> None:
+        """One sender: queued rows one after another, while the window wants this many. The
+        tick records what they make of them meanwhile, so senders never wait for it."""
+        while True:
+            with work.lock:
+                if not work.queued or work.senders > self._window.size:
+                    work.senders -= 1
+                    return
+                row = work.queued.popleft()
+            result: list[Sent] | BaseException
+            try:
+                result = self._deliver(row)
+            except BaseException as exc:  # storage failed: the tick stops after what is claimed
+                result = exc
+            work.finished.put((row, result))
 
     def close(self) -> None:
         """Wait for posts in flight, then stop the senders."""
@@ -317,8 +371,11 @@ class Dispatcher:
         if not self._still_ours(row):
             self._folder.give_back(post, now, ambiguous=False, reason="")
             return None, False
+        asked = time.perf_counter()
         try:
-            return self._sender.send(row, post, now)
+            found = self._sender.send(row, post, now)
+            self._window.answered(time.perf_counter() - asked)
+            return found
         except SendFailed as exc:
             self._failures.failed(row, exc, now, incident=post.incident, target=post.target)
             ambiguous = isinstance(exc, Transient) and exc.ambiguous
@@ -332,3 +389,9 @@ class Dispatcher:
         if row.claimed_at is not None and timedelta(0) <= now - row.claimed_at < LEASE / 2:
             return True
         return self._outbox.renew(row, at=now)
+
+
+def _cpu_s() -> float:
+    """CPU seconds this process has used (every thread, user and system)."""
+    times = os.times()
+    return times.user + times.system

@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement
 
 from bot.render.blocks import (
     Message,
+    actions_dict,
+    button_dict,
     context,
+    context_dict,
     escape,
-    header,
+    header_dict,
     section,
+    section_dict,
     to_message,
     who,
 )
@@ -46,7 +51,8 @@ def drill_prefix(incident: Incident) -> str:
 
 
 def render_card(incident: Incident, matrix: Matrix) -> Message:
-    """The incident card: state, clocks and the buttons people press."""
+    """The incident card: state, clocks and the buttons people press (rendered for every card
+    posted or refreshed, so built from the block dicts)."""
     row = incident.row
     title = f"{drill_prefix(incident)}{incident.ref} · {row.severity} · {row.title}"
     due_first = add_duration(incident.declared_at, row.first_response, matrix.calendar)
@@ -59,16 +65,16 @@ def render_card(incident: Incident, matrix: Matrix) -> Message:
         f"*Owner*\n{escape(matrix.owner_names(row))}",
         _customer_updates(incident, matrix),
     ]
-    blocks: list[Block] = [header(title)]
+    blocks = [header_dict(title)]
     if incident.summary:
-        blocks.append(section(escape(incident.summary)))
-    blocks.append(section("", fields=fields))
+        blocks.append(section_dict(escape(incident.summary)))
+    blocks.append(section_dict("", fields=fields))
     if incident.alert is not None and incident.alert.links:
-        blocks.append(context(_alert_links(incident.alert.links)))
-    blocks.append(context(_progress(incident)))
+        blocks.append(context_dict(_alert_links(incident.alert.links)))
+    blocks.append(context_dict(_progress(incident)))
     if incident.moved_from:
         blocks.append(
-            context(
+            context_dict(
                 f":truck: Moved here from <#{incident.moved_from}>: the bot can no longer post "
                 "there. Reminders and pings for this incident continue in this thread."
             )
@@ -119,20 +125,18 @@ def _progress(incident: Incident) -> str:
     return " · ".join(steps) or f"`{incident.row.id}` · matrix v{incident.matrix_version}"
 
 
-def _buttons(incident: Incident) -> ActionsBlock:
+def _buttons(incident: Incident) -> dict[str, Any]:
     value = str(incident.id)
     buttons = []
     if incident.status is Status.OPEN:
         buttons.append(
-            ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=value, style="primary")
+            button_dict("Acknowledge", action_id=ACK_ACTION, value=value, style="primary")
         )
     if incident.status in (Status.OPEN, Status.ACKNOWLEDGED):
-        buttons.append(ButtonElement(text="Mitigated", action_id=MITIGATE_ACTION, value=value))
-    buttons.append(
-        ButtonElement(text="Resolved", action_id=RESOLVE_ACTION, value=value, style="danger")
-    )
-    buttons.append(ButtonElement(text="Post customer update", action_id=UPDATE_ACTION, value=value))
-    return ActionsBlock(elements=buttons)
+        buttons.append(button_dict("Mitigated", action_id=MITIGATE_ACTION, value=value))
+    buttons.append(button_dict("Resolved", action_id=RESOLVE_ACTION, value=value, style="danger"))
+    buttons.append(button_dict("Post customer update", action_id=UPDATE_ACTION, value=value))
+    return actions_dict(buttons)
 
 
 def render_timeline_message(
@@ -180,12 +184,12 @@ def render_timeline_message(
     }
     texts |= _state_notes(incident, tag)
     text = texts.get(kind) or f"{tag}{incident.ref}: {kind.value}"
-    blocks: list[Block] = [section(text)]
+    blocks = [section_dict(text)]
     gap = [who for who in on_call if who.gap]
     if gap and kind in (MessageKind.OWNER_PING, MessageKind.FIRST_RESPONSE_MISSED):
         names = ", ".join(escape(who.role_name) for who in gap)
         blocks.append(
-            context(
+            context_dict(
                 f":warning: Coverage gap: nobody on call for {names}; paged escalation contacts."
             )
         )
