@@ -77,7 +77,7 @@ STATUSPAGE = "statuspage"  # the pace key of Statuspage calls: one a second per 
 SENDERS = 256  # posts in flight at most, each to a different channel (SLA_BOT_SENDERS)
 CLAIM = 500  # rows claimed at a time (one per lane); more are claimed as the pool drains
 MAX_CLAIMS = 10_000  # per tick; the scheduler ticks again at once if rows are still due
-MEASURE_EVERY = 32  # rows handled between two readings of the CPU they took (`Window`)
+MEASURE_EVERY = 64  # rows handled between two readings of the CPU they took (`Window`)
 
 
 class _Work:

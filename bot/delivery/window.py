@@ -11,7 +11,7 @@ spend nearly twice the CPU per post of 8).
 
 Like TCP's BBR, the window is the product of the quickest answer seen lately (waiting for the
 interpreter only ever adds to an answer's time, so the minimum is the network's) and the posts
-a CPU second makes (the process's CPU time over the posts it handled), doubled, within
+a CPU second makes (the process's CPU time over the posts it handled), times GAIN, within
 [LEAST, the pool's size]. Until it has measured both, the window is the pool's size.
 """
 
@@ -21,7 +21,7 @@ import collections
 import math
 
 LEAST = 4  # posts in flight however fast Slack answers
-GAIN = 2.0  # times the in-flight count that just keeps the interpreter busy
+GAIN = 4.0  # times the in-flight count that just keeps the interpreter busy
 ANSWERS = 64  # the quickest of this many recent answers is the network's time
 SMOOTHING = 0.2  # weight of the latest measurement in the running average of CPU per post
 

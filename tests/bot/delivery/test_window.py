@@ -11,10 +11,10 @@ from bot.delivery.window import GAIN, LEAST, Window
 
 CASES = [
     # (answers in seconds, CPU seconds over 100 posts, pool, window)
-    ("slow-slack", [0.2] * 10, 0.1, 512, ceil(GAIN * (0.2 / 0.001 + 1))),
+    ("slow-slack", [0.2] * 10, 0.1, 10_000, ceil(GAIN * (0.2 / 0.001 + 1))),
     ("slow-slack-small-pool", [0.2] * 10, 0.1, 64, 64),
-    ("instant-slack", [0.0005] * 10, 0.1, 512, LEAST),
-    ("quickest-answer-counts", [0.3, 0.05, 0.2], 0.1, 512, ceil(GAIN * (0.05 / 0.001 + 1))),
+    ("instant-slack", [0.0] * 10, 0.1, 512, LEAST),
+    ("quickest-answer-counts", [0.3, 0.05, 0.2], 0.1, 10_000, ceil(GAIN * (0.05 / 0.001 + 1))),
     ("pool-below-least", [0.0005], 0.1, 2, 2),
 ]  # fmt: skip
 
