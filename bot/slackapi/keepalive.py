@@ -35,10 +35,44 @@ IDLE_S = 4.0  # reuse a connection idle at most this long (servers close idle on
 _Key = tuple[str, str, int]
 
 
+class OneWriteConnection(http.client.HTTPConnection):
+    """Sends a request's head and body in one write. `http.client` writes them apart, and every
+    write to a socket costs a system call and, on the server, a wake-up to read it; with
+    `send_together` set, the head waits for the body (anything still held once `request`
+    returns is written then)."""
+
+    _head: bytes | None = None
+
+    def send_together(self) -> None:
+        self._head = b""
+
+    def send(self, data: Any) -> None:
+        if self._head is None:
+            super().send(data)
+        elif not self._head and isinstance(data, bytes):
+            self._head = data
+        else:
+            head, self._head = self._head, None
+            super().send(head + bytes(data))
+
+    def send_held(self) -> None:
+        head, self._head = self._head, None
+        if head:
+            super().send(head)
+
+    def close(self) -> None:
+        self._head = None
+        super().close()
+
+
+class OneWriteTLSConnection(OneWriteConnection, http.client.HTTPSConnection):
+    pass
+
+
 class _Held:
     """A thread's open connection to one host, and when it last finished a request."""
 
-    def __init__(self, connection: http.client.HTTPConnection) -> None:
+    def __init__(self, connection: OneWriteConnection) -> None:
         self.connection = connection
         self.idle_since = time.monotonic()
 
@@ -65,7 +99,10 @@ class KeepAliveWebClient(WebClient):
         headers = {name: value for name, value in req.header_items()}
         try:
             try:
+                if req.data:
+                    connection.send_together()
                 connection.request("POST", selector or "/", body=req.data, headers=headers)
+                connection.send_held()
             except OSError as exc:  # refused, or failed while sending: as urllib says it
                 raise URLError(exc) from exc
             response = connection.getresponse()
@@ -87,7 +124,7 @@ class KeepAliveWebClient(WebClient):
             "body": body.decode(charset),
         }
 
-    def _connection(self, key: _Key) -> http.client.HTTPConnection:
+    def _connection(self, key: _Key) -> OneWriteConnection:
         """The thread's connection to `key`, closed first (so it reconnects as it sends) when
         the server has closed it or it has been idle too long."""
         held: dict[_Key, _Held] | None = getattr(self._local, "held", None)
@@ -96,20 +133,20 @@ class KeepAliveWebClient(WebClient):
         one = held.get(key)
         if one is None:
             scheme, host, port = key
-            connection: http.client.HTTPConnection
+            connection: OneWriteConnection
             if scheme == "https":
-                connection = http.client.HTTPSConnection(
+                connection = OneWriteTLSConnection(
                     host, port, timeout=self.timeout, context=self.ssl
                 )
             else:
-                connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
+                connection = OneWriteConnection(host, port, timeout=self.timeout)
             one = held[key] = _Held(connection)
         elif _dropped(one.connection) or time.monotonic() - one.idle_since >= self.idle_s:
             one.connection.close()
         return one.connection
 
 
-def _dropped(connection: http.client.HTTPConnection) -> bool:
+def _dropped(connection: OneWriteConnection) -> bool:
     """True when an idle connection can no longer carry a request: the server closed it (it
     reads as ready: end of file) or sent something unasked."""
     sock = connection.sock

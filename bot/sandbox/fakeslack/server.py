@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,8 @@ class _Server(ThreadingHTTPServer):
         self._busy: dict[socket.socket, bool] = {}  # each open connection: answering a request?
         self._busy_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+        if fake.tls is not None:  # each connection's handshake is made as it is accepted
+            self.socket = fake.tls.wrap_socket(self.socket, server_side=True)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._busy_lock:
@@ -79,7 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive unless the client says `Connection: close`
     timeout = 10  # an idle or stalled client must not pin a handler thread forever
-    disable_nagle_algorithm = True  # the answer's head and body go out at once, not 40 ms apart
+    disable_nagle_algorithm = True  # an answer goes out at once, not 40 ms later
+    wbufsize = -1  # an answer's head and body are written together, when it is complete
 
     def handle(self) -> None:
         self.close_connection = True
@@ -132,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
 class Serving(Faults, ChatMethods):
     """The HTTP plumbing: the loopback server, its lifecycle (up, down, back up), dispatching a"""
 
+    tls: ssl.SSLContext | None = None  # set before `start` to serve HTTPS with this context
+
     def start(self) -> Self:
         """Listen on an ephemeral loopback port (or the previous one, after ``go_down``)."""
         with self._lock:
@@ -172,7 +178,8 @@ class Serving(Faults, ChatMethods):
     @property
     def url(self) -> str:
         """Base URL for ``WebClient(base_url=...)``."""
-        return f"http://127.0.0.1:{self._port}/api/"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self._port}/api/"
 
     def go_down(self, *, for_seconds: float | None = None) -> None:
         """Refuse connections (the listening socket is closed) until ``come_up``."""

@@ -4,6 +4,8 @@ as it does through slack_sdk's own urllib transport (refused, timed out, HTTP er
 
 from __future__ import annotations
 
+import socket
+import ssl
 import threading
 import urllib.error
 from pathlib import Path
@@ -18,7 +20,8 @@ from bot.app import delivery_client
 from bot.render.blocks import Message
 from bot.sandbox.fakeslack import FakeSlack
 from bot.slackapi.gateway import RateLimited, SlackGateway, Transient, metadata
-from bot.slackapi.keepalive import KeepAliveWebClient
+from bot.slackapi.keepalive import KeepAliveWebClient, OneWriteConnection
+from tests.harness.socket_slack import tls_context
 from tests.harness.workspace import bot_settings
 
 NO_RETRY: list[RetryHandler] = []
@@ -214,3 +217,46 @@ def test_the_dispatchers_client_keeps_its_connection(fake: FakeSlack, tmp_path: 
         gateway.post(channel="C1", message=Message(text=f"post {n}"), meta=META)
 
     assert len(set(connections(fake))) == 1
+
+
+def test_a_requests_head_waits_for_its_body_and_they_go_out_in_one_write() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection = OneWriteConnection("slack.invalid")
+        connection.sock = ours  # connected: nothing is looked up
+        connection.send_together()
+        connection.putrequest("POST", "/api/chat.postMessage")
+        connection.putheader("Content-Length", "2")
+        connection.endheaders()  # http.client writes the head on its own here
+
+        theirs.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            theirs.recv(4096)  # held
+        connection.send(b"{}")
+        connection.send_held()  # nothing left
+        sent = theirs.recv(4096)
+        assert sent.startswith(b"POST /api/chat.postMessage HTTP/1.1\r\n")
+        assert sent.endswith(b"\r\n\r\n{}")
+        connection.sock = None
+
+
+def test_https_calls_share_one_connection_too(tmp_path: Path) -> None:
+    server_context, ca_file = tls_context(tmp_path)
+    fake = FakeSlack()
+    fake.tls = server_context
+    with fake:
+        fake.add_channel("C1", "incidents")
+        web = KeepAliveWebClient(
+            token=fake.token,
+            base_url=fake.url,
+            ssl=ssl.create_default_context(cafile=str(ca_file)),
+        )
+        for n in range(3):
+            web.chat_postMessage(channel="C1", text=f"post {n}")
+        fake.go_down()  # the idle TLS connection is closed too: the next call reconnects
+        fake.come_up()
+        web.chat_postMessage(channel="C1", text="after")
+
+        assert fake.url.startswith("https://")
+        assert len(set(connections(fake))) == 2
+        assert [m.text for m in fake.messages("C1")] == ["post 0", "post 1", "post 2", "after"]
