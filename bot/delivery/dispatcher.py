@@ -77,6 +77,7 @@ STATUSPAGE = "statuspage"  # the pace key of Statuspage calls: one a second per 
 SENDERS = 256  # posts in flight at most, each to a different channel (SLA_BOT_SENDERS)
 CLAIM = 500  # rows claimed at a time (one per lane); more are claimed as the pool drains
 MAX_CLAIMS = 10_000  # per tick; the scheduler ticks again at once if rows are still due
+STUCK_S = 0.5  # a sender waiting on Slack longer than this leaves its place in the window
 MEASURE_EVERY = 64  # rows handled between two readings of the CPU they took (`Window`)
 
 
@@ -128,6 +129,7 @@ class Dispatcher:
         self._senders = senders
         self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="delivery")
         self._window = Window(most=senders)
+        self._asking: dict[int, float] = {}  # sender thread -> when its Slack call began
         self._pace = ChannelPace(paced=paced)
         self._router = Router(
             outbox=outbox,
@@ -190,7 +192,10 @@ class Dispatcher:
                         break  # a claim with every lane free found nothing: none is due
                     claim = True  # what was claimed is done: its lanes may have more due
                     continue
-                done = [work.finished.get()]  # then every other post that finished meanwhile
+                try:  # a post that finished, then every other one that finished meanwhile
+                    done = [work.finished.get(timeout=STUCK_S)]
+                except queue.Empty:
+                    continue  # senders stuck on Slack no longer count: staff more
                 while not work.finished.empty():
                     done.append(work.finished.get())
                 sent: list[Sent] = []
@@ -219,9 +224,11 @@ class Dispatcher:
             return handled
 
     def _staff(self, work: _Work) -> None:
-        """Start senders for the queued rows, as many as the window holds."""
+        """Start senders for the queued rows, as many as the window holds besides those stuck
+        waiting on Slack (a call that hangs holds only its own channel)."""
+        wanted = self._window.size + self._stuck()
         with work.lock:
-            start = max(0, min(self._window.size - work.senders, len(work.queued)))
+            start = max(0, min(wanted - work.senders, len(work.queued)))
             work.senders += start
         for _ in range(start):
             self._pool.submit(self._send_queued, work)
@@ -231,7 +238,10 @@ class Dispatcher:
         tick records what they make of them meanwhile, so senders never wait for it."""
         while True:
             with work.lock:
-                if not work.queued or work.senders > self._window.size:
+                surplus = work.senders > self._window.size and work.senders > (
+                    self._window.size + self._stuck()
+                )
+                if not work.queued or surplus:
                     work.senders -= 1
                     return
                 row = work.queued.popleft()
@@ -371,7 +381,7 @@ class Dispatcher:
         if not self._still_ours(row):
             self._folder.give_back(post, now, ambiguous=False, reason="")
             return None, False
-        asked = time.perf_counter()
+        asked = self._asking[threading.get_ident()] = time.perf_counter()
         try:
             found = self._sender.send(row, post, now)
             self._window.answered(time.perf_counter() - asked)
@@ -381,6 +391,13 @@ class Dispatcher:
             ambiguous = isinstance(exc, Transient) and exc.ambiguous
             self._folder.give_back(post, now, ambiguous=ambiguous, reason=exc.reason)
             return None, False
+        finally:
+            del self._asking[threading.get_ident()]
+
+    def _stuck(self) -> int:
+        """Senders waiting on Slack for longer than STUCK_S."""
+        since = time.perf_counter() - STUCK_S
+        return sum(1 for asked in list(self._asking.values()) if asked < since)
 
     def _still_ours(self, row: Claimed) -> bool:
         """Renew a claim older than half its lease before posting, so that a long batch never
