@@ -68,6 +68,11 @@ class _Server(ThreadingHTTPServer):
             self._busy[connection] = busy
             return True
 
+    @property
+    def open_connections(self) -> int:
+        with self._busy_lock:
+            return len(self._busy)
+
     def close_connections(self) -> None:
         """Close every idle connection now; a busy one closes after its answer."""
         with self._busy_lock:
@@ -87,9 +92,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle(self) -> None:
         self.close_connection = True
-        self.handle_one_request()
-        while not self.close_connection and self.server.taking(self.connection, busy=False):
+        try:
             self.handle_one_request()
+            while not self.close_connection and self.server.taking(self.connection, busy=False):
+                self.handle_one_request()
+        except ConnectionError:
+            pass  # the client went away (a killed bot's connections are reset): nothing to answer
 
     def parse_request(self) -> bool:
         if not self.server.taking(self.connection, busy=True):
@@ -201,6 +209,12 @@ class Serving(Faults, ChatMethods):
             yield
         finally:
             self.come_up()
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (each kept open between requests unless closed)."""
+        server = self._server
+        return 0 if server is None else server.open_connections
 
     @property
     def is_up(self) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import struct
 import threading
 import urllib.error
 from collections.abc import Iterator
@@ -737,3 +739,23 @@ def test_post_signed_sends_a_verifiable_request(
 def test_post_signed_with_a_stale_timestamp_is_rejected(verifying_server: str) -> None:
     status, _, _ = post_signed(verifying_server, slash_command_body(), SECRET, ts=1_600_000_000)
     assert status == 401
+
+
+def test_a_client_that_resets_its_kept_open_connection_leaves_no_traceback(
+    fake: FakeSlack, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A killed bot's connections are reset by the kernel: the fake lets them go quietly."""
+    with socket.create_connection(("127.0.0.1", fake.port)) as client:
+        body = b"token=" + fake.token.encode()
+        client.sendall(
+            b"POST /api/auth.test HTTP/1.1\r\nHost: slack\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n"
+            + body
+        )
+        answer = client.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert b"connection: close" not in answer.lower()  # kept open for the next request
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    fake.wait_for(lambda: fake.open_connections == 0, what="the reset connection let go")
+    assert "Traceback" not in capfd.readouterr().err
