@@ -226,7 +226,7 @@ class Dispatcher:
     def _staff(self, work: _Work) -> None:
         """Start senders for the queued rows, as many as the window holds besides those stuck
         waiting on Slack (a call that hangs holds only its own channel)."""
-        wanted = self._window.size + self._stuck()
+        wanted = min(self._senders, self._window.size + self._stuck())
         with work.lock:
             start = max(0, min(wanted - work.senders, len(work.queued)))
             work.senders += start
@@ -237,7 +237,7 @@ class Dispatcher:
         """One sender: queued rows one after another, while the window wants this many. The
         tick records what they make of them meanwhile, so senders never wait for it."""
         while True:
-            with work.lock:
+            with work.lock:  # (stuck senders are counted only when it matters)
                 surplus = work.senders > self._window.size and work.senders > (
                     self._window.size + self._stuck()
                 )
