@@ -21,7 +21,7 @@ import collections
 import math
 
 LEAST = 4  # posts in flight however fast Slack answers
-GAIN = 4.0  # times the in-flight count that just keeps the interpreter busy
+GAIN = 2.0  # times the in-flight count that just keeps the interpreter busy
 ANSWERS = 64  # the quickest of this many recent answers is the network's time
 SMOOTHING = 0.2  # weight of the latest measurement in the running average of CPU per post
 
