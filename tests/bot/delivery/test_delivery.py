@@ -153,7 +153,7 @@ def test_model_outage_timeline_posts_everything_once_with_metadata(
     # timeline of docs/design.md §6.2.
     assert {m.event_type for m in everything} - SECTION_6_KINDS <= {"followup_request"}
     posts = [m for m in everything if m.event_type in SECTION_6_KINDS]
-    card = posts[0]
+    card = next(m for m in posts if m.event_type == "incident_declared")
     got = [
         (
             str(m.payload["key"]).split(":", 1)[1],
@@ -164,7 +164,7 @@ def test_model_outage_timeline_posts_everything_once_with_metadata(
         )
         for m in posts
     ]
-    assert got == [
+    expected = [
         ("card", "incident_declared", INCIDENTS, False, 0.0),
         ("executive_notify", "executive_notify", EXECUTIVE, False, 0.0),
         ("owner_ping", "owner_ping", INCIDENTS, True, 1.0),  # paced: 1 post/s per channel
@@ -178,6 +178,11 @@ def test_model_outage_timeline_posts_everything_once_with_metadata(
         ("state:mitigated", "incident_mitigated", INCIDENTS, True, 6001.0),
         ("state:resolved", "incident_resolved", INCIDENTS, True, 7801.0),
     ]
+    # Order is kept per channel; two channels' posts due at the same instant go out side by side
+    # (concurrent senders) in either order.
+    assert sorted(got) == sorted(expected)
+    for channel in (INCIDENTS, EXECUTIVE):
+        assert [g for g in got if g[2] == channel] == [e for e in expected if e[2] == channel]
     for message in posts:  # docs/design.md §5.5: metadata downstream automation reads
         assert message.metadata == {
             "event_type": message.event_type,
