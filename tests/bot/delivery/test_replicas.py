@@ -31,6 +31,7 @@ from tests.harness.process import ServeProcess
 from tests.harness.replicas import Replicated, election, health, replicated, role, wait_for
 from tests.harness.steered import say
 from tests.harness.tcp_proxy import TcpProxy
+from tests.harness.workspace import INCIDENTS
 
 __all__ = ["replicated"]  # the fixture
 
@@ -110,7 +111,9 @@ def test_failover_the_standby_leads_and_every_planned_post_goes_out_once(
         assert run.fake.posts_with_metadata_key("INC-1:card")
         # The escalation (minute 20) is in flight when the leader dies: Slack has it, the
         # answer never reaches the leader.
-        run.fake.ambiguous_send("chat.postMessage", hang=30.0, times=1)
+        # Pinned to the incident channel: the executive notice due the same minute goes out
+        # beside it (concurrent senders) and must not take the one hang.
+        run.fake.ambiguous_send("chat.postMessage", channel=INCIDENTS, hang=30.0, times=1)
         run.clock.set(run.at(20))
         run.fake.wait_for(lambda: posts_by_key(run.fake)["INC-1:escalation"] == 1, what="send")
         (holder,) = lock_holders(run, pg_cluster)
@@ -169,7 +172,7 @@ def test_partition_the_cut_off_leader_stops_and_its_late_writes_record_nothing(
     run.start_leader(a)
     run.start_standby(b)
     try:
-        run.fake.ambiguous_send("chat.postMessage", times=1, until=answer)
+        run.fake.ambiguous_send("chat.postMessage", channel=INCIDENTS, times=1, until=answer)
         assert "INC-1" in say(b, "declare model-outage Provider API down", user="U0DECLARER",
                               trigger="p")  # fmt: skip
         run.fake.wait_for(lambda: posts_by_key(run.fake)["INC-1:card"] == 1, what="the card")
