@@ -13,7 +13,9 @@ import time
 import tomllib
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from packaging.licenses import canonicalize_license_expression
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -51,13 +53,20 @@ def test_wakes_during_a_running_tick_make_it_go_round_once_without_a_scheduler_w
         safety_interval=timedelta(hours=1),
     )
     jobs = ticker._scheduler
+    woken: list[JobExecutionEvent] = []
+    jobs.add_listener(
+        lambda event: woken.append(event) if event.job_id == "wake" else None,
+        EVENT_JOB_EXECUTED | EVENT_JOB_ERROR,
+    )
     with recorded_logs(logging.DEBUG) as logs:
         ticker.start()
         try:
             assert entered.wait(WAIT_S)
-            for _ in range(3):  # each wake job fires while the first tick is still running
+            for n in range(1, 4):  # each wake job runs while the first tick still runs
                 ticker.wake()
-                wait_until(lambda: jobs.get_job("wake") is None, "wake job run")
+                # Run to its end, not only taken from the job store: a wake job still on its
+                # way to a pool thread when the tick ends would rightly tick once more.
+                wait_until(partial(lambda runs: len(woken) == runs, n), "wake job run")
             release.set()
             wait_until(lambda: len(ticks) == 2, "ticked again after the wakes")
         finally:
