@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -54,13 +56,21 @@ def serve(settings: Settings) -> None:
         runtime.stop()
 
 
-def _http(runtime: Runtime, settings: Settings) -> None:
+def http_server(app: Callable[..., Any], *, host: str, port: int, threads: int = 8) -> Any:
+    """waitress serving `app` on `host:port`. Its loop waits with poll(), not select():
+    select() cannot watch a descriptor numbered 1,024 or more, and a bot holding hundreds of
+    kept-open Slack connections would lose its HTTP loop (and every request) to the first
+    connection accepted past that number."""
     from waitress.server import create_server
 
+    return create_server(
+        app, host=host, port=port, threads=threads, ident="sla-bot", asyncore_use_poll=True
+    )
+
+
+def _http(runtime: Runtime, settings: Settings) -> None:
     try:
-        server = create_server(
-            runtime.http, host="0.0.0.0", port=settings.PORT, threads=8, ident="sla-bot"
-        )
+        server = http_server(runtime.http, host="0.0.0.0", port=settings.PORT)
     except OSError as exc:  # the port is taken, or not ours to bind
         fail(f"sla-bot serve: cannot listen on port {settings.PORT} ({exc.strerror}); set PORT")
 

@@ -60,10 +60,11 @@ def free_port() -> int:
 # ---------------------------------------------------------------------------- in-process server
 @contextmanager
 def serving_wsgi(app: Callable[..., Any], *, threads: int = 8) -> Iterator[int]:
-    """Serve `app` with waitress on a free loopback port until the block ends; yields the port."""
-    from waitress.server import create_server
+    """Serve `app` as `sla-bot serve` does (waitress) on a free loopback port until the block
+    ends; yields the port."""
+    from bot.cli.serve import http_server
 
-    server = create_server(app, host=LOOPBACK, port=0, threads=threads, ident="sla-bot")
+    server = http_server(app, host=LOOPBACK, port=0, threads=threads)
     thread = threading.Thread(target=server.run, name="waitress-test", daemon=True)
     thread.start()
     try:
