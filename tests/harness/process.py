@@ -187,6 +187,16 @@ class ServeProcess(CommandsMixin):
             return ""
         return self.log_file.read_text(encoding="utf-8", errors="replace")
 
+    def wait_for_logs(self, accept: Callable[[str], bool], what: str) -> str:
+        """The log once `accept` likes it. The bot writes its log from a queue on a thread of
+        its own, so a line may land a moment after the reply it goes with."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not accept(logs := self.logs()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not {what} within {START_TIMEOUT_S:.0f} s:\n{logs}")
+            time.sleep(0.02)
+        return logs
+
     def incident_count(self) -> int:
         """Incidents in the process's database (read over a separate SQLite connection)."""
         with closing(sqlite3.connect(self.db, timeout=60)) as db:

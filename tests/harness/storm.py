@@ -4,6 +4,7 @@ retried, like Alertmanager does), and every answer is recorded."""
 
 from __future__ import annotations
 
+import http.client
 import random
 import threading
 import time
@@ -89,7 +90,11 @@ class Storm:
 
     def _send(self) -> None:
         while (alert := self._take()) is not None:
-            self._post(alert)
+            try:
+                self._post(alert)
+            except Exception as exc:  # an alert never lost silently with its thread
+                with self._lock:
+                    self.errors.append(f"{alert.fingerprint}: {exc!r}")
 
     def _post(self, alert: Alert) -> None:
         body = alertmanager_payload(
@@ -100,7 +105,9 @@ class Storm:
             started = time.perf_counter()
             try:
                 reply = post_alert(self.port(), "alertmanager", body)
-            except OSError as exc:  # the bot is down (killed, restarting): retry, as senders do
+            # The bot is down (killed, restarting), or died mid-answer (the head sent, not the
+            # body): retry, as senders do.
+            except (OSError, http.client.HTTPException) as exc:
                 with self._lock:
                     self.retries += 1
                 if time.monotonic() > deadline:

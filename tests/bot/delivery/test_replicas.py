@@ -268,7 +268,9 @@ def test_a_frozen_leader_loses_the_lead_after_its_lease_and_stands_by_when_it_wa
         wait_for(lambda: role(b) == "leader", "the standby leading", logs=b.logs)
         a.signal(signal.SIGCONT)
         wait_for(lambda: role(a) == "standby", "the woken leader standing by", logs=a.logs)
-        assert "lost the dispatcher lead (epoch 1)" in a.logs()
+        wait_for(
+            lambda: "lost the dispatcher lead (epoch 1)" in a.logs(), "it said so", logs=a.logs
+        )
         run.play_until(b, 70)
         assert "acknowledged" in say(a, "ack INC-1", user="U0AMERSRE1", trigger="ack")
         run.play_until(b, 110)

@@ -141,7 +141,9 @@ def test_forged_tampered_and_stale_requests_get_401(bot_process: Start) -> None:
         assert (reply.status, reply.body) == (401, UNAUTHORIZED_BODY)
     assert proc.incident_count() == 0
     assert proc.fake.calls_to("chat.postMessage") == []
-    logs = proc.logs()
+    logs = proc.wait_for_logs(
+        lambda logs: logs.count("rejected a Slack request") >= 6, "six rejections logged"
+    )
     assert logs.count("rejected a Slack request") == 6
     assert "body-marker-7f3a" not in logs, "a rejected body must never be logged"
     assert proc.command("latency-spike").status == 200, "a good request still passes"
