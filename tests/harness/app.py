@@ -27,7 +27,9 @@ from typing import Any
 import pytest
 
 from bot.app import Runtime
+from bot.clock import SystemClock
 from bot.sandbox.fakeslack import FakeSlack
+from bot.usecases.rhythm_calendar import LAST_PLANNED
 from tests.harness.loopback import LOOPBACK, CommandsMixin, SignedClient, serving_wsgi
 from tests.harness.workspace import add_matrix_channels, bot_settings
 
@@ -85,6 +87,9 @@ def running_app(
     add_matrix_channels(fake, Path(settings.SLA_BOT_MATRIX))
     runtime = Runtime(settings)
     counter = _count_dispatches(runtime)
+    fresh = runtime.meta.get(LAST_PLANNED) is None
+    if fresh and isinstance(runtime.clock, SystemClock):  # see `rhythm_planned_until_now`
+        runtime.meta.set(LAST_PLANNED, runtime.clock.now().isoformat())
     runtime.start()
     secret = (
         settings.SLACK_SIGNING_SECRET.get_secret_value() if settings.SLACK_SIGNING_SECRET else ""

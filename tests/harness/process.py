@@ -13,15 +13,18 @@ import signal as signals
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.sandbox.fakeslack import FakeSlack
+from bot.usecases.rhythm_calendar import LAST_PLANNED
+from storage.db import Store
+from storage.followups import Meta
 from tests.harness.loopback import LOOPBACK, CommandsMixin, HttpReply, SignedClient, free_port
 from tests.harness.workspace import (
     SEED_MATRIX,
@@ -43,6 +46,21 @@ def clean_environment(**extra: str) -> dict[str, str]:
         if not k.startswith(("SLACK_", "SLA_BOT_")) and k not in ("PORT", "STRESS")
     }
     return env | extra
+
+
+def rhythm_planned_until_now(db: Path, env: Mapping[str, str]) -> None:
+    """A bot on the real clock, started on a new database, as if its rhythm had been planned up
+    to now. Otherwise it posts at once any coverage review or drill reminder due in the last
+    24 hours (the grace for a missed post), and what such a test sees would depend on the day it
+    runs: Monday from 14:00 UTC, a coverage review. A database that exists, a PostgreSQL URL or
+    simulated time are left as they are."""
+    if db.exists() or any(k.startswith("SLA_BOT_SIM_") for k in env) or "SLA_BOT_DB" in env:
+        return
+    store = Store(db, warn_if_new=False)
+    try:
+        Meta(store).set(LAST_PLANNED, datetime.now(UTC).isoformat())
+    finally:
+        store.close()
 
 
 def sim_time_env(start: datetime, *, anchor: float, scale: float | None = None) -> dict[str, str]:
@@ -115,6 +133,8 @@ class ServeProcess(CommandsMixin):
     def start(self, *, wait: bool = True) -> None:
         """Start the process; with `wait`, return once it answers ``GET /healthz`` (any status:
         its scheduler may still be on its first tick)."""
+        if self.starts == 0:
+            rhythm_planned_until_now(self.db, self.env)
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(SLA_BOT), "serve"],
