@@ -14,10 +14,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import psycopg
 from sqlite_utils import Database
 
 from storage.schema import MIGRATIONS
@@ -65,8 +66,26 @@ def check_database(path: Path) -> None:
 
 
 PROBE_EVERY_S = 2.0  # how long a write probe's answer is reused (health checks come often)
-# Anything either database can raise: the caller cannot record anything until it is fixed.
-StorageError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+if TYPE_CHECKING:
+    # Anything either database can raise: the caller cannot record anything until it is fixed.
+    StorageError: tuple[type[Exception], ...]
+
+
+@cache
+def storage_errors() -> tuple[type[Exception], ...]:
+    """`StorageError`: SQLite's errors and psycopg's. Built when first asked for: importing
+    psycopg takes ~50 ms that a command on an SQLite file (`sla-bot report`) never needs."""
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
+
+
+def __getattr__(name: str) -> Any:
+    """`from storage.db import StorageError` (PEP 562): the tuple, with psycopg imported then."""
+    if name == "StorageError":
+        return storage_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Store:
@@ -199,7 +218,7 @@ class Store:
                     [repr(time.time())],
                 )
             found = None
-        except StorageError as exc:
+        except sqlite3.Error as exc:  # only SQLite's errors come from an SQLite file
             found = f"database {self.path} is not writable: {exc}"
         self._probe = (now, found)
         return found

@@ -33,13 +33,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from storage import db as sqlite_db
+from storage.backend import redacted
 from storage.db import DatabaseUnusable
 from storage.pg_schema import MIGRATIONS, MIGRATIONS_TABLE
 
@@ -78,22 +78,6 @@ PRIMARY_KEYS = {
     "leadership": "name",
     "statuspage_incidents": "incident_id",
 }
-
-
-def is_postgres_url(target: object) -> bool:
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
 
 
 _TOKENS = re.compile(

@@ -10,9 +10,10 @@ its period.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from matrix_engine.models import Severity
 from matrix_engine.obligations import Check
@@ -26,9 +27,10 @@ from matrix_engine.verdicts import (
     Total,
     Verdict,
 )
-from storage.backend import Storage
 from storage.codec import from_epoch, to_epoch
-from storage.pg import PgDatabase, pg_sql
+
+if TYPE_CHECKING:
+    from storage.backend import Storage
 
 _GROUP: Final = {Level.OVERALL: "''", Level.SEVERITY: "severity", Level.ROW: "row_id"}
 _COLUMN: Final = {measure: f"{measure.value}_us" for measure in Measure}
@@ -163,10 +165,12 @@ def _insert_many(db: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
     names = list(rows[0])
     statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     values = [[row[name] for name in names] for row in rows]
-    if isinstance(db, PgDatabase):
-        db.run_many(pg_sql(statement), values)
-    else:
+    if isinstance(db.conn, sqlite3.Connection):
         db.conn.executemany(statement, values)
+    else:  # PostgreSQL (storage.pg, and psycopg, already imported to open it)
+        from storage.pg import pg_sql
+
+        db.run_many(pg_sql(statement), values)
 
 
 def _us(value: timedelta | None) -> int | None:

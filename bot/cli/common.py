@@ -54,9 +54,10 @@ def existing_database(target: Path | str) -> Storage:
     never migrated into one)."""
     from storage.backend import is_postgres_url
     from storage.db import DatabaseUnusable, Store, check_database
-    from storage.pg import PgStore
 
     if is_postgres_url(target):
+        from storage.pg import PgStore  # psycopg: only for PostgreSQL
+
         try:
             return PgStore(str(target), warn_if_new=False, create=False)
         except DatabaseUnusable as exc:

@@ -177,6 +177,25 @@ def test_migrations_apply_once_when_replicas_start_together_on_postgres(
     pg_cluster.drop_database(url)
 
 
+def test_storage_error_names_both_backends_errors_wherever_it_is_imported_from() -> None:
+    """`StorageError` is built when first asked for (psycopg is imported only then); the
+    delivery code imports it from storage.db, the app from storage.backend: the same errors."""
+    import psycopg
+
+    from storage import db
+
+    assert db.StorageError is StorageError
+    for error in (
+        sqlite3.OperationalError,
+        psycopg.OperationalError,
+        psycopg.errors.LockNotAvailable,
+    ):
+        assert issubclass(error, StorageError), error
+    assert issubclass(psycopg.errors.UniqueViolation, IntegrityError)
+    assert issubclass(sqlite3.IntegrityError, IntegrityError)
+    assert not issubclass(ValueError, StorageError)
+
+
 # ---------------------------------------------------------------- declaring
 def test_a_writer_queued_behind_a_stuck_one_fails_after_the_busy_timeout(
     store: Storage, monkeypatch: pytest.MonkeyPatch

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 
 from bot.sandbox.fakeslack import PATIENCE_S
-from storage.backend import describe, open_storage
+from storage.backend import describe, open_storage, redacted
 from storage.db import DatabaseUnusable
 from storage.leadership import DispatcherLock, current
-from storage.pg import CONNECT_OPTIONS, WRITER_LOCK, PgStore, pg_sql, redacted
+from storage.pg import CONNECT_OPTIONS, WRITER_LOCK, PgStore, pg_sql
 from tests.harness.loopback import free_port
 from tests.harness.postgres import PgCluster
 
