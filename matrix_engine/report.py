@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 
 from matrix_engine.metrics import Breach, Compliance, DrillRun, Figures, SlaReport, Stat
 from matrix_engine.obligations import CHECK_NAMES
-from matrix_engine.render.markdown import escape_cell
+from matrix_engine.render.cells import escape_cell
 
 REPORT_FORMAT_VERSION: Final = 1
 Number = int | float | None

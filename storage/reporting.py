@@ -13,16 +13,17 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matrix_engine.followups import Followup
 from matrix_engine.incidents import Incident
 from matrix_engine.obligations import IncidentFacts
-from matrix_engine.verdicts import Verdict
-from storage.backend import Storage
 from storage.codec import from_epoch, incident_from_row, to_epoch
-from storage.followups import Followups
 from storage.verdicts import StoredVerdicts, remember
+
+if TYPE_CHECKING:  # a report needs neither follow-ups nor drills (imported where used)
+    from matrix_engine.followups import Followup
+    from matrix_engine.verdicts import Verdict
+    from storage.backend import Storage
 
 WORKSPACE_URL = "workspace_url"
 # How the shell links an incident (its card in Slack), or None where it has no link.
@@ -136,6 +137,8 @@ class Reporting:
     # ------------------------------------------------------------------ follow-ups
     def open_followups(self) -> list[Followup]:
         """Follow-ups not done yet, by ETA (the follow-up repository's reading of them)."""
+        from storage.followups import Followups
+
         return Followups(self._store).open()
 
     # ------------------------------------------------------------------ gauges

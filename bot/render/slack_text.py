@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from matrix_engine.coverage import Finding, Ref, RefKind
-from matrix_engine.incidents import Incident
-from matrix_engine.oncall import OnCallNow
+if TYPE_CHECKING:
+    from matrix_engine.coverage import Finding
+    from matrix_engine.incidents import Incident
+    from matrix_engine.oncall import OnCallNow
 
 # Slack's encoded mentions and links: `<!here>`, `<@U1|ann>`, `<!subteam^S1|@ops>`, `<#C1|ops>`.
 _ENCODED = re.compile(r"<([!@#])([^>|]*)(?:\|([^>]*))?>")
@@ -60,13 +62,13 @@ def plain_mentions(text: str) -> str:
     return _ESCAPED_USER.sub(lambda m: f"@{m[1]}", text)
 
 
-_REF = {RefKind.USER: user, RefKind.USERGROUP: usergroup, RefKind.CHANNEL: channel}
-
-
 def finding_text(finding: Finding) -> str:
     """A review finding with its people, groups and channels as Slack mentions."""
+    from matrix_engine.coverage import Ref, RefKind  # here: a report never writes a finding
+
+    mention = {RefKind.USER: user, RefKind.USERGROUP: usergroup, RefKind.CHANNEL: channel}
     return "".join(
-        _REF[part.kind](part.id) if isinstance(part, Ref) else part for part in finding.parts
+        mention[part.kind](part.id) if isinstance(part, Ref) else part for part in finding.parts
     )
 
 

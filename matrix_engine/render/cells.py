@@ -57,3 +57,9 @@ def one_line(text: str) -> str:
     """The text on one line: whitespace runs (newlines included) become one space and control
     characters are dropped, so a cell, title or YAML comment stays on its line and readable."""
     return " ".join("".join(c for c in text if c.isprintable() or c.isspace()).split())
+
+
+def escape_cell(text: str) -> str:
+    """A Markdown table cell's text on one line with its pipes escaped, so it cannot split the
+    table row (the matrix's table, and the SLA report's)."""
+    return one_line(text).replace("\\", "\\\\").replace("|", "\\|")

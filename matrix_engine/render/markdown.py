@@ -18,7 +18,13 @@ from collections.abc import Iterable
 
 from matrix_engine.generator import OPERATING_RHYTHM, header_line, severity_mix
 from matrix_engine.models import Matrix
-from matrix_engine.render.cells import TABLE_HEADER, matrix_title, one_line, row_cells, scope_items
+from matrix_engine.render.cells import (
+    TABLE_HEADER,
+    escape_cell,
+    matrix_title,
+    row_cells,
+    scope_items,
+)
 
 ALIGNMENT_ROW = "|---:|---|---|---|---|---|---|---|"
 
@@ -48,11 +54,6 @@ def _table(matrix: Matrix) -> list[str]:
 
 def _table_line(cells: Iterable[str]) -> str:
     return "| " + " | ".join(escape_cell(cell) for cell in cells) + " |"
-
-
-def escape_cell(text: str) -> str:
-    """A cell's text on one line with its pipes escaped, so it cannot split the table row."""
-    return one_line(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _section(heading: str, body: str) -> str:
