@@ -7,7 +7,7 @@ is resolved and every fact about it is in (`Verdict.stable_from`): a resolved in
 acknowledged, and each of its obligations was met, missed or dropped by the resolution, so
 judging it later gives the same answer. Storage keeps such verdicts under a `verdict_key` (the
 calendar and the tolerance they were judged with), and a report reads them back as sums per
-group (`Tally`), values in order for the p90s (`PercentileRank`) and its worst breaches, instead of judging
+group (`Tally`), values largest first for the p90s (`PercentileRank`) and its worst breaches, instead of judging
 every incident of the period again.
 """
 
@@ -244,11 +244,14 @@ def p90_rank(count: int) -> int:
 
 class PercentileRank(Generic[K]):
     """The nearest-rank p90 of each group over its stored values and its fresh ones together,
-    from the stored values met once each in ascending order (a value counts in all its groups),
-    without holding them: each group counts up to its p90's rank, merging in its fresh values."""
+    from the stored values met once each in descending order (a value counts in all its groups),
+    without holding them. The p90 of n values is the (n - rank + 1)-th largest, so each group
+    counts down from its largest through its top tenth only, merging in its fresh values: a
+    report reads about a tenth of the stored values, not nine tenths."""
 
     def __init__(self) -> None:
-        # Per group: [rank wanted, values counted, next fresh value, fresh values in order].
+        # Per group: [place wanted from the top, values counted, next fresh value, fresh values
+        # largest first].
         self._counting: dict[K, list[Any]] = {}
         self._found: dict[K, timedelta] = {}
 
@@ -256,16 +259,18 @@ class PercentileRank(Generic[K]):
         """`group` has `stored` values to come and `fresh` ones."""
         total = stored + len(fresh)
         if total:
-            self._counting[group] = [p90_rank(total), 0, 0, sorted(fresh)]
+            from_top = total - p90_rank(total) + 1
+            self._counting[group] = [from_top, 0, 0, sorted(fresh, reverse=True)]
 
     def take(self, value: timedelta, groups: Iterable[K]) -> bool:
-        """Count the next stored `value` in its `groups`; True once every p90 is found."""
+        """Count the next stored `value` (the largest not yet met) in its `groups`; True once
+        every p90 is found."""
         for group in groups:
             state = self._counting.get(group)
             if state is None:
                 continue
             want, seen, index, fresh = state
-            while index < len(fresh) and fresh[index] <= value:  # fresh values come first
+            while index < len(fresh) and fresh[index] >= value:  # fresh values come first
                 seen, index = seen + 1, index + 1
                 if seen == want:
                     break
@@ -293,9 +298,9 @@ class SettledHistory(Protocol):
 
     def tallies(self) -> Sequence[Tally]: ...
 
-    def ordered(self, measure: Measure) -> Iterator[tuple[timedelta, str, str]]:
+    def largest_first(self, measure: Measure) -> Iterator[tuple[timedelta, str, str]]:
         """Each stored value of `measure` with its row id and severity (its value, `SEV-1`),
-        in ascending order."""
+        in descending order (read only as far as the p90s need)."""
         ...
 
     def worst_breaches(self, limit: int | None) -> Sequence[Breach]:

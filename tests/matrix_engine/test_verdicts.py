@@ -1,4 +1,4 @@
-"""Verdicts (issue 17): the p90 of stored durations seen through a window of ranks, together with
+"""Verdicts (issue 17): the p90 of stored durations met largest first, together with
 durations judged afresh, is the nearest-rank p90 of all of them; a verdict key changes with what
 judging depends on."""
 
@@ -34,10 +34,10 @@ durations = st.lists(st.integers(0, 10**6).map(lambda us: timedelta(microseconds
     groups=st.lists(st.tuples(durations, durations), min_size=1, max_size=4),
     stop_early=st.booleans(),
 )
-def test_p90s_from_values_met_in_order_are_the_p90s_of_everything(
+def test_p90s_from_values_met_largest_first_are_the_p90s_of_everything(
     groups: list[tuple[list[timedelta], list[timedelta]]], stop_early: bool
 ) -> None:
-    """Groups of stored and fresh values, the stored ones met once each in ascending order,
+    """Groups of stored and fresh values, the stored ones met once each in descending order,
     each also counted in an "all" group: every p90 is the nearest-rank p90 of the group's values
     together, whether the pass stops once all are found or runs to the end."""
     rank: PercentileRank[str] = PercentileRank()
@@ -46,7 +46,7 @@ def test_p90s_from_values_met_in_order_are_the_p90s_of_everything(
     for n, (stored, fresh) in enumerate(groups):
         rank.expect(str(n), len(stored), fresh)
     rank.expect("all", len(every_stored), every_fresh)
-    for value, group in sorted(every_stored):
+    for value, group in sorted(every_stored, reverse=True):
         if rank.take(value, [group, "all"]) and stop_early:
             break
     found = rank.finish()
