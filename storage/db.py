@@ -3,6 +3,10 @@
 Durability is chosen for losing nothing that was acknowledged: every commit is fsynced (FULL),
 readers never block the writer (WAL), and read-then-write sequences take the write lock up front
 (`BEGIN IMMEDIATE`) so two threads or processes cannot both decide on the same stale read.
+
+The repositories work through sqlite-utils' `Database` (`Store.db`, `Store.immediate()`); SQL
+alone goes through the bare connection (`Store.snapshot()`, `Store.writing()`). sqlite-utils is
+imported when first needed: `sla-bot report` on a database that is up to date never loads it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlite_utils import Database
+from storage.schema import MIGRATION_SET, STEPS, migrations
 
-from storage.schema import MIGRATIONS
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +109,13 @@ class Store:
         # declaration or button) go first: those wait for one transaction at most.
         self._turns = threading.Condition()
         self._foreground_waiting = 0
-        self._connections: list[Database] = []
+        self._connections: list[sqlite3.Connection] = []
         self._opened = False
         created = not self.path.exists() or self.path.stat().st_size == 0
         try:
-            with self.immediate() as db:  # two processes starting together migrate once
-                MIGRATIONS.apply(db)
+            if not _up_to_date(self.connection):
+                with self.immediate() as db:  # two processes starting together migrate once
+                    migrations().apply(db)
         except sqlite3.DatabaseError as exc:
             self.close()
             raise DatabaseUnusable(self.path, f"cannot be used as the database ({exc})") from exc
@@ -130,15 +136,25 @@ class Store:
         return str(self.path)
 
     @property
-    def db(self) -> Database:
+    def connection(self) -> sqlite3.Connection:
         """This thread's connection (sqlite3 connections must not be shared across threads)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, create=not self._opened)
+            self._opened = True
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @property
+    def db(self) -> Database:
+        """This thread's connection as sqlite-utils' `Database`, what the repositories use."""
         db: Database | None = getattr(self._local, "db", None)
         if db is None:
-            db = Database(_connect(self.path, create=not self._opened))
-            self._opened = True
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
+            from sqlite_utils import Database
+
+            db = self._local.db = Database(self.connection)
         return db
 
     def in_background(self) -> None:
@@ -150,34 +166,41 @@ class Store:
         """A write transaction that holds the write lock from its first statement. Waiting for
         this process's other writers is bounded by the busy timeout too, so a stuck writer makes
         the next one (and the health probe) fail with "database is locked", not hang."""
+        with self.writing():
+            yield self.db
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """`immediate()`'s transaction on the bare connection, for SQL statements alone."""
         if not self._take_writer():
             raise sqlite3.OperationalError("database is locked (another writer of this process)")
         try:
-            db = self.db
-            db.conn.execute("BEGIN IMMEDIATE")
+            conn = self.connection
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield db
+                yield conn
             except BaseException:
-                db.rollback()
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             else:
-                db.conn.execute("COMMIT")
+                conn.execute("COMMIT")
         finally:
             self._writer.release()
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Database]:
-        """A read transaction: every read inside sees the database as of the first one (WAL
-        readers never block the writer, nor wait for it)."""
-        db = self.db
-        if db.conn.in_transaction:
-            yield db
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction on the bare connection: every read inside sees the database as of
+        the first one (WAL readers never block the writer, nor wait for it)."""
+        conn = self.connection
+        if conn.in_transaction:
+            yield conn
             return
-        db.conn.execute("BEGIN")
+        conn.execute("BEGIN")
         try:
-            yield db
+            yield conn
         finally:
-            db.conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def _take_writer(self) -> bool:
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
@@ -241,10 +264,24 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            for db in self._connections:
-                db.close()
+            for conn in self._connections:
+                conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def _up_to_date(conn: sqlite3.Connection) -> bool:
+    """Whether every step of storage.schema has been applied (read without sqlite-utils)."""
+    try:
+        applied = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET]
+            )
+        }
+    except sqlite3.OperationalError:  # no such table (a new file): sqlite-utils makes it
+        return False
+    return applied >= {step.__name__ for step in STEPS}
 
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
@@ -258,6 +295,7 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
     _switch_to_wal(conn)
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA recursive_triggers=ON")  # as sqlite-utils' Database sets it
     return conn
 
 

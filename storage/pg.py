@@ -342,6 +342,12 @@ class PgStore:
             yield PgDatabase(self, conn)
 
     @contextlib.contextmanager
+    def writing(self) -> Iterator[PgDatabase]:
+        """As `Store.writing` (SQL statements alone): here the same as `immediate()`."""
+        with self.immediate() as db:
+            yield db
+
+    @contextlib.contextmanager
     def snapshot(self) -> Iterator[PgDatabase]:
         """A read-only REPEATABLE READ transaction: every read inside sees one snapshot."""
         with self.pool.connection() as conn, conn.transaction():

@@ -158,10 +158,7 @@ class Reporting:
 
     # ------------------------------------------------------------------ workspace
     def workspace_url(self) -> str | None:
-        found = self._store.db.execute(
-            "SELECT value FROM meta WHERE key = ?", [WORKSPACE_URL]
-        ).fetchone()
-        return None if found is None else str(found[0])
+        return _workspace_url(self._store.db)
 
     def remember_workspace_url(self, url: str) -> None:
         """Keep the workspace URL `auth.test` reported, so reports made offline can link too."""
@@ -202,6 +199,9 @@ class PeriodReading(StoredVerdicts):
         found = _decoded(cursor)
         return self._reporting.facts_of(found, link_of=link_of, db=self._reading)
 
+    def workspace_url(self) -> str | None:
+        return _workspace_url(self._reading)
+
     def links_of(self, ids: Sequence[int], link_of: LinkOf) -> dict[int, str | None]:
         """Each incident's link (its card), by id."""
         found: list[Incident] = []
@@ -211,6 +211,11 @@ class PeriodReading(StoredVerdicts):
             cursor = self._reading.execute(f"SELECT * FROM incidents WHERE id IN ({marks})", chunk)
             found.extend(_decoded(cursor))
         return {incident.id: link_of(incident) for incident in found}
+
+
+def _workspace_url(db: Any) -> str | None:
+    found = db.execute("SELECT value FROM meta WHERE key = ?", [WORKSPACE_URL]).fetchone()
+    return None if found is None else str(found[0])
 
 
 def _decoded(cursor: Any) -> list[Incident]:

@@ -2,24 +2,54 @@
 
 Times are stored as Unix seconds (REAL, UTC); the mapping to aware datetimes happens in the
 repositories. Never edit a migration that has shipped: add a new one.
+
+The steps are listed here by name; sqlite-utils (~30 ms to import) is imported only to apply
+them (`migrations()`), so opening a database that has them all (`sla-bot report`) reads the
+names it recorded and goes on without it.
 """
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.db import Table
-from sqlite_utils.migrations import Migrations
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING
 
-MIGRATIONS = Migrations("sla-bot")
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+    from sqlite_utils.db import Table
+    from sqlite_utils.migrations import Migrations
+
+# The name sqlite-utils records the steps under (table `_sqlite_migrations`, `migration_set`).
+MIGRATION_SET = "sla-bot"
+# Every step, in the order they apply.
+STEPS: list[Callable[[Database], None]] = []
+
+
+def _step(step: Callable[[Database], None]) -> Callable[[Database], None]:
+    STEPS.append(step)
+    return step
+
+
+@cache
+def migrations() -> Migrations:
+    """The steps as sqlite-utils migrations."""
+    from sqlite_utils.migrations import Migrations
+
+    found = Migrations(MIGRATION_SET)
+    for step in STEPS:
+        found()(step)
+    return found
 
 
 def _table(db: Database, name: str) -> Table:
+    from sqlite_utils.db import Table
+
     table = db[name]
     assert isinstance(table, Table)
     return table
 
 
-@MIGRATIONS()
+@_step
 def m001_core(db: Database) -> None:
     _table(db, "matrix_versions").create(
         {
@@ -116,7 +146,7 @@ def m001_core(db: Database) -> None:
     _table(db, "meta").create({"key": str, "value": str}, pk="key")
 
 
-@MIGRATIONS()
+@_step
 def m002_rhythm(db: Database) -> None:
     _table(db, "followups").create(
         {
@@ -150,14 +180,14 @@ def m002_rhythm(db: Database) -> None:
     )
 
 
-@MIGRATIONS()
+@_step
 def m003_reporting_indexes(db: Database) -> None:
     """Reports select incidents by declaration time and read each one's customer updates."""
     _table(db, "incidents").create_index(["declared_at"], if_not_exists=True)
     _table(db, "customer_updates").create_index(["incident_id"], if_not_exists=True)
 
 
-@MIGRATIONS()
+@_step
 def m004_request_keys(db: Database) -> None:
     """Customer updates and follow-ups remember the Slack request (trigger_id) that made them, so
     a redelivered request (an HTTP retry, a Socket Mode redelivery) is applied once."""
@@ -166,7 +196,7 @@ def m004_request_keys(db: Database) -> None:
         _table(db, name).create_index(["trigger_id"], unique=True, if_not_exists=True)
 
 
-@MIGRATIONS()
+@_step
 def m005_delivery_lanes(db: Database) -> None:
     """Delivery lanes (issue 10): each outbox row belongs to the lane of the channel it posts to
     (an incident's channel, the executive lane, a person's DMs, a rhythm kind), so a busy channel
@@ -186,7 +216,7 @@ def m005_delivery_lanes(db: Database) -> None:
     _table(db, "outbox").create_index(["lane", "status", "next_attempt_at"])
 
 
-@MIGRATIONS()
+@_step
 def m006_alert_intake(db: Database) -> None:
     """Alerts from monitoring (docs/design.md §10.4). `alert_payloads` keeps every accepted request
     body as it came, written before the answer (`processed_at` is set in the transaction that
@@ -232,7 +262,7 @@ def m006_alert_intake(db: Database) -> None:
     _table(db, "incidents").add_column("alert_origin", str)
 
 
-@MIGRATIONS()
+@_step
 def m007_leadership(db: Database) -> None:
     """Replicas (issue 16): `leadership` holds the dispatcher's epoch, raised by every process
     that starts dispatching; a claim records the epoch it was made under (`claim_epoch`), and
@@ -247,7 +277,7 @@ def m007_leadership(db: Database) -> None:
     _table(db, "outbox").add_column("claim_epoch", int)
 
 
-@MIGRATIONS()
+@_step
 def m008_customer_updates(db: Database) -> None:
     """Customer updates out (docs/design.md §11). Each update keeps its template (phase, impact and components
     in plain words, the next update promised, whether status-page subscribers are notified) and
@@ -285,7 +315,7 @@ def m008_customer_updates(db: Database) -> None:
     )
 
 
-@MIGRATIONS()
+@_step
 def m009_scale_indexes(db: Database) -> None:
     """Queries that stay fast with thousands of incidents: "is one of this type already open
     in this channel" reads the channel's incidents of that type, not every open one; an
@@ -316,7 +346,7 @@ VERDICT_TRIGGERS = (
 )
 
 
-@MIGRATIONS()
+@_step
 def m010_report_verdicts(db: Database) -> None:
     """SLA reports at scale (docs/design.md §8): the verdict on each resolved live incident,
     judged once under a key (the calendar and tolerance it was judged with) and summed in SQL

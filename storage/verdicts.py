@@ -140,7 +140,7 @@ def remember(store: Storage, verdicts: Sequence[Verdict], *, key: str) -> int:
     chosen = {v.incident_id: v for v in verdicts if v.stable_from is not None and not v.drill}
     if not chosen:
         return 0
-    with store.immediate() as db:
+    with store.writing() as db:
         ids = list(chosen)
         resolved: set[int] = set()
         for first in range(0, len(ids), _CHUNK):
@@ -167,8 +167,8 @@ def _insert_many(db: Any, table: str, rows: Sequence[dict[str, Any]]) -> None:
     names = list(rows[0])
     statement = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
     values = [[row[name] for name in names] for row in rows]
-    if isinstance(db.conn, sqlite3.Connection):
-        db.conn.executemany(statement, values)
+    if isinstance(db, sqlite3.Connection):
+        db.executemany(statement, values)
     else:  # PostgreSQL (storage.pg, and psycopg, already imported to open it)
         from storage.pg import pg_sql
 

@@ -77,10 +77,10 @@ class Reports:
         matrix = self._matrix()
         tolerance = DEFAULT_ESCALATION_TOLERANCE
         key = verdict_key(matrix.calendar, tolerance)
-        link_of = card_links(self._reporting.workspace_url())
         with self._reporting.reading(
             start=period.start, end=period.end, key=key, now=now
         ) as reading:
+            link_of = card_links(reading.workspace_url())
             fresh = judge_period(
                 reading.unsettled_facts(link_of),
                 period=period,
