@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from functools import cache
-
-import holidays
+from typing import TYPE_CHECKING
 
 from matrix_engine.durations import Duration, Unit
 from matrix_engine.localtime import (
@@ -35,12 +34,17 @@ from matrix_engine.localtime import (
 )
 from matrix_engine.models import Calendar
 
+if TYPE_CHECKING:
+    import holidays
+
 # A calendar with no working window in this many consecutive days is treated as having none.
 _SEARCH_DAYS = 800
 
 
 @cache
 def _holidays(country: str, subdivision: str | None, year: int) -> holidays.HolidayBase:
+    import holidays  # here (~15 ms): only a calendar with public holidays needs it
+
     return holidays.country_holidays(country, subdiv=subdivision, years=year)
 
 
