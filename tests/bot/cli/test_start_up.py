@@ -1,23 +1,32 @@
 """What a quick `sla-bot` command loads when it starts, and what start-up leaves behind (issue 17:
-show/validate/generate start in well under 300 ms). Content, not timing: the modules the real
-console script imported, read from Python's own import log."""
+show/validate/generate start in well under 300 ms; `sla-bot report` at 10,000 incidents answers
+within 500 ms). Content, not timing: the modules the real console script imported, read from
+Python's own import log."""
 
 from __future__ import annotations
 
+import csv
 import inspect
+import io
 import json
 import re
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from importlib import import_module
+from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from bot.cli.main import SlaBotGroup, app
+from matrix_engine.incidents import Action
+from storage.db import Store
+from storage.incidents import Declared, Incidents
 from tests.harness import process
-from tests.harness.workspace import ROOT
+from tests.harness.workspace import DECLARER, ROOT, SEED_MATRIX, seed_matrix
 
 QUICK = {
     "show": ["show", "latency-spike"],
@@ -50,6 +59,36 @@ NEVER_IN_A_QUICK_COMMAND = (
     "bot.cli.alerts",
     "bot.cli.db",
 )
+# `sla-bot report` on an SQLite file: the settings, the matrix, the report's queries on the bare
+# sqlite3 connection and the renderers. No Slack, scheduler or server; no PostgreSQL driver (only
+# for a postgresql:// URL), no sqlite-utils (only to migrate, and for the bot's repositories);
+# none of the writing repositories, the other commands or the matrix generator.
+NEVER_IN_A_REPORT_ON_SQLITE = (
+    "slack_sdk",
+    "slack_bolt",
+    "apscheduler",
+    "waitress",
+    "prometheus_client",
+    "websocket",
+    "psycopg",
+    "psycopg_pool",
+    "sqlite_utils",
+    "bot.app",
+    "bot.inbound",
+    "bot.delivery",
+    "bot.slackapi",
+    "bot.sandbox",
+    "bot.cli.rhythm",
+    "bot.cli.alerts",
+    "bot.cli.db",
+    "storage.pg",
+    "storage.incidents",
+    "storage.outbox",
+    "storage.followups",
+    "storage.alerts",
+    "matrix_engine.generator",
+    "matrix_engine.catalog",
+)
 # `sla-bot --help`'s order: bot.cli.main's commands, then the other modules'.
 EVERY_COMMAND = [
     "generate", "validate", "show", "serve", "sandbox", "run", "report", "backup", "restore",
@@ -57,26 +96,90 @@ EVERY_COMMAND = [
 ]  # fmt: skip
 
 
-def imported_by(*args: str) -> set[str]:
-    """Every module the real `sla-bot ARGS` imported (Python's -X importtime log)."""
-    result = process.sla_bot(*args, cwd=ROOT, PYTHONPROFILEIMPORTTIME="1")
+def run_logging_imports(*args: str, **env: str) -> tuple[str, set[str]]:
+    """The real `sla-bot ARGS`' output, and every module it imported (Python's -X importtime
+    log)."""
+    result = process.sla_bot(*args, cwd=ROOT, PYTHONPROFILEIMPORTTIME="1", **env)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
     names = {line.rsplit("|", 1)[1].strip() for line in lines[1:]}  # the first is the heading
     assert "bot.cli.entry" in names and "typer" in names  # the log is read right
-    return names
+    return result.stdout, names
+
+
+def imported_by(*args: str) -> set[str]:
+    """Every module the real `sla-bot ARGS` imported."""
+    return run_logging_imports(*args)[1]
+
+
+def among(names: set[str], parts: tuple[str, ...]) -> list[str]:
+    """The modules of `names` that are one of `parts` or inside one."""
+    return sorted(
+        name for name in names if any(name == part or name.startswith(part + ".") for part in parts)
+    )
 
 
 @pytest.mark.parametrize("args", list(QUICK.values()), ids=list(QUICK))
 def test_a_quick_command_loads_no_slack_storage_scheduler_or_server_code(args: list[str]) -> None:
     names = imported_by(*args)
 
-    loaded = sorted(
-        name
-        for name in names
-        if any(name == part or name.startswith(part + ".") for part in NEVER_IN_A_QUICK_COMMAND)
-    )
-    assert loaded == []
+    assert among(names, NEVER_IN_A_QUICK_COMMAND) == []
+
+
+REPORTED_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def november_incidents(path: Path) -> Path:
+    """A bot database with three incidents declared in November before REPORTED_AT: two
+    resolved days before it, one still open."""
+    store = Store(path, warn_if_new=False)
+    incidents = Incidents(store)
+    for n, row in enumerate(seed_matrix().incidents[:3]):
+        declared = REPORTED_AT - timedelta(days=5 - n)
+        result = incidents.declare(
+            row=row,
+            matrix_version=1,
+            channel=f"C0REPORT{n:02d}",
+            declared_by=DECLARER,
+            declared_at=declared,
+            summary="",
+            trigger_id=None,
+            drill=False,
+            plan=lambda _t0: [],
+        )
+        assert isinstance(result, Declared)
+        if n < 2:
+            acked = declared + timedelta(minutes=4 + 60 * n)
+            incidents.act(result.incident.id, Action.ACK, actor=DECLARER, at=acked)
+            resolved = acked + timedelta(hours=2)
+            incidents.act(result.incident.id, Action.RESOLVE, actor=DECLARER, at=resolved)
+    store.close()
+    return path
+
+
+def test_a_report_on_an_sqlite_file_loads_no_slack_postgres_driver_sqlite_utils_or_server_code(
+    tmp_path: Path,
+) -> None:
+    """The first report judges the two resolved incidents and stores their verdicts (a write),
+    the second sums them: both load none of NEVER_IN_A_REPORT_ON_SQLITE, and tell the same."""
+    db = november_incidents(tmp_path / "bot.db")
+    args = ["report", "--period", "2026-11", "--at", REPORTED_AT.isoformat(), "--format", "csv"]
+    args += ["--db", str(db), "--matrix", str(SEED_MATRIX)]
+    bots_time = {"SLA_BOT_SIM_START": REPORTED_AT.isoformat()}  # the incidents are long resolved
+
+    first, names = run_logging_imports(*args, **bots_time)
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM report_verdicts").fetchone()[0]
+    again, names_again = run_logging_imports(*args, **bots_time)
+
+    assert among(names | names_again, NEVER_IN_A_REPORT_ON_SQLITE) == []
+    assert {"storage.reporting", "storage.verdicts", "matrix_engine.report"} <= names
+    assert stored == 2
+    assert again == first
+    overall = next(row for row in csv.DictReader(io.StringIO(first)) if row["scope"] == "overall")
+    # Three live incidents, two acknowledged and resolved (one of them an hour late).
+    assert (overall["incidents"], overall["mtta_count"], overall["mttr_count"]) == ("3", "2", "2")
+    assert overall["first_response_missed"] == "2"  # the late one, and the open one by now
 
 
 def test_help_lists_every_command_in_its_place_and_each_one_runs() -> None:
