@@ -13,6 +13,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from importlib import import_module
 from pathlib import Path
@@ -96,10 +97,15 @@ EVERY_COMMAND = [
 ]  # fmt: skip
 
 
-def run_logging_imports(*args: str, **env: str) -> tuple[str, set[str]]:
+def run_logging_imports(*args: str, bots_time: datetime | None = None) -> tuple[str, set[str]]:
     """The real `sla-bot ARGS`' output, and every module it imported (Python's -X importtime
-    log)."""
-    result = process.sla_bot(*args, cwd=ROOT, PYTHONPROFILEIMPORTTIME="1", **env)
+    log); `bots_time`: the bot's clock (simulated) starts there."""
+    if bots_time is None:
+        result = process.sla_bot(*args, cwd=ROOT, PYTHONPROFILEIMPORTTIME="1")
+    else:
+        result = process.sla_bot(
+            *args, cwd=ROOT, PYTHONPROFILEIMPORTTIME="1", SLA_BOT_SIM_START=bots_time.isoformat()
+        )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
     names = {line.rsplit("|", 1)[1].strip() for line in lines[1:]}  # the first is the heading
@@ -165,12 +171,10 @@ def test_a_report_on_an_sqlite_file_loads_no_slack_postgres_driver_sqlite_utils_
     db = november_incidents(tmp_path / "bot.db")
     args = ["report", "--period", "2026-11", "--at", REPORTED_AT.isoformat(), "--format", "csv"]
     args += ["--db", str(db), "--matrix", str(SEED_MATRIX)]
-    bots_time = {"SLA_BOT_SIM_START": REPORTED_AT.isoformat()}  # the incidents are long resolved
-
-    first, names = run_logging_imports(*args, **bots_time)
-    with sqlite3.connect(db) as conn:
+    first, names = run_logging_imports(*args, bots_time=REPORTED_AT)  # long after the resolves
+    with closing(sqlite3.connect(db)) as conn:
         stored = conn.execute("SELECT COUNT(*) FROM report_verdicts").fetchone()[0]
-    again, names_again = run_logging_imports(*args, **bots_time)
+    again, names_again = run_logging_imports(*args, bots_time=REPORTED_AT)
 
     assert among(names | names_again, NEVER_IN_A_REPORT_ON_SQLITE) == []
     assert {"storage.reporting", "storage.verdicts", "matrix_engine.report"} <= names
