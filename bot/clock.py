@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.core_settings import CoreSettings
 
 
 class Clock(Protocol):
@@ -137,7 +137,7 @@ class FileClock:
         return HELD_POLL_S if scale == 0 else simulated.total_seconds() / scale
 
 
-def make_clock(settings: Settings) -> Clock:
+def make_clock(settings: CoreSettings) -> Clock:
     """The clock the settings ask for: a steering file, a simulated start or speed, or the
     system's (here rather than in `bot.app`, so a CLI command reads the time without importing
     the whole bot)."""

@@ -1,76 +1,41 @@
 """Settings from the environment and `.env` (pydantic-settings), checked once at start-up.
 
 A missing, malformed or invalid setting stops start-up with one clear line per problem; secrets are
-`SecretStr` so they print as `**********` in logs and reprs.
+`SecretStr` so they print as `**********` in logs and reprs. The database, matrix and clock
+settings are `bot.core_settings`' (what `sla-bot report` reads alone); `Settings` adds the rest.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from bot.core_settings import (
+    CoreSettings,
+    PostgresUrl,
+    SettingsError,
+    database_target,
+    read_settings,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = [
+    "CoreSettings",
+    "PostgresUrl",
+    "Settings",
+    "SettingsError",
+    "database_target",
+    "load_settings",
+]
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_STATUSPAGE_API_URL = "https://api.statuspage.io/v1"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-class PostgresUrl(str):
-    """SLA_BOT_DB naming a PostgreSQL database (`postgresql://user:password@host:port/db`);
-    shown without its password."""
-
-    def __repr__(self) -> str:
-        parts = urlsplit(self)
-        if parts.password is None:
-            return f"PostgresUrl({str(self)!r})"
-        return f"PostgresUrl({self.replace(f':{parts.password}@', ':***@', 1)!r})"
-
-    @property
-    def password(self) -> str | None:
-        return urlsplit(self).password
-
-
-def database_target(value: object) -> object:
-    """A `postgresql://` URL stays a URL; anything else is an SQLite file path."""
-    if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
-        if not urlsplit(value).hostname and "host=" not in value:
-            raise ValueError("a PostgreSQL URL needs a host: postgresql://user@host:5432/dbname")
-        return PostgresUrl(value)
-    if isinstance(value, str):
-        return Path(value)
-    return value
-
-
-# The bot's database: an SQLite file (the default), or a PostgreSQL URL for replicas.
-Database = Annotated[Path | PostgresUrl, BeforeValidator(database_target)]
-
-
-class SettingsError(Exception):
-    """Start-up settings that cannot be used; `problems` holds one line per setting."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-class Settings(BaseSettings):
-    """Everything the bot reads from its environment."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
-    )
+class Settings(CoreSettings):
+    """Everything the bot reads from its environment (CoreSettings' fields first)."""
 
     SLACK_BOT_TOKEN: SecretStr | None = None
     SLACK_SIGNING_SECRET: SecretStr | None = None
@@ -78,19 +43,11 @@ class Settings(BaseSettings):
     SLACK_API_URL: str = DEFAULT_SLACK_API_URL
     # The workspace the bot serves; requests from any other are refused (default: auth.test's).
     SLACK_TEAM_ID: str | None = None
-    SLA_BOT_MATRIX: Path = Path("manifests/matrix.yaml")
-    SLA_BOT_DB: Database = Path("sla-bot.db")
     SLA_BOT_COMMAND: str = "/escalate"
     SLA_BOT_ADMINS: Annotated[tuple[str, ...], NoDecode] = ()
     SLA_BOT_LOG_LEVEL: str = "INFO"
     SLA_BOT_LOG_FORMAT: str = "text"
     PORT: int = Field(default=3000, ge=1, le=65535)
-    # Simulated time, for drills rehearsed fast and for durability tests (see README "Sim-time").
-    SLA_BOT_SIM_START: datetime | None = None
-    SLA_BOT_SIM_ANCHOR: float | None = None
-    SLA_BOT_TIME_SCALE: float = Field(default=1.0, gt=0, le=10_000)
-    # Simulated time steered through a file another process writes (tests); wins over the above.
-    SLA_BOT_SIM_CLOCK_FILE: Path | None = None
     # How long the dispatcher waits for Slack before treating a post as ambiguous (reconciled).
     SLA_BOT_SLACK_TIMEOUT: float = Field(default=5.0, gt=0, le=60)
     # Posts in flight at once, each to a different channel (a Slack call takes 100-300 ms).
@@ -221,13 +178,6 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
-    @field_validator("SLA_BOT_SIM_START")
-    @classmethod
-    def _sim_start(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must include a UTC offset, e.g. 2026-12-01T03:00:00Z")
-        return value
-
     @property
     def has_slack_credentials(self) -> bool:
         return self.SLACK_BOT_TOKEN is not None
@@ -254,17 +204,4 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings, turning pydantic's errors into one line per bad setting."""
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise SettingsError([_line(err["loc"], err["msg"]) for err in exc.errors()]) from None
-
-
-def _line(loc: tuple[int | str, ...], message: str) -> str:
-    """`SETTING: what is wrong`; a rule over several settings names them itself."""
-    where = ".".join(str(p) for p in loc)
-    return f"{where}: {_clean(message)}" if where else _clean(message)
-
-
-def _clean(message: str) -> str:
-    return message.removeprefix("Value error, ")
+    return read_settings(Settings, **overrides)

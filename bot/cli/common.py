@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:  # imported where used: `sla-bot show` needs no database (nor psycopg)
     from pydantic import ValidationError
 
-    from bot.settings import PostgresUrl, Settings
+    from bot.core_settings import CoreSettings, PostgresUrl
     from storage.backend import Storage
 
 
@@ -32,10 +32,10 @@ def write_output(path: Path, text: str) -> None:
         fail(f"{path}: cannot write: {exc.strerror or exc}")
 
 
-def chosen_database(db: str | None, settings: Settings) -> Path | PostgresUrl:
+def chosen_database(db: str | None, settings: CoreSettings) -> Path | PostgresUrl:
     """`--db` when given (an SQLite file, or a `postgresql://` URL, as SLA_BOT_DB takes), else
     SLA_BOT_DB."""
-    from bot.settings import PostgresUrl, database_target
+    from bot.core_settings import PostgresUrl, database_target
     from storage.backend import describe
 
     if db is None:

@@ -281,8 +281,8 @@ def main() -> None:
 def _told_as_they_are() -> tuple[type[Exception], ...]:
     """Errors whose message is already the words for the user. Imported only once one is raised:
     whoever raised it has loaded its module already."""
+    from bot.core_settings import SettingsError
     from bot.delivery.scheduler import LockHeld
-    from bot.settings import SettingsError
     from storage.db import DatabaseUnusable
 
     return (SettingsError, LockHeld, DatabaseUnusable)

@@ -1,8 +1,9 @@
 """`sla-bot report`, `sla-bot backup` and `sla-bot restore`: operating commands over the database.
 
-They read the same settings as `serve` (`SLA_BOT_DB`, `SLA_BOT_MATRIX`, simulated time) for their
-defaults, so run in the bot's directory they see what the bot sees. Errors become one line and a
-non-zero exit through `bot.cli.main.main`.
+They read the database, matrix and clock settings `serve` reads (`SLA_BOT_DB`, `SLA_BOT_MATRIX`,
+simulated time; `bot.core_settings`) for their defaults, so run in the bot's directory they see
+what the bot sees; Slack's and the server's settings are not theirs to check. Errors become one
+line and a non-zero exit through `bot.cli.main.main`.
 """
 
 # No `from __future__ import annotations`: typer reads these signatures at every start (see
@@ -25,7 +26,7 @@ from bot.cli.common import (
 from matrix_engine.periods import DEFAULT_PERIOD
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
-    from bot.settings import Settings
+    from bot.core_settings import CoreSettings
 
 
 class ReportFormat(StrEnum):
@@ -48,7 +49,7 @@ DbOption = Annotated[
 ]
 
 
-def _now(settings: "Settings") -> datetime:
+def _now(settings: "CoreSettings") -> datetime:
     from bot.clock import make_clock
 
     return make_clock(settings).now()
@@ -88,7 +89,7 @@ def report(
     ] = None,
 ) -> None:
     """SLA figures for a period: per incident type and severity, breaches, drills apart."""
-    from bot.settings import load_settings
+    from bot.core_settings import load_core_settings
     from bot.usecases.matrix_source import read_matrix_file
     from bot.usecases.reports import Reports
     from matrix_engine.metrics import PeriodError, date_range
@@ -112,7 +113,7 @@ def report(
         ReportFormat.json: None,
     }
 
-    settings = load_settings()
+    settings = load_core_settings()
     if (first is None) != (last is None):
         fail("give both --from and --to, or neither")
     if first is not None and period is not None:
@@ -169,10 +170,10 @@ def backup_command(
 
     Uses SQLite's online backup API; the copy is checked with PRAGMA integrity_check. An existing
     FILE is kept unless --overwrite is given."""
-    from bot.settings import load_settings
+    from bot.core_settings import load_core_settings
     from storage.backup import BackupFailed, backup
 
-    source = chosen_database(db, load_settings())
+    source = chosen_database(db, load_core_settings())
     if not isinstance(source, Path):
         postgres_instead("backup", source)
     if not source.is_file():
@@ -194,11 +195,11 @@ def restore_command(
     """Replace the database with a backup (stop the bot first).
 
     Messages already due are looked up in Slack before they are posted, so none goes out twice."""
+    from bot.core_settings import load_core_settings
     from bot.delivery.scheduler import LockHeld, SingletonLock
-    from bot.settings import load_settings
     from storage.backup import BackupFailed, check_restore, restore
 
-    settings = load_settings()
+    settings = load_core_settings()
     target = chosen_database(db, settings)
     if not isinstance(target, Path):
         postgres_instead("restore", target)
