@@ -60,11 +60,13 @@ NEVER_IN_A_QUICK_COMMAND = (
     "bot.cli.alerts",
     "bot.cli.db",
 )
-# `sla-bot report` on an SQLite file: the settings, the matrix, the report's queries on the bare
-# sqlite3 connection and the renderers. No Slack, scheduler or server; no PostgreSQL driver (only
-# for a postgresql:// URL), no sqlite-utils (only to migrate, and for the bot's repositories);
-# none of the writing repositories, the other commands or the matrix generator.
+# `sla-bot report` on an SQLite file: the database, matrix and clock settings, the matrix, the
+# report's queries on the bare sqlite3 connection and the renderers. No Slack, scheduler or server
+# (nor the bot's whole settings model); no PostgreSQL driver (only for a postgresql:// URL), no
+# sqlite-utils (only to migrate, and for the bot's repositories); none of the writing
+# repositories, the other commands or the matrix generator.
 NEVER_IN_A_REPORT_ON_SQLITE = (
+    "bot.settings",
     "slack_sdk",
     "slack_bolt",
     "apscheduler",
