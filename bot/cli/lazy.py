@@ -17,6 +17,8 @@ from typer._click import Command  # typer's own copy of click
 from typer.core import TyperGroup
 from typer.main import get_group
 
+from bot.cli.entry import collector_paused
+
 
 class Elsewhere(NamedTuple):
     """Where a command lives: `module`'s typer app `app`, the command `name` in it, or the whole
@@ -27,7 +29,8 @@ class Elsewhere(NamedTuple):
     name: str | None = None
 
     def build(self) -> Command:
-        group = get_group(getattr(import_module(self.module), self.app))
+        with collector_paused():  # as the console script imports bot.cli.main
+            group = get_group(getattr(import_module(self.module), self.app))
         return group if self.name is None else group.commands[self.name]
 
 

@@ -23,6 +23,7 @@ from bot.cli.common import (
     postgres_instead,
     write_output,
 )
+from bot.cli.entry import collector_paused
 from matrix_engine.periods import DEFAULT_PERIOD
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
@@ -55,6 +56,9 @@ def _now(settings: "CoreSettings") -> datetime:
     return make_clock(settings).now()
 
 
+# The report imports its modules and builds thousands of objects that live until it prints: the
+# collector would walk them ~70 times and find no garbage (~10 ms at 10,000 incidents).
+@collector_paused()
 def report(
     period: Annotated[
         str | None,
