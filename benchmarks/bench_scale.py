@@ -5,8 +5,9 @@ holding thousands of incidents.
     status       N open incidents (2,003 and 10,000): round trip of `/escalate status`
     report       10,000 incidents declared over the last week (97 % resolved, a third of those
                  acknowledged late, so there are thousands of breaches): `/escalate report week`
-                 round trip, and `sla-bot report --period week` wall time and peak memory, at
-                 N and N/4 incidents (memory flat in N)
+                 round trip, and `sla-bot report` for that week as a process (median wall
+                 and CPU time of 7 runs, peak memory, `python -c pass` beside it, the load
+                 average), at N and N/4 incidents (memory flat in N)
 
     .venv/bin/python -m benchmarks.bench_scale [--incidents 10000] [--json]
 """
@@ -116,7 +117,12 @@ def report(incidents: int) -> dict[str, Any]:
     return {"incidents": incidents, "slash_report": slash, "cli_report": cli}
 
 
+CLI_RUNS = 7
+
+
 def _cli_report(db: Path) -> dict[str, Any]:
+    """`sla-bot report` for the last week, CLI_RUNS times, each beside `python -c pass` (the
+    interpreter's own start-up on the same machine at the same moment): medians, and the load."""
     start = (datetime.now(UTC) - timedelta(days=7)).date()
     end = datetime.now(UTC).date()
     env = {
@@ -124,33 +130,33 @@ def _cli_report(db: Path) -> dict[str, Any]:
         "SLA_BOT_DB": str(db),
         "SLA_BOT_MATRIX": str(ROOT / "manifests/matrix.yaml"),
     }
-    walls, peaks, size = [], [], 0
-    for _ in range(3):
+    report = [str(SLA_BOT), "report", "--from", str(start), "--to", str(end)]
+    walls, cpus, peaks, bare, size = [], [], [], [], 0
+    load = os.getloadavg()[0]
+    for _ in range(CLI_RUNS):
         started = time.perf_counter()
         done = subprocess.run(
-            [
-                "/usr/bin/time",
-                "-f",
-                "%M",
-                str(SLA_BOT),
-                "report",
-                "--from",
-                str(start),
-                "--to",
-                str(end),
-            ],
+            ["/usr/bin/time", "-f", "%M %U %S", *report],
             env=env,
             capture_output=True,
             text=True,
             check=True,
         )
         walls.append(time.perf_counter() - started)
-        peaks.append(int(done.stderr.strip().splitlines()[-1]) / 1024)
+        peak_kb, user, system = done.stderr.strip().splitlines()[-1].split()
+        peaks.append(int(peak_kb) / 1024)
+        cpus.append(float(user) + float(system))
         size = len(done.stdout)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        bare.append(time.perf_counter() - started)
     return {
-        "wall_s": round(statistics.median(walls), 2),
+        "wall_s": round(statistics.median(walls), 3),
+        "cpu_s": round(statistics.median(cpus), 2),
         "peak_rss_mb": round(statistics.median(peaks), 1),
         "output_chars": size,
+        "python_c_pass_s": round(statistics.median(bare), 3),
+        "load": round((load + os.getloadavg()[0]) / 2, 1),
     }
 
 

@@ -116,7 +116,9 @@ def table(found: dict[str, Any]) -> str:
             + " incidents",
             "; ".join(
                 f"{scale[k]['slash_report']['p50_ms']:.0f} ms / "
-                f"{scale[k]['cli_report']['wall_s']:.2f} s, "
+                f"{scale[k]['cli_report']['wall_s']:.2f} s "
+                f"(`python -c pass` {scale[k]['cli_report']['python_c_pass_s']:.3f} s, "
+                f"load {scale[k]['cli_report']['load']}), "
                 f"{scale[k]['cli_report']['peak_rss_mb']:.0f} MB "
                 f"(first report, judging every resolution: "
                 f"{scale[k]['slash_report']['first_ms']:.0f} ms)"
