@@ -10,32 +10,18 @@ line and the YAML 1.1 surprises are caught where they happen:
     tags (!!python/..., !include)   refused: a matrix holds only text, numbers, lists, mappings
     aliases (*name)                 refused before expansion, so "billion laughs" costs nothing
     oversized text or values, deep nesting, several documents, a non-mapping top level
-
-libyaml (PyYAML's C parser, ~15 times faster) composes a document that none of these checks
-concern; anything else, a syntax error included, is composed again by PyYAML's own parser,
-whose problems name what is wrong and where. Both give the same nodes.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import TypeAlias
 
 import yaml
 from yaml.error import Mark
-from yaml.events import (
-    AliasEvent,
-    CollectionEndEvent,
-    CollectionStartEvent,
-    DocumentStartEvent,
-    MappingStartEvent,
-    NodeEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
+from yaml.events import AliasEvent, StreamEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.reader import Reader
 
 from matrix_engine.errors import Problem
 
@@ -56,9 +42,6 @@ _TRUE_WORDS = {"y", "yes", "on", "true"}
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
-# Where libyaml and PyYAML read a text differently: tabs, `?` (in flow collections), a byte
-# order mark, a block scalar's header directly followed by a comment (`key: |# note`).
-_DISPUTED = re.compile(r"[\t?\ufeff]|[|>][-+0-9]*#")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
@@ -80,18 +63,16 @@ def join_path(parent: str, key: str | int) -> str:
     return f"{parent}.{key}" if parent else key
 
 
-def read_yaml(text: str, *, libyaml: bool = True) -> tuple[YamlDocument | None, list[Problem]]:
-    """Parse one YAML mapping safely; None when the text cannot be used at all. Never raises.
-    `libyaml=False`: PyYAML's own parser for every document (the same result, slower)."""
+def read_yaml(text: str) -> tuple[YamlDocument | None, list[Problem]]:
+    """Parse one YAML mapping safely; None when the text cannot be used at all. Never raises."""
     if len(text) > MAX_TEXT_CHARS:
         message = (
             f"the file is {len(text):,} characters long; a matrix file may hold at most "
             f"{MAX_TEXT_CHARS:,} characters (about 1 MB)"
         )
         return None, [Problem(path="", message=message)]
-    fast = _compose_fast(text) if libyaml and _CNodeLoader is not None else _UNSURE
     try:
-        node = _compose(text) if isinstance(fast, _Unsure) else fast
+        node = _compose(text)
     except _Rejected as exc:
         return None, [Problem(path="", message=exc.message, line=exc.line)]
     except yaml.YAMLError as exc:
@@ -176,57 +157,6 @@ class _NodeLoader(yaml.SafeLoader):
         event = self.peek_event()  # type: ignore[no-untyped-call]
         mark: Mark | None = event.start_mark
         return mark
-
-
-class _Unsure:
-    """The fast composer leaves the document to `_NodeLoader`."""
-
-
-_UNSURE: Final = _Unsure()
-_CNodeLoader: type[yaml.CSafeLoader] | None = None
-if getattr(yaml, "__with_libyaml__", False):
-
-    class _CNodeLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
-        """libyaml's parser and composer, resolving plain scalars as `_NodeLoader` does."""
-
-        yaml_implicit_resolvers = _NodeLoader.yaml_implicit_resolvers
-
-
-def _compose_fast(text: str) -> Node | _Unsure | None:
-    """The document composed by libyaml, or _UNSURE when a check above concerns it (an alias or
-    anchor, a tag, deep nesting, several documents, a character PyYAML's reader refuses), when
-    it has what the two parsers read differently (_DISPUTED), or when it does not parse:
-    `_NodeLoader` then composes it, and tells any problem in its own words."""
-    assert _CNodeLoader is not None
-    if _DISPUTED.search(text) or Reader.NON_PRINTABLE.search(text):
-        return _UNSURE
-    flows: list[bool] = []  # the collections open around the next event: a flow sequence?
-    deepest = documents = 0
-    try:
-        for event in yaml.parse(text, Loader=_CNodeLoader):
-            if isinstance(event, CollectionStartEvent):
-                if isinstance(event, MappingStartEvent) and flows and flows[-1]:
-                    return _UNSURE  # a mapping in a flow sequence (`[? a]`): they differ
-                flows.append(isinstance(event, SequenceStartEvent) and bool(event.flow_style))
-                deepest = max(deepest, len(flows))
-            elif isinstance(event, CollectionEndEvent):
-                flows.pop()
-            elif isinstance(event, AliasEvent):
-                return _UNSURE
-            if isinstance(event, NodeEvent) and (event.anchor or getattr(event, "tag", None)):
-                return _UNSURE  # the parsers differ on tags; anchors only serve aliases
-            if isinstance(event, DocumentStartEvent):
-                documents += 1
-        if deepest >= MAX_DEPTH - 1 or documents > 1:
-            return _UNSURE
-        loader = _CNodeLoader(text)
-        try:
-            node: Node | None = loader.get_single_node()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError:
-        return _UNSURE
-    return node
 
 
 def _compose(text: str) -> Node | None:
@@ -338,8 +268,7 @@ class _Converter:
             )
             self._flag(path, line, message)
             return None
-        plain = not node.style  # PyYAML's parser says None, libyaml ""
-        if plain and _AMBIGUOUS_BOOL.fullmatch(text) and text not in ("true", "false"):
+        if node.style is None and _AMBIGUOUS_BOOL.fullmatch(text) and text not in ("true", "false"):
             self._flag(path, line, _ambiguous_bool_message(text))
             return text
         if node.tag == _NULL:

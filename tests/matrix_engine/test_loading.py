@@ -17,7 +17,7 @@ from matrix_engine.errors import DurationError, MatrixInvalid, Problem
 from matrix_engine.lint import lint_matrix
 from matrix_engine.loading import load_matrix_text, validate_matrix_text
 from matrix_engine.models import Calendar
-from matrix_engine.yaml_reader import MAX_TEXT_CHARS, join_path, read_yaml
+from matrix_engine.yaml_reader import MAX_TEXT_CHARS, join_path
 from tests.harness.workspace import DATA, ROOT
 
 SEED_TEXT = (ROOT / "manifests" / "matrix.yaml").read_text(encoding="utf-8")
@@ -470,42 +470,3 @@ def test_problem_format_names_file_line_and_field() -> None:
     assert [p.format("matrix.yaml") for p in problems] == [
         f"matrix.yaml:{line}: error: incidents[0].first_response: {reason}"
     ]
-
-
-# ---------------------------------------------------------------- libyaml and PyYAML alike
-YAML_FILES = sorted({*ROOT.glob("manifests/*.yaml"), *DATA.rglob("*.yaml")})
-# Pieces of YAML, joined at random or dropped into a matrix file: mostly broken documents, some
-# valid, some that trip a check or one of the corners where libyaml and PyYAML disagree.
-YAML_PIECES = [*"ab01:- \n\t\r'\"#[]{},!&*|>?%@`.~\\=", "\x85", "\u2028", "\x07", "\ufeff",
-               "\xa0", "é", "\U0001f600", "yes", "no", "on", "True", "NO", "~", "null", "010",
-               "0x1F", "0o17", "1_000", "1e3", ".inf", "10:20", "2026-01-01", "!!str ",
-               "!!binary ", "!", "&a ", "*a", "<<: ", "---\n", "...\n", "%YAML 1.1\n",
-               "%TAG ! tag:x:\n", "\r\n", "  ", "  #c", "\n  - ", "- - ", ": ", "key: ", "\n- ",
-               "a: [b, c]\n", "a: {b: c}\n", "|-\n  x\n", ">+\n  y\n", "'it''s'",
-               '"a\\"b"', "'multi\n line'"]  # fmt: skip
-YAML_TEXTS = [path.read_text(encoding="utf-8") for path in YAML_FILES]
-YAML_TEXT = st.one_of(
-    st.lists(st.sampled_from(YAML_PIECES), max_size=30).map("".join),
-    st.builds(
-        lambda text, at, piece: text[: at % (len(text) + 1)] + piece + text[at % (len(text) + 1) :],
-        st.sampled_from(YAML_TEXTS),
-        st.integers(min_value=0),
-        st.sampled_from(YAML_PIECES),
-    ),
-)
-
-
-@pytest.mark.parametrize("path", YAML_FILES, ids=lambda path: path.name)
-def test_libyaml_reads_every_matrix_file_as_pyyaml_does(path: Path) -> None:
-    """The fast parser and PyYAML's own give the same data, lines and problems, whatever each
-    file gets wrong (bare yes/no, octal, tags, alias bombs, duplicates, syntax errors)."""
-    text = path.read_text(encoding="utf-8")
-    assert read_yaml(text) == read_yaml(text, libyaml=False)
-
-
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(text=YAML_TEXT)
-def test_libyaml_reads_any_text_as_pyyaml_does(text: str) -> None:
-    """Where the two parsers disagree (libyaml accepts some texts PyYAML refuses), the text is
-    left to PyYAML: the reading never depends on which one ran."""
-    assert read_yaml(text) == read_yaml(text, libyaml=False)
