@@ -17,7 +17,6 @@ import http.client
 import json
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +34,7 @@ from bot.app import Runtime
 from bot.inbound.http import SlackHttpApp
 from bot.sandbox.fakeslack import FakeSlack
 from bot.settings import load_settings
+from tests.harness.loopback import serving_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-signing-secret-0123456789"
@@ -123,23 +123,10 @@ class Client:
 
 @contextmanager
 def served(wsgi: Callable[..., Any]) -> Iterator[int]:
-    """Serve a WSGI app with waitress as `sla-bot serve` does, on a free loopback port."""
-    from waitress.server import create_server
-
-    server = create_server(wsgi, host="127.0.0.1", port=0, threads=SERVER_THREADS, ident="sla-bot")
-    thread = threading.Thread(target=server.run, name="bench-waitress", daemon=True)
-    thread.start()
-    try:
-        yield int(server.effective_port)
-    finally:
-
-        def close_all() -> None:
-            for channel in list(server._map.values()):
-                channel.close()
-
-        server.trigger.pull_trigger(close_all)
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(timeout=5)
+    """Serve a WSGI app as `sla-bot serve` does, on a free loopback port; stopped as the tests
+    stop theirs (workers first: a worker still flushing wakes a loop whose pipe is gone)."""
+    with serving_wsgi(wsgi, threads=SERVER_THREADS) as port:
+        yield port
 
 
 def bare_bolt() -> SlackHttpApp:
