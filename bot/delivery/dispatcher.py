@@ -170,7 +170,10 @@ class Dispatcher:
         with self._lock:
             self._outbox.in_background()
             work = _Work()
-            outstanding: dict[int, Claimed] = {}  # claimed by this tick, not yet recorded
+            # Claimed by this tick, not yet recorded, by row and claim: a row moved to another
+            # channel (`FailurePolicy`) is due again at once in a lane of its own, and may be
+            # claimed again before the sender that moved it has reported back.
+            outstanding: dict[tuple[int, str], Claimed] = {}
             handled, claims = 0, 0
             failure: BaseException | None = None
             claim, found, idle = True, 0, True
@@ -183,7 +186,7 @@ class Dispatcher:
                     )
                     idle = not outstanding
                     claims, claim, found = claims + 1, False, len(claimed)
-                    outstanding.update((row.id, row) for row in claimed)
+                    outstanding.update(((row.id, row.token), row) for row in claimed)
                     work.add(claimed)
                 self._staff(work)
                 if not outstanding:
@@ -200,7 +203,7 @@ class Dispatcher:
                     done.append(work.finished.get())
                 sent: list[Sent] = []
                 for row, result in done:
-                    del outstanding[row.id]
+                    del outstanding[row.id, row.token]
                     if isinstance(result, BaseException):  # only storage failures get here
                         failure = failure or result
                     else:

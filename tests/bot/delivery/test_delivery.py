@@ -1262,3 +1262,26 @@ def test_a_digest_whose_answer_was_lost_is_found_in_slack_for_every_row(
     assert len(rows) == len(incidents)
     assert all(json.loads(a["detail"])["reconciled"] for a in audit)
     assert posts_by_key(fake) == Counter({f"{i.ref}:executive_notify": 1 for i in incidents})
+
+
+def test_s5_many_channels_lost_at_once_while_others_deliver(
+    bot: InProcessBot, fake: FakeSlack
+) -> None:
+    """Half of forty war rooms are archived before their cards: each card moves to the incidents
+    channel (due at once, in a lane of its own) while the senders are still busy with the other
+    rooms, so the tick may claim a moved row again before the sender that moved it has reported
+    back. Every tick completes, and every card is in Slack exactly once."""
+    rooms = [f"C0LOST{n:04d}" for n in range(40)]
+    lost = set(rooms[::2])
+    incidents = {}
+    for room in rooms:
+        fake.add_channel(room, room.lower())
+        incidents[room] = bot.declare("latency-spike", channel=room)
+    for room in lost:
+        fake.add_channel(room, room.lower(), is_archived=True)
+    bot.run_until(at(5))
+    for room, incident in incidents.items():
+        (card,) = fake.posts_with_metadata_key(f"{incident.ref}:card")
+        assert card.channel == (INCIDENTS if room in lost else room)
+        assert bot.incidents.get(incident.id).moved_from == (room if room in lost else None)
+    assert_exactly_once(bot, fake, due_by=at(5))
