@@ -17,7 +17,9 @@ unrecorded, and `pacing.ChannelPace` allows one post in flight per channel and a
 second: per-channel order and pacing hold whatever the pool size. What was sent is recorded in
 batches, one transaction for every post that finished meanwhile (a crash before the record
 leaves the row `sending`: looked up in Slack at restart, never posted twice); the record also
-postpones the rest of a paced lane, so its next row is not claimed only to wait.
+postpones the rest of a paced lane, so its next row is not claimed only to wait. A claim reads
+each row's incident in its own transaction, and a sender decides on that while it is under a
+second old (`routing.SNAPSHOT_S`) instead of reading it again on a connection of its own.
 
 Failure isolation: every row is handled inside its own error boundary. An unexpected exception is
 recorded on that row like a failed send (attempt, reason, backoff, then `dead` with an admin

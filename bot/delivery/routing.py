@@ -3,6 +3,7 @@ sent, where it goes and what it says. Reads storage, never writes it; never call
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,11 @@ from storage.incidents import Incidents, incident_key
 from storage.outbox import UNFINISHED, Claimed, Outbox
 
 CARD_WAIT = timedelta(seconds=2)
+# How long the incident a claim read stays good enough to decide on (`Claimed.incident`): an
+# acknowledgement that lands later than this before the send stops it as it always did; one that
+# lands within it (a post already on its way) does not, as one that lands while Slack is
+# answering the post never could.
+SNAPSHOT_S = 1.0
 ALERT_NOTES = frozenset(
     {MessageKind.ALERT_FIRED, MessageKind.ALERT_RESOLVED, MessageKind.ALERTS_RESOLVED}
 )
@@ -136,7 +142,9 @@ class Router:
             return self._admin_alert(row)  # needs nothing of the incident: it may be unreadable
         if row.incident_id is None:
             return self._composed(row, now)
-        incident = self._incidents.get(row.incident_id)
+        incident = row.incident
+        if incident is None or time.monotonic() - row.incident_read_at > SNAPSHOT_S:
+            incident = self._incidents.get(row.incident_id)
         decision = decide(row.message, incident.state(), now=now, calendar=self._matrix().calendar)
         if decision.verdict is Verdict.MOVE and decision.due_at is not None:
             return Move(decision.due_at)  # counts from the update published since

@@ -57,13 +57,14 @@ def declare(
     trigger_id: str | None = None,
     summary: str = "storage test",
     plan: Callable[[datetime], Sequence[PlannedMessage]] | None = None,
+    channel: str = "C0INCIDENTS",
 ) -> Declared:
     """Declare a seed row; its plan is the row's timeline unless `plan` is given."""
     row = seed_matrix().row(type_id)
     declared = incidents.declare(
         row=row,
         matrix_version=1,
-        channel="C0INCIDENTS",
+        channel=channel,
         declared_by="U0DECLARER",
         declared_at=at,
         summary=summary,
@@ -354,6 +355,24 @@ def test_a_stale_claim_token_cannot_record_the_row(store: Storage) -> None:
     assert not outbox.mark_sent(second, channel="C1", ts="1.3", at=later)  # exactly once
     (row,) = outbox.rows()
     assert (row["status"], row["slack_ts"], row["attempts"]) == ("sent", "1.2", 1)
+
+
+def test_a_claim_reads_each_rows_incident_in_its_transaction(store: Storage) -> None:
+    """Senders decide on the incident the claim read with the row (no read of their own); an
+    incident that cannot be read does not fail the claim: its row comes without one, and its
+    sender reads it again and fails in its own error boundary."""
+    incidents, outbox = Incidents(store), Outbox(store)
+    good = declare(incidents, "latency-spike", plan=lambda t0: [message("ping", t0)]).incident
+    bad = declare(
+        incidents, "model-outage", plan=lambda t0: [message("ping", t0)], channel="C0OTHER"
+    ).incident
+    acked = incidents.act(good.id, Action.ACK, actor="U0ACK", at=T0)
+    with store.immediate() as db:
+        db.execute("UPDATE incidents SET row_json = ? WHERE id = ?", ["{not json", bad.id])
+    claimed = {row.incident_id: row for row in outbox.claim_due(now=T0)}
+    assert set(claimed) == {good.id, bad.id}
+    assert claimed[good.id].incident == acked == incidents.get(good.id)
+    assert claimed[bad.id].incident is None
 
 
 def test_a_row_left_sending_by_a_dead_process_is_due_again_at_start_up(store: Storage) -> None:
