@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
@@ -64,8 +64,42 @@ class OnCallNow:
     shifts: tuple[ShiftNow, ...] = ()
 
 
+# Who is on call changes only at a shift window's start or end: each role's answer is remembered
+# from the instant it was worked out until the next such boundary (at most REMEMBER_FOR), for the
+# same matrix object (they are frozen) and the same time zone of `at`. Every post and lookup asks,
+# and working it out takes ~90 us.
+REMEMBER_FOR = timedelta(hours=1)
+_REMEMBERED_MAX = 512
+_remembered: dict[tuple[str, tzinfo | None], tuple[Matrix, datetime, datetime, OnCallNow]] = {}
+
+
 def who_is_on_call(matrix: Matrix, role_id: str, at: datetime) -> OnCallNow:
     """Who is on call for `role_id` at `at`; KeyError if the matrix has no such role."""
+    utc_at = require_aware(at)
+    key = (role_id, at.tzinfo)
+    known = _remembered.get(key)
+    if known is not None and known[0] is matrix and known[1] <= utc_at < known[2]:
+        return known[3]
+    found = _who_is_on_call(matrix, role_id, at)
+    role = matrix.owners[role_id]
+    if len(_remembered) >= _REMEMBERED_MAX:
+        _remembered.clear()
+    _remembered[key] = (matrix, utc_at, _next_boundary(role, utc_at), found)
+    return found
+
+
+def _next_boundary(role: OwnerRole, at: datetime) -> datetime:
+    """The first shift window start or end after `at` (in UTC), at most REMEMBER_FOR away."""
+    until = at + REMEMBER_FOR
+    for shift in role.shifts:
+        for window in shift_windows(shift, at, until):
+            for boundary in (window.start, window.end):
+                if at < boundary < until:
+                    until = boundary
+    return until
+
+
+def _who_is_on_call(matrix: Matrix, role_id: str, at: datetime) -> OnCallNow:
     role = matrix.owners[role_id]
     utc_at = require_aware(at)
     running = _running(role, utc_at)

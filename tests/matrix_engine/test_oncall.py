@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bot.render.slack_text import mentions
 from matrix_engine.models import LocalHours, Matrix, OwnerRole, Shift, Weekday
-from matrix_engine.oncall import coverage_gaps, on_call_for_row, who_is_on_call
+from matrix_engine.oncall import _who_is_on_call, coverage_gaps, on_call_for_row, who_is_on_call
 from tests.harness.workspace import seed_matrix
 
 MATRIX = seed_matrix()
@@ -381,3 +381,31 @@ def test_gaps_handoffs_and_who_is_on_call_agree(shifts, at, fraction):
         between = at + timedelta(microseconds=min(int(span * fraction), span - 1))
         same = who_is_on_call(with_roles(random=role), "random", between)
         assert (set(same.members), same.source) == (set(now.members), now.source)
+
+
+@settings(max_examples=200 * SCALE, deadline=None)
+@given(
+    shifts=st.lists(random_shifts, min_size=0, max_size=4),
+    start=instants,
+    steps=st.lists(
+        st.tuples(
+            st.integers(-7200, 3 * 3600),  # seconds: mostly forward, sometimes back
+            st.sampled_from([UTC, NEW_YORK, ZoneInfo("Asia/Kolkata")]),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+)  # fmt: skip
+def test_a_remembered_answer_is_the_answer_worked_out_afresh(shifts, start, steps):
+    """Answers are remembered between shift boundaries: for a walk of instants back and forth
+    across them, in several time zones, the answer is always the one worked out from scratch."""
+    matrix = with_roles(
+        random=OwnerRole(name="Random", users=("U0FALLBACK",), shifts=tuple(shifts))
+    )
+    at = start
+    for seconds, tz in steps:
+        at = (at + timedelta(seconds=seconds)).astimezone(tz)
+        assert who_is_on_call(matrix, "random", at) == _who_is_on_call(matrix, "random", at)
+        assert on_call_for_row(MATRIX, MATRIX.row("model-outage"), at) == tuple(
+            _who_is_on_call(MATRIX, role, at) for role in MATRIX.row("model-outage").owners
+        )
