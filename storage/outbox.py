@@ -171,7 +171,7 @@ class Claimed:
     # The clock once read its due time or later: it has come due, whatever the clock says now
     # (after a backward step the clock may read a time before `due_at`).
     came_due: bool = False
-    # The incident as the claim read it, in the claim's transaction, and when (monotonic): a
+    # The incident as the claim read it, right after its transaction, and when (monotonic): a
     # sender uses it while it is fresh instead of reading the incident again on its own
     # connection (thousands of such reads, on as many connections, were a sixth of a catch-up).
     incident: Incident | None = None
@@ -250,7 +250,11 @@ class Outbox:
                     "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [CLOCK_SEEN, repr(max(seen, to_epoch(now)))],
                 )
-            incidents = _incidents(db, {r["incident_id"] for r in records if r["incident_id"]})
+        # Read after the claim's transaction, so as not to hold the write lock for it: what a
+        # sender decides on is read once the row is this claim's, as a sender read it before.
+        incidents = _incidents(
+            self._store.db, {r["incident_id"] for r in records if r["incident_id"]}
+        )
         read_at = time.monotonic()
         return [
             self._claimed(

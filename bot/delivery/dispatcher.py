@@ -18,7 +18,7 @@ second: per-channel order and pacing hold whatever the pool size. What was sent 
 batches, one transaction for every post that finished meanwhile (a crash before the record
 leaves the row `sending`: looked up in Slack at restart, never posted twice); the record also
 postpones the rest of a paced lane, so its next row is not claimed only to wait. A claim reads
-each row's incident in its own transaction, and a sender decides on that while it is under a
+each row's incident right after taking it, and a sender decides on that while it is under a
 second old (`routing.SNAPSHOT_S`) instead of reading it again on a connection of its own.
 
 Failure isolation: every row is handled inside its own error boundary. An unexpected exception is

@@ -357,7 +357,7 @@ def test_a_stale_claim_token_cannot_record_the_row(store: Storage) -> None:
     assert (row["status"], row["slack_ts"], row["attempts"]) == ("sent", "1.2", 1)
 
 
-def test_a_claim_reads_each_rows_incident_in_its_transaction(store: Storage) -> None:
+def test_a_claim_reads_each_rows_incident_with_it(store: Storage) -> None:
     """Senders decide on the incident the claim read with the row (no read of their own); an
     incident that cannot be read does not fail the claim: its row comes without one, and its
     sender reads it again and fails in its own error boundary."""
