@@ -95,7 +95,8 @@ WITH due AS (
     WHERE (
         (o.status = 'pending' AND o.held_at IS NULL
             AND o.next_attempt_at <= CASE WHEN :now > :seen THEN :now ELSE :seen END)
-        OR (o.status = 'pending' AND (o.next_attempt_at <= :now OR o.held_at > :now))
+        OR (o.status = 'pending' AND o.next_attempt_at <= :now)
+        OR (o.status = 'pending' AND o.held_at > :now)
         OR (o.status = 'sending' AND (o.claimed_at <= :expired OR o.claimed_at > :ahead))
     )
     AND {_UNBLOCKED} AND {_AFTER_CARD}

@@ -190,4 +190,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             for column in P90_COLUMNS
         ],
     ),
+    (
+        "m012_outbox_held_index",  # storage.schema's: rows held later than now, along an index
+        ["CREATE INDEX IF NOT EXISTS idx_outbox_status_held_at ON outbox (status, held_at)"],
+    ),
 ]

@@ -415,3 +415,12 @@ def m011_report_p90_indexes(db: Database) -> None:
             index_name=f"idx_report_verdicts_p90_{column}",
             if_not_exists=True,
         )
+
+
+@_step
+def m012_outbox_held_index(db: Database) -> None:
+    """A claim finds rows put back before a backward clock step (held later than now) along an
+    index, not by reading every pending row (each tick's claim was linear in the rows planned)."""
+    _table(db, "outbox").create_index(
+        ["status", "held_at"], index_name="idx_outbox_status_held_at", if_not_exists=True
+    )
