@@ -51,7 +51,7 @@ class Settings(CoreSettings):
     # How long the dispatcher waits for Slack before treating a post as ambiguous (reconciled).
     SLA_BOT_SLACK_TIMEOUT: float = Field(default=5.0, gt=0, le=60)
     # Posts in flight at once, each to a different channel (a Slack call takes 100-300 ms).
-    SLA_BOT_SENDERS: int = Field(default=256, ge=1, le=512)
+    SLA_BOT_SENDERS: int = Field(default=384, ge=1, le=512)
     # Alert intake (POST /alerts/…): the bearer token senders must present; unset, intake is off.
     SLA_BOT_ALERT_TOKEN: SecretStr | None = None
     # Grafana's HMAC-SHA256 signature, checked when the secret is set.

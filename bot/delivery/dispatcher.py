@@ -76,7 +76,7 @@ from storage.outbox import LEASE, Claimed, Outbox, Sent
 log = logging.getLogger("bot.delivery")
 
 STATUSPAGE = "statuspage"  # the pace key of Statuspage calls: one a second per API key
-SENDERS = 256  # posts in flight at most, each to a different channel (SLA_BOT_SENDERS)
+SENDERS = 384  # posts in flight at most, each to a different channel (SLA_BOT_SENDERS)
 CLAIM = 500  # rows claimed at a time (one per lane); more are claimed as the pool drains
 MAX_CLAIMS = 10_000  # per tick; the scheduler ticks again at once if rows are still due
 STUCK_S = 0.5  # a sender waiting on Slack longer than this leaves its place in the window
