@@ -181,8 +181,8 @@ def our_bot(
 
 def measure(requests: int, *, warmup: int = 300) -> tuple[Figures, Figures, Figures]:
     """Blocks of BLOCK requests in turn: ours for one row, the bare app, ours going through
-    every row of the matrix (each request a different row). There is no reply cache: who is on
-    call is worked out for every reply."""
+    every row of the matrix (each request a different row). There is no reply cache: every reply
+    is rendered (who is on call is remembered until the role's next shift boundary, exactly)."""
     body = command_body("latency-spike")
     with (
         tempfile.TemporaryDirectory(prefix="sla-bench-") as folder,
