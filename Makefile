@@ -38,7 +38,7 @@ unit: $(STAMP)
 check-manifest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_docs.py -k "manifest or schema or scopes"
 
-## make bench: every benchmark of the "fast where people wait" table, then the table (about 7 min)
+## make bench: every benchmark of the "fast where people wait" table, then the table (about 9 min)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 

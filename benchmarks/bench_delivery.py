@@ -4,14 +4,15 @@ answering at once or after 200 ms (a real Web API call takes 100-300 ms).
     catch-up     the bot starts on a database where POSTS posts are already due: an incident
                  card and a reminder in its thread for each of POSTS/2 incidents, each incident
                  in a channel of its own (the reminder is paced a second behind its card). The
-                 figure is the time from the first post to the last, and posts a second.
+                 figure is the time from the first post to the last, and posts a second: the
+                 median of --runs runs (3), each run's time beside it.
     storm        DECLARES `/escalate declare model-outage` at RATE a second, each in a channel
                  of its own, signed requests from 8 connections: how far behind its declaration each t0 post
                  (card, owner ping, executive notice, folded into digests when they queue) reaches
                  Slack, p50/p99/max, and the posts a second delivery kept up meanwhile.
 
     .venv/bin/python -m benchmarks.bench_delivery [--posts 10000] [--declares 2000] [--rate 62]
-                                                  [--latency 0 0.2] [--json]
+                                                  [--latency 0 0.2] [--runs 3] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tests.harness.process import ServeProcess
 from tests.harness.workspace import DECLARER, seed_matrix
 
 STORM_SENDERS = 8
+CATCH_UP_RUNS = 3  # the catch-up's figure is the median of this many runs
 DEADLINE_S = 600.0
 
 
@@ -204,16 +206,28 @@ def _t0_posts(fake: FakeSlack) -> int:
     return count
 
 
+def catch_ups(posts: int, *, latency: float, runs: int) -> dict[str, Any]:
+    """The catch-up `runs` times: the run with the median time, and every run's time (one run
+    of it varies by ±15 % on a shared 2-core machine)."""
+    each = []
+    for _ in range(runs):
+        each.append(catch_up(posts, latency=latency))
+        print(json.dumps(each[-1]), flush=True)
+    median = sorted(each, key=lambda r: r["first_to_last_s"])[len(each) // 2]
+    return median | {"runs": [r["first_to_last_s"] for r in each]}
+
+
 def run(
     posts: int = 10_000,
     declares: int = 2000,
     rate: float = 62.0,
     latencies: tuple[float, ...] = (0.0, 0.2),
+    runs: int = CATCH_UP_RUNS,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for latency in latencies:
-        results[f"catch_up_{int(latency * 1000)}ms"] = catch_up(posts, latency=latency)
-        print(json.dumps(results[f"catch_up_{int(latency * 1000)}ms"]), flush=True)
+        key = f"catch_up_{int(latency * 1000)}ms"
+        results[key] = catch_ups(posts, latency=latency, runs=runs)
         results[f"storm_{int(latency * 1000)}ms"] = storm(declares, rate=rate, latency=latency)
         print(json.dumps(results[f"storm_{int(latency * 1000)}ms"]), flush=True)
     return results
@@ -225,9 +239,10 @@ def main() -> None:
     parser.add_argument("--declares", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=62.0)
     parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.2])
+    parser.add_argument("--runs", type=int, default=CATCH_UP_RUNS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    run(args.posts, args.declares, args.rate, tuple(args.latency))
+    run(args.posts, args.declares, args.rate, tuple(args.latency), args.runs)
 
 
 if __name__ == "__main__":
