@@ -492,6 +492,7 @@ class Runtime:
     def _wake(self) -> None:
         """Something may be due now (a declaration, an action, an alert): tick here, and tell
         the leading replica when it is another one."""
+        self.dispatcher.poke()
         self.ticker.wake()
         self.leadership.notify()
 

@@ -20,6 +20,8 @@ leaves the row `sending`: looked up in Slack at restart, never posted twice); th
 postpones the rest of a paced lane, so its next row is not claimed only to wait. A claim reads
 each row's incident right after taking it, and a sender decides on that while it is under a
 second old (`routing.SNAPSHOT_S`) instead of reading it again on a connection of its own.
+A declaration or an action pokes a running tick (`poke`), which claims at once rather than
+when its posts in flight come back.
 
 Failure isolation: every row is handled inside its own error boundary. An unexpected exception is
 recorded on that row like a failed send (attempt, reason, backoff, then `dead` with an admin
@@ -90,7 +92,8 @@ class _Work:
         self.lock = threading.Lock()
         self.queued: collections.deque[Claimed] = collections.deque()
         self.senders = 0  # sender loops running
-        self.finished: queue.SimpleQueue[tuple[Claimed, list[Sent] | BaseException]] = (
+        # What the senders made of their rows; None when `Dispatcher.poke` woke the tick.
+        self.finished: queue.SimpleQueue[tuple[Claimed, list[Sent] | BaseException] | None] = (
             queue.SimpleQueue()
         )
 
@@ -164,6 +167,17 @@ class Dispatcher:
         self._epoch = epoch or (lambda: None)
         self._leading = leading or (lambda: True)
         self._lock = threading.Lock()
+        self._poked = threading.Event()
+        self._work: _Work | None = None  # the running tick's
+
+    def poke(self) -> None:
+        """Something may have come due (a declaration, an action): a running tick claims again
+        at once, instead of when its posts in flight have come back (a new card waited for
+        them, a Slack answer's time, in a storm of declarations)."""
+        self._poked.set()
+        work = self._work
+        if work is not None:
+            work.finished.put(None)
 
     def tick(self, *, batch: int = CLAIM) -> int:
         """Send every due row, claiming more as the senders drain the queue, until none is due
@@ -171,62 +185,72 @@ class Dispatcher:
         row, so a long catch-up reads as a working dispatcher."""
         with self._lock:
             self._outbox.in_background()
-            work = _Work()
-            # Claimed by this tick, not yet recorded, by row and claim: a row moved to another
-            # channel (`FailurePolicy`) is due again at once in a lane of its own, and may be
-            # claimed again before the sender that moved it has reported back.
-            outstanding: dict[tuple[int, str], Claimed] = {}
-            handled, claims = 0, 0
-            failure: BaseException | None = None
-            claim, found, idle = True, 0, True
-            measured = (_cpu_s(), 0)  # the process's CPU time, and posts handled, at that time
-            while True:
-                if claim and failure is None and claims < MAX_CLAIMS and self._leading():
-                    busy = sorted({row.lane for row in outstanding.values()})
-                    claimed = self._outbox.claim_due(
-                        now=self._clock.now(), limit=batch, epoch=self._epoch(), skip_lanes=busy
-                    )
-                    idle = not outstanding
-                    claims, claim, found = claims + 1, False, len(claimed)
-                    outstanding.update(((row.id, row.token), row) for row in claimed)
-                    work.add(claimed)
-                self._staff(work)
-                if not outstanding:
-                    stop = failure is not None or claims >= MAX_CLAIMS or not self._leading()
-                    if (found == 0 and idle) or stop:
-                        break  # a claim with every lane free found nothing: none is due
-                    claim = True  # what was claimed is done: its lanes may have more due
-                    continue
-                try:  # a post that finished, then every other one that finished meanwhile
-                    done = [work.finished.get(timeout=STUCK_S)]
-                except queue.Empty:
-                    continue  # senders stuck on Slack no longer count: staff more
-                while not work.finished.empty():
-                    done.append(work.finished.get())
-                sent: list[Sent] = []
-                for row, result in done:
-                    del outstanding[row.id, row.token]
-                    if isinstance(result, BaseException):  # only storage failures get here
-                        failure = failure or result
-                    else:
-                        sent.extend(result)
-                handled += len(done)
-                if failure is None:
-                    try:
-                        self._record(sent)
-                    except StorageError as exc:
-                        failure = exc
-                if handled - measured[1] >= MEASURE_EVERY:
-                    cpu_s = _cpu_s()
-                    self._window.spent(cpu_s=cpu_s - measured[0], posts=handled - measured[1])
-                    measured = (cpu_s, handled)
-                # Claim again while the senders still have a round of rows queued (a claim
-                # takes a while with thousands due), or, when the last claim found nothing,
-                # once everything claimed is done.
-                claim = found > 0 and len(outstanding) <= 2 * self._senders
-            if failure is not None:
-                raise failure
-            return handled
+            work = self._work = _Work()
+            try:
+                return self._tick(work, batch)
+            finally:
+                self._work = None
+
+    def _tick(self, work: _Work, batch: int) -> int:
+        # Claimed by this tick, not yet recorded, by row and claim: a row moved to another
+        # channel (`FailurePolicy`) is due again at once in a lane of its own, and may be
+        # claimed again before the sender that moved it has reported back.
+        outstanding: dict[tuple[int, str], Claimed] = {}
+        handled, claims = 0, 0
+        failure: BaseException | None = None
+        claim, found, idle = True, 0, True
+        measured = (_cpu_s(), 0)  # the process's CPU time, and posts handled, at that time
+        while True:
+            if self._poked.is_set() and len(outstanding) <= 2 * self._senders:
+                claim = True
+            if claim and failure is None and claims < MAX_CLAIMS and self._leading():
+                self._poked.clear()
+                busy = sorted({row.lane for row in outstanding.values()})
+                claimed = self._outbox.claim_due(
+                    now=self._clock.now(), limit=batch, epoch=self._epoch(), skip_lanes=busy
+                )
+                idle = not outstanding
+                claims, claim, found = claims + 1, False, len(claimed)
+                outstanding.update(((row.id, row.token), row) for row in claimed)
+                work.add(claimed)
+            self._staff(work)
+            if not outstanding:
+                stop = failure is not None or claims >= MAX_CLAIMS or not self._leading()
+                if (found == 0 and idle) or stop:
+                    break  # a claim with every lane free found nothing: none is due
+                claim = True  # what was claimed is done: its lanes may have more due
+                continue
+            try:  # a post that finished, then every other one that finished meanwhile
+                done = [work.finished.get(timeout=STUCK_S)]
+            except queue.Empty:
+                continue  # senders stuck on Slack no longer count: staff more
+            while not work.finished.empty():
+                done.append(work.finished.get())
+            finished = [one for one in done if one is not None]
+            sent: list[Sent] = []
+            for row, result in finished:
+                del outstanding[row.id, row.token]
+                if isinstance(result, BaseException):  # only storage failures get here
+                    failure = failure or result
+                else:
+                    sent.extend(result)
+            handled += len(finished)
+            if failure is None:
+                try:
+                    self._record(sent)
+                except StorageError as exc:
+                    failure = exc
+            if handled - measured[1] >= MEASURE_EVERY:
+                cpu_s = _cpu_s()
+                self._window.spent(cpu_s=cpu_s - measured[0], posts=handled - measured[1])
+                measured = (cpu_s, handled)
+            # Claim again while the senders still have a round of rows queued (a claim
+            # takes a while with thousands due), or, when the last claim found nothing,
+            # once everything claimed is done.
+            claim = found > 0 and len(outstanding) <= 2 * self._senders
+        if failure is not None:
+            raise failure
+        return handled
 
     def _staff(self, work: _Work) -> None:
         """Start senders for the queued rows, as many as the window holds besides those stuck
