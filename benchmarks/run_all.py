@@ -123,8 +123,8 @@ def table(found: dict[str, Any]) -> str:
                 f"(`python -c pass` {scale[k]['cli_report']['python_c_pass_s']:.3f} s, "
                 f"load {scale[k]['cli_report']['load']}), "
                 f"{scale[k]['cli_report']['peak_rss_mb']:.0f} MB "
-                f"(first report, judging every resolution: "
-                f"{scale[k]['slash_report']['first_ms']:.0f} ms)"
+                f"(first report, judging every resolution: acked at once, the report "
+                f"{scale[k]['slash_report']['first_ms']:.0f} ms later)"
                 for k in reports
             ),
             "—",

@@ -188,6 +188,16 @@ class PeriodReading(StoredVerdicts):
         self._reading = db
         self._window = [to_epoch(start), to_epoch(end), key, to_epoch(now)]
 
+    def unsettled_count(self) -> int:
+        """How many incidents of the period have no stored verdict holding at `now`."""
+        found = self._reading.execute(
+            "SELECT COUNT(*) FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT "
+            "EXISTS (SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
+            "AND v.key = ? AND v.stable_from <= ?)",
+            self._window,
+        ).fetchone()
+        return int(found[0])
+
     def unsettled_facts(self, link_of: LinkOf | None = None) -> list[IncidentFacts]:
         """Facts of the incidents of the period without a stored verdict holding at `now`."""
         cursor = self._reading.execute(

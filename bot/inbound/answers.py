@@ -54,13 +54,19 @@ from storage.incidents import OpenCount
 DECLARE_ANYWAY = "declare_anyway"
 
 
+# A report that would judge more incidents than this afresh is sent after the ack.
+REPORT_INLINE_MAX = 1_000
+
+
 @dataclass(frozen=True)
 class Answer:
-    """What to send back: the first message rides on the ack, the rest follow via response_url."""
+    """What to send back: the first message rides on the ack, the rest follow via response_url,
+    then what `later` makes (work too long to do before the ack), also via response_url."""
 
     messages: list[Message]
     in_channel: bool = False
     extra: list[Message] = field(default_factory=list)
+    later: Callable[[], list[Message]] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,7 @@ class Answers:
             case c.Status(ref):
                 return Answer([self._status(ref, request.channel_id, now)])
             case c.Report(period_text):
-                return Answer([self._report(period_text, actor, now)])
+                return self._report(period_text, actor, now)
             case c.Review():
                 self._limits.take(REVIEWS, channel=actor.channel_id, user=actor.user_id)
                 channel = self._ops.review_now(actor)
@@ -231,16 +237,31 @@ class Answers:
         where = f"<#{outcome.channel}>" + (" and the status page" if outcome.statuspage else "")
         return render_notice(f"Customer update for {incident.ref} published to {where}.")
 
-    def _report(self, period_text: str, actor: Actor, now: datetime) -> Message:
-        if self._reports is None:
-            return render_notice("Reports are not available in this bot.")
+    def _report(self, period_text: str, actor: Actor, now: datetime) -> Answer:
+        """The report on the ack; when it must first judge more than REPORT_INLINE_MAX incidents
+        (the first report after an upgrade or a burst of resolutions: ~0.25 ms each), a notice
+        on the ack and the report via response_url, so Slack's 3 s never runs out."""
+        reports = self._reports
+        if reports is None:
+            return Answer([render_notice("Reports are not available in this bot.")])
         try:
-            period = self._reports.period(period_text, now=now)
+            period = reports.period(period_text, now=now)
         except PeriodError as exc:
-            return render_period_problem(exc, command=self._command)
+            return Answer([render_period_problem(exc, command=self._command)])
         self._limits.take(REPORTS, channel=actor.channel_id, user=actor.user_id)
-        report = self._reports.for_period(period, now=now, breach_limit=MAX_BREACHES)
-        return render_report(report, command=self._command)
+
+        def report() -> list[Message]:
+            found = reports.for_period(period, now=now, breach_limit=MAX_BREACHES)
+            return [render_report(found, command=self._command)]
+
+        unjudged = reports.unjudged(period, now=now)
+        if unjudged <= REPORT_INLINE_MAX:
+            return Answer(report())
+        notice = render_notice(
+            f":hourglass_flowing_sand: Working out the report for {period.label}: {unjudged:,} "
+            "incidents are judged for the first time. It follows here in a few seconds."
+        )
+        return Answer([notice], later=report)
 
     def _status(self, ref: str | None, channel_id: str, now: datetime) -> Message:
         """One incident, or the oldest open ones line by line and the rest counted by type

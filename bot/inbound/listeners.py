@@ -78,8 +78,8 @@ def register(
         answer = answers.answer(request, now=clock.now())
         first, *rest = answer.messages
         ack(**_payload(first))
-        if rest:  # one task, so the parts of a long answer arrive in order
-            later(_responder(respond, rest))
+        if rest or answer.later is not None:  # one task: the parts arrive in order
+            later(_responder(respond, rest, answer.later))
 
     @app.action(SHARE_ACTION)
     def on_share(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -188,9 +188,24 @@ _UNKNOWN = (
 )
 
 
-def _responder(respond: Respond, messages: list[Message]) -> Callable[[], object]:
+def _responder(
+    respond: Respond,
+    messages: list[Message],
+    then: Callable[[], list[Message]] | None = None,
+) -> Callable[[], object]:
+    """Send `messages`, then what `then` makes; if making it fails, the person is told so."""
+
     def send() -> None:
         for message in messages:
+            respond(**_payload(message), replace_original=False)
+        if then is None:
+            return
+        try:
+            made = then()
+        except Exception:
+            log.exception("a reply made after the ack failed")
+            made = [render_notice(INTERNAL_ERROR)]
+        for message in made:
             respond(**_payload(message), replace_original=False)
 
     return send

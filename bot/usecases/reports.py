@@ -66,6 +66,15 @@ class Reports:
         raises `PeriodError` naming the accepted forms."""
         return parse_period(text or DEFAULT_PERIOD, now=now, calendar=self._matrix().calendar)
 
+    def unjudged(self, period: Period, *, now: datetime) -> int:
+        """How many incidents of `period` a report would have to judge afresh (those without a
+        stored verdict): what makes a report slow."""
+        key = verdict_key(self._matrix().calendar, DEFAULT_ESCALATION_TOLERANCE)
+        with self._reporting.reading(
+            start=period.start, end=period.end, key=key, now=now
+        ) as reading:
+            return reading.unsettled_count()
+
     def for_text(self, text: str, *, now: datetime, breach_limit: int | None = None) -> SlaReport:
         return self.for_period(self.period(text, now=now), now=now, breach_limit=breach_limit)
 

@@ -32,6 +32,7 @@ import io
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,10 +42,13 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
 
+from bot.inbound.answers import REPORT_INLINE_MAX
 from bot.render.slack_text import card_links, permalink
 from bot.sandbox.fakeslack import validate_blocks
+from matrix_engine.incidents import Action
 from matrix_engine.metrics import date_range
 from storage.db import Store
+from storage.incidents import Declared
 from storage.reporting import Reporting
 from tests.harness.clock import ManualClock
 from tests.harness.process import sla_bot
@@ -395,3 +399,52 @@ def _seed_row_json(row_id: str) -> str:
     from tests.sla_history import SEED
 
     return SEED.row(row_id).model_dump_json()
+
+
+# ------------------------------------------------------------------------------ a slow first report
+def test_a_report_with_thousands_to_judge_follows_the_ack_and_the_next_is_inline(
+    tmp_path: Path,
+) -> None:
+    """1,001 incidents resolved and never judged (as after an upgrade): judging them all before
+    the ack could run past Slack's 3 s, so the ack says the report is coming and the report
+    follows through response_url. It judged them once: the next report is on the ack."""
+    declared_at = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    clock = ManualClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    with running_bot(clock=clock, db=tmp_path / "bot.db") as bot:
+        incidents = bot.runtime.incidents
+        row = bot.runtime.matrix.active().matrix.row("latency-spike")
+        for n in range(REPORT_INLINE_MAX + 1):
+            at = declared_at + timedelta(minutes=n)
+            declared = incidents.declare(
+                row=row,
+                matrix_version=1,
+                channel=f"C0SLOW{n:05d}",
+                declared_by="U0DECLARER",
+                declared_at=at,
+                summary="",
+                trigger_id=None,
+                drill=False,
+                plan=lambda _t0: [],
+            )
+            assert isinstance(declared, Declared)
+            incident = declared.incident
+            incidents.act(
+                incident.id, Action.RESOLVE, actor="U0RESOLVER", at=at + timedelta(minutes=30)
+            )
+        first = bot.command("report 2026-11")
+        assert "Working out the report for 2026-11" in first["text"]
+        assert f"{REPORT_INLINE_MAX + 1:,} incidents" in first["text"]
+        deadline = time.monotonic() + 120
+        while not bot.fake.responses() and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling for the background reply, not a fixed wait
+        (followed,) = bot.fake.responses()
+        assert followed.response_type == "ephemeral" and "2026-11" in followed.text
+        again = bot.command("report 2026-11")  # judged once: on the ack now
+        assert "Working out" not in again["text"]
+        assert again["blocks"] == followed.body["blocks"]
+        assert (
+            bot.runtime.reports.unjudged(
+                bot.runtime.reports.period("2026-11", now=clock.now()), now=clock.now()
+            )
+            == 0
+        )
