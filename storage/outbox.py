@@ -26,6 +26,7 @@ step of the clock can strand a row.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Sequence
@@ -59,6 +60,8 @@ class Delivery(StrEnum):
     SKIPPED = "skipped"
     DEAD = "dead"
 
+
+log = logging.getLogger(__name__)
 
 UNFINISHED = (Delivery.PENDING, Delivery.SENDING)
 
@@ -253,9 +256,15 @@ class Outbox:
                 )
         # Read after the claim's transaction, so as not to hold the write lock for it: what a
         # sender decides on is read once the row is this claim's, as a sender read it before.
-        incidents = _incidents(
-            self._store.db, {r["incident_id"] for r in records if r["incident_id"]}
-        )
+        # The rows are claimed by now, so a failed read must not lose them for a lease: their
+        # senders read their incidents themselves instead.
+        try:
+            incidents = _incidents(
+                self._store.db, {r["incident_id"] for r in records if r["incident_id"]}
+            )
+        except Exception:
+            log.warning("claimed rows' incidents not read with the claim", exc_info=True)
+            incidents = {}
         read_at = time.monotonic()
         return [
             self._claimed(

@@ -26,6 +26,12 @@ if TYPE_CHECKING:  # a report needs neither follow-ups nor drills (imported wher
     from storage.backend import Storage
 
 WORKSPACE_URL = "workspace_url"
+# The incidents of a period [start, end) without a verdict stored under `key` holding at `now`.
+_UNSETTLED = (
+    "FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT EXISTS "
+    "(SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
+    "AND v.key = ? AND v.stable_from <= ?)"
+)
 # How the shell links an incident (its card in Slack), or None where it has no link.
 LinkOf = Callable[[Incident], str | None]
 
@@ -190,22 +196,12 @@ class PeriodReading(StoredVerdicts):
 
     def unsettled_count(self) -> int:
         """How many incidents of the period have no stored verdict holding at `now`."""
-        found = self._reading.execute(
-            "SELECT COUNT(*) FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT "
-            "EXISTS (SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
-            "AND v.key = ? AND v.stable_from <= ?)",
-            self._window,
-        ).fetchone()
+        found = self._reading.execute(f"SELECT COUNT(*) {_UNSETTLED}", self._window).fetchone()
         return int(found[0])
 
     def unsettled_facts(self, link_of: LinkOf | None = None) -> list[IncidentFacts]:
         """Facts of the incidents of the period without a stored verdict holding at `now`."""
-        cursor = self._reading.execute(
-            "SELECT * FROM incidents WHERE declared_at >= ? AND declared_at < ? AND NOT EXISTS "
-            "(SELECT 1 FROM report_verdicts v WHERE v.incident_id = incidents.id "
-            "AND v.key = ? AND v.stable_from <= ?) ORDER BY id",
-            self._window,
-        )
+        cursor = self._reading.execute(f"SELECT * {_UNSETTLED} ORDER BY id", self._window)
         found = _decoded(cursor)
         return self._reporting.facts_of(found, link_of=link_of, db=self._reading)
 

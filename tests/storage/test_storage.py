@@ -375,6 +375,19 @@ def test_a_claim_reads_each_rows_incident_with_it(store: Storage) -> None:
     assert claimed[bad.id].incident is None
 
 
+def test_a_claim_whose_incident_read_fails_still_hands_out_its_rows(store: Storage) -> None:
+    """The incidents are read after the claim's transaction: when that read fails (here the
+    table is gone), the claimed rows still come back, without a snapshot, instead of being
+    stuck `sending` for a lease."""
+    incidents, outbox = Incidents(store), Outbox(store)
+    declared = declare(incidents, "latency-spike", plan=lambda t0: [message("ping", t0)])
+    with store.immediate() as db:
+        db.execute("ALTER TABLE incidents RENAME TO incidents_gone")
+    (row,) = outbox.claim_due(now=T0)
+    assert (row.incident_id, row.incident) == (declared.incident.id, None)
+    assert [r["status"] for r in outbox.rows()] == ["sending"]
+
+
 def test_a_row_left_sending_by_a_dead_process_is_due_again_at_start_up(store: Storage) -> None:
     """R13: under the scheduler lock, start-up hands interrupted rows out at once (no lease
     wait), ambiguous, even when the clock now reads an hour before the claim (R14)."""

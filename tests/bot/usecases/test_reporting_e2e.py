@@ -48,10 +48,10 @@ from bot.sandbox.fakeslack import validate_blocks
 from matrix_engine.incidents import Action
 from matrix_engine.metrics import date_range
 from storage.db import Store
-from storage.incidents import Declared
 from storage.reporting import Reporting
 from tests.harness.clock import ManualClock
 from tests.harness.process import sla_bot
+from tests.harness.sim import declare_offline
 from tests.harness.stepped import Bot, running_bot
 from tests.harness.workspace import SEED_MATRIX
 from tests.sla_history import CALENDAR
@@ -411,25 +411,13 @@ def test_a_report_with_thousands_to_judge_follows_the_ack_and_the_next_is_inline
     declared_at = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
     clock = ManualClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
     with running_bot(clock=clock, db=tmp_path / "bot.db") as bot:
-        incidents = bot.runtime.incidents
-        row = bot.runtime.matrix.active().matrix.row("latency-spike")
         for n in range(REPORT_INLINE_MAX + 1):
             at = declared_at + timedelta(minutes=n)
-            declared = incidents.declare(
-                row=row,
-                matrix_version=1,
-                channel=f"C0SLOW{n:05d}",
-                declared_by="U0DECLARER",
-                declared_at=at,
-                summary="",
-                trigger_id=None,
-                drill=False,
-                plan=lambda _t0: [],
+            incident_id = declare_offline(
+                bot.db, "latency-spike", channel=f"C0SLOW{n:05d}", at=at, plan=lambda _t0: []
             )
-            assert isinstance(declared, Declared)
-            incident = declared.incident
-            incidents.act(
-                incident.id, Action.RESOLVE, actor="U0RESOLVER", at=at + timedelta(minutes=30)
+            bot.runtime.incidents.act(
+                incident_id, Action.RESOLVE, actor="U0RESOLVER", at=at + timedelta(minutes=30)
             )
         first = bot.command("report 2026-11")
         assert "Working out the report for 2026-11" in first["text"]
